@@ -1,0 +1,374 @@
+"""Clips in memory and on disk.
+
+One type, :class:`Clip`, carries what every metric needs: uint8 RGB frames ``[T, H, W, 3]``, the frame
+rate, and optionally float32 audio ``[channels, samples]`` in [-1, 1] with its sample rate. Files are
+written as H.264 + AAC mp4 with PyAV and read back through the same type, so a rendered clip and a
+pre-rendered one are evaluated the same way (and the metrics see the codec's real effect on the clip).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+__all__ = [
+    "Clip",
+    "ClipInfo",
+    "ClipReadError",
+    "probe",
+    "read_clip",
+    "iter_frames",
+    "write_clip",
+    "resize_frames",
+]
+
+
+class ClipReadError(Exception):
+    """A clip file could not be read; the message names the file and what was wrong with it."""
+
+    def __init__(self, path: os.PathLike[str] | str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """A video clip with optional audio, fully decoded.
+
+    ``frames`` is uint8 ``[T, H, W, 3]`` RGB. ``audio`` is float32 ``[channels, samples]`` or None.
+    ``source`` is the file the clip came from, if any (used in messages only).
+    """
+
+    frames: np.ndarray
+    fps: float
+    audio: np.ndarray | None = None
+    sample_rate: int | None = None
+    source: str | None = None
+    #: index in the original file of each frame in ``frames`` (None = 0..T-1); set when a reader
+    #: sampled or strided the file so metrics can still name original frame numbers.
+    frame_indices: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        f = self.frames
+        if f.dtype != np.uint8 or f.ndim != 4 or f.shape[-1] != 3:
+            raise ValueError(f"Clip.frames must be uint8 [T,H,W,3], got {f.dtype} {f.shape}")
+        if self.fps <= 0:
+            raise ValueError(f"Clip.fps must be positive, got {self.fps}")
+        if self.audio is not None:
+            a = self.audio
+            if a.ndim == 1:
+                object.__setattr__(self, "audio", a[None, :].astype(np.float32, copy=False))
+            elif a.ndim != 2:
+                raise ValueError(f"Clip.audio must be [channels, samples], got {a.shape}")
+            else:
+                object.__setattr__(self, "audio", a.astype(np.float32, copy=False))
+            if not self.sample_rate or self.sample_rate <= 0:
+                raise ValueError("Clip.audio needs a positive sample_rate")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def duration_s(self) -> float:
+        """Video duration: frame count over frame rate."""
+        return self.num_frames / self.fps
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None and self.audio.shape[-1] > 0
+
+    @property
+    def audio_duration_s(self) -> float | None:
+        if not self.has_audio:
+            return None
+        assert self.audio is not None and self.sample_rate
+        return self.audio.shape[-1] / self.sample_rate
+
+    def mono(self) -> np.ndarray | None:
+        """Audio down-mixed to one float32 channel, or None when the clip is silent-less (no track)."""
+        if self.audio is None:
+            return None
+        return self.audio.mean(axis=0).astype(np.float32, copy=False)
+
+    def original_index(self, i: int) -> int:
+        """Frame number in the source file of frame ``i`` of this clip."""
+        return int(self.frame_indices[i]) if self.frame_indices is not None else int(i)
+
+    def info(self) -> "ClipInfo":
+        return ClipInfo(
+            frames=self.num_frames,
+            fps=float(self.fps),
+            width=self.width,
+            height=self.height,
+            duration_s=self.duration_s,
+            audio_sample_rate=self.sample_rate if self.has_audio else None,
+            audio_channels=int(self.audio.shape[0]) if self.has_audio and self.audio is not None else None,
+            audio_duration_s=self.audio_duration_s,
+        )
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """Stream facts of a clip; what ``probe`` returns without decoding pixels."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    duration_s: float
+    audio_sample_rate: int | None
+    audio_channels: int | None = None
+    audio_duration_s: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "frames": self.frames,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "duration_s": round(self.duration_s, 6),
+            "audio_sample_rate": self.audio_sample_rate,
+            "audio_channels": self.audio_channels,
+            "audio_duration_s": None if self.audio_duration_s is None else round(self.audio_duration_s, 6),
+        }
+
+
+def resize_frames(frames: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale ``[T,H,W,3]`` so the longer side is at most ``max_side`` (area interpolation)."""
+    import cv2
+
+    t, h, w, _ = frames.shape
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return frames
+    nh, nw = max(2, round(h * scale)), max(2, round(w * scale))
+    out = np.empty((t, nh, nw, 3), np.uint8)
+    for i in range(t):
+        out[i] = cv2.resize(frames[i], (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _scaled_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+    if not max_side or max(w, h) <= max_side:
+        return w, h
+    s = max_side / max(w, h)
+    # even sizes keep swscale happy and match what resize_frames would give within a pixel
+    return max(2, round(w * s)), max(2, round(h * s))
+
+
+def _open(path: Path):
+    import av
+
+    if not path.exists():
+        raise ClipReadError(path, "file does not exist")
+    if path.is_dir():
+        raise ClipReadError(path, "is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise ClipReadError(path, "file is empty (0 bytes)")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as e:  # av.error.InvalidDataError et al.
+        raise ClipReadError(path, f"not a readable video container ({e.__class__.__name__}: {e})") from None
+
+
+def probe(path: os.PathLike[str] | str) -> ClipInfo:
+    """Stream facts from the container headers (cheap: decodes no pixels unless the frame count is missing)."""
+    p = Path(path)
+    with _open(p) as c:
+        if not c.streams.video:
+            raise ClipReadError(p, "contains no video stream")
+        vs = c.streams.video[0]
+        fps = float(vs.average_rate or vs.guessed_rate or 0)
+        if fps <= 0:
+            raise ClipReadError(p, "video stream has no frame rate")
+        n = int(vs.frames or 0)
+        if n <= 0 and vs.duration is not None and vs.time_base is not None:
+            n = round(float(vs.duration * vs.time_base) * fps)
+        sr = None
+        ch = None
+        adur = None
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            sr = int(a.rate or a.sample_rate or 0) or None
+            ch = a.channels
+            if a.duration is not None and a.time_base is not None:
+                adur = float(a.duration * a.time_base)
+        return ClipInfo(
+            frames=n, fps=fps, width=vs.width, height=vs.height, duration_s=n / fps,
+            audio_sample_rate=sr, audio_channels=ch, audio_duration_s=adur,
+        )
+
+
+def iter_frames(
+    path: os.PathLike[str] | str, *, max_side: int | None = None, step: int = 1
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, rgb_uint8_frame)`` one at a time, downscaled on decode to ``max_side``.
+
+    Memory stays at one frame whatever the clip length; ``step`` keeps every ``step``-th frame.
+    """
+    import av
+
+    p = Path(path)
+    c = _open(p)
+    try:
+        if not c.streams.video:
+            raise ClipReadError(p, "contains no video stream")
+        vs = c.streams.video[0]
+        vs.thread_type = "AUTO"
+        w, h = _scaled_size(vs.width, vs.height, max_side)
+        i = 0
+        try:
+            for frame in c.decode(vs):
+                if i % step == 0:
+                    if (w, h) != (frame.width, frame.height):
+                        frame = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
+                        yield i, frame.to_ndarray()
+                    else:
+                        yield i, frame.to_ndarray(format="rgb24")
+                i += 1
+        except av.FFmpegError as e:
+            raise ClipReadError(p, f"video stream is corrupt or truncated after frame {i} ({e})") from None
+        if i == 0:
+            raise ClipReadError(p, "video stream decodes to zero frames (truncated or corrupt file)")
+    finally:
+        c.close()
+
+
+def _read_audio(p: Path) -> tuple[np.ndarray | None, int | None]:
+    import av
+
+    with _open(p) as c:
+        if not c.streams.audio:
+            return None, None
+        a = c.streams.audio[0]
+        sr = int(a.rate or a.sample_rate)
+        channels = max(1, a.channels or 1)
+        layout = "mono" if channels == 1 else "stereo"
+        res = av.AudioResampler(format="fltp", layout=layout, rate=sr)
+        chunks: list[np.ndarray] = []
+        try:
+            for frame in c.decode(a):
+                for out in res.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in res.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.FFmpegError as e:
+            raise ClipReadError(p, f"audio stream is corrupt or truncated ({e})") from None
+        if not chunks:
+            return np.zeros((min(channels, 2), 0), np.float32), sr
+        return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), sr
+
+
+def read_audio_file(path: os.PathLike[str] | str) -> tuple[np.ndarray, int]:
+    """Read a standalone audio file (wav/flac/m4a…) as float32 ``[channels, samples]`` and its rate."""
+    p = Path(path)
+    audio, sr = _read_audio(p)
+    if audio is None or sr is None:
+        raise ClipReadError(p, "contains no audio stream")
+    return audio, sr
+
+
+def read_clip(
+    path: os.PathLike[str] | str,
+    *,
+    max_side: int | None = None,
+    audio: bool = True,
+    audio_path: os.PathLike[str] | str | None = None,
+) -> Clip:
+    """Decode a whole clip (frames downscaled to ``max_side`` if given) and its audio track.
+
+    ``audio_path`` reads the audio from a separate file instead of the container's own track.
+    """
+    p = Path(path)
+    info = probe(p)
+    frames = [f for _, f in iter_frames(p, max_side=max_side)]
+    arr = np.stack(frames)
+    wav: np.ndarray | None = None
+    sr: int | None = None
+    if audio:
+        if audio_path is not None:
+            wav, sr = read_audio_file(audio_path)
+        else:
+            wav, sr = _read_audio(p)
+    return Clip(frames=arr, fps=info.fps, audio=wav, sample_rate=sr, source=str(p))
+
+
+def _fps_fraction(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_clip(
+    clip: Clip,
+    path: os.PathLike[str] | str,
+    *,
+    crf: int = 18,
+    preset: str = "medium",
+) -> Path:
+    """Write ``clip`` as H.264 (yuv420p) + AAC mp4, atomically (temporary file, then rename).
+
+    Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
+    """
+    import av
+
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".mp4.part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    frames = clip.frames
+    h, w = frames.shape[1:3]
+    if h % 2 or w % 2:
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        h, w = frames.shape[1:3]
+    try:
+        with av.open(str(tmp), mode="w", format="mp4") as out:
+            vs = out.add_stream("libx264", rate=_fps_fraction(clip.fps))
+            vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+            vs.options = {"crf": str(crf), "preset": preset}
+            astream = None
+            if clip.has_audio:
+                assert clip.audio is not None and clip.sample_rate
+                channels = min(2, clip.audio.shape[0])
+                astream = out.add_stream("aac", rate=int(clip.sample_rate))
+                astream.layout = "mono" if channels == 1 else "stereo"
+            for f in frames:
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                    out.mux(pkt)
+            for pkt in vs.encode(None):
+                out.mux(pkt)
+            if astream is not None:
+                assert clip.audio is not None and clip.sample_rate
+                wav = np.clip(clip.audio[: min(2, clip.audio.shape[0])], -1.0, 1.0).astype(np.float32)
+                chunk = 1024
+                pts = 0
+                for s in range(0, wav.shape[1], chunk):
+                    part = np.ascontiguousarray(wav[:, s : s + chunk])
+                    af = av.AudioFrame.from_ndarray(part, format="fltp", layout=astream.layout.name)
+                    af.sample_rate = int(clip.sample_rate)
+                    af.pts = pts
+                    pts += part.shape[1]
+                    for pkt in astream.encode(af):
+                        out.mux(pkt)
+                for pkt in astream.encode(None):
+                    out.mux(pkt)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
