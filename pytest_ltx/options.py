@@ -1,0 +1,177 @@
+"""Every pytest-ltx option exists twice — a ``--ltx-*`` flag and an ini key — and resolves one way:
+command line, then ini file, then the built-in default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+__all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve", "settings"]
+
+
+def _parse_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off", ""):
+        return False
+    raise pytest.UsageError(f"expected a boolean (true/false), got {v!r}")
+
+
+def _parse_nonneg_int(v: Any) -> int:
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"expected a whole number, got {v!r}") from None
+    if n < 0:
+        raise pytest.UsageError(f"expected a number >= 0, got {n}")
+    return n
+
+
+def _parse_str(v: Any) -> str:
+    return str(v).strip()
+
+
+def _parse_list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, (list, tuple)):
+        items = [str(x) for x in v]
+    else:
+        items = str(v).replace(",", " ").split()
+    return tuple(i for i in (x.strip() for x in items) if i)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, its ini key, how to parse it, its default and its help."""
+
+    name: str
+    help: str
+    default: Any
+    parse: Callable[[Any], Any] = _parse_str
+    flag_kind: str = "value"  # "value" | "true" (store_true)
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--ltx-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "ltx_" + self.name
+
+    @property
+    def dest(self) -> str:
+        return "ltx_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("specs", "directories (relative to the rootdir) whose *.yaml / *.yml files are clip specs",
+           ("specs",), _parse_list, metavar="DIRS"),
+    Option("model", "render every clip with this model profile instead of the one its spec names",
+           None, metavar="PROFILE"),
+    Option("device", "device for rendering and metrics: auto, cpu, cuda, cuda:N", None, metavar="DEVICE"),
+    Option("no_cache", "render even when the render cache holds the clip (the cache is still updated)",
+           False, _parse_bool, "true"),
+    Option("cache_dir", "render cache directory", ".ltx-cache", metavar="DIR"),
+    Option("report_dir", "where results.json, clips and keyframe strips are written", "ltx-report",
+           metavar="DIR"),
+    Option("baselines", "golden baseline directory", "baselines", metavar="DIR"),
+    Option("update_baselines", "rewrite the golden baselines of the selected items (written at session end)",
+           False, _parse_bool, "true"),
+    Option("create_missing", "create baselines that do not exist yet instead of failing", False, _parse_bool,
+           "true"),
+    Option("prune_baselines", "delete baselines that no collected item uses (only when the whole suite ran)",
+           False, _parse_bool, "true"),
+    Option("calibrate", "render each item N times (neighbouring seeds) and store the metric spread in its "
+           "baseline; implies --ltx-update-baselines", 0, _parse_nonneg_int, metavar="N"),
+)
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ltx", "pytest-ltx: creative CI for LTX-2 clips")
+    for o in OPTIONS:
+        if o.flag_kind == "true":
+            group.addoption(o.flag, action="store_true", default=None, dest=o.dest,
+                            help=f"{o.help} [ini: {o.ini}]")
+        else:
+            group.addoption(o.flag, action="store", default=None, dest=o.dest, metavar=o.metavar,
+                            help=f"{o.help} (default: {_show(o.default)}) [ini: {o.ini}]")
+        parser.addini(o.ini, help=f"{o.help} [--ltx-{o.name.replace('_', '-')}]", default=None)
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, tuple):
+        return " ".join(v) or "none"
+    return "none" if v is None else str(v)
+
+
+def resolve(config: pytest.Config, name: str) -> Any:
+    """Command line > ini > default, parsed. Bad values raise a UsageError naming the option."""
+    o = _BY_NAME[name]
+    cli = config.getoption(o.dest, default=None)
+    raw: Any
+    origin: str
+    if cli is not None:
+        raw, origin = cli, o.flag
+    else:
+        ini = config.getini(o.ini)
+        if ini is None or ini == "" or ini == []:
+            return o.default
+        raw, origin = ini, f"ini {o.ini}"
+    try:
+        return o.parse(raw)
+    except pytest.UsageError as e:
+        raise pytest.UsageError(f"pytest-ltx: {origin}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All options resolved once per session."""
+
+    rootdir: Path
+    specs: tuple[str, ...]
+    model: str | None
+    device: str | None
+    no_cache: bool
+    cache_dir: Path
+    report_dir: Path
+    baselines: Path
+    update_baselines: bool
+    create_missing: bool
+    prune_baselines: bool
+    calibrate: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+def settings(config: pytest.Config) -> Settings:
+    root = Path(config.rootpath)
+
+    def path(name: str) -> Path:
+        p = Path(resolve(config, name)).expanduser()
+        return p if p.is_absolute() else root / p
+
+    calibrate = resolve(config, "calibrate")
+    return Settings(
+        rootdir=root,
+        specs=resolve(config, "specs"),
+        model=resolve(config, "model"),
+        device=resolve(config, "device"),
+        no_cache=resolve(config, "no_cache"),
+        cache_dir=path("cache_dir"),
+        report_dir=path("report_dir"),
+        baselines=path("baselines"),
+        update_baselines=resolve(config, "update_baselines") or calibrate > 1,
+        create_missing=resolve(config, "create_missing"),
+        prune_baselines=resolve(config, "prune_baselines"),
+        calibrate=calibrate,
+    )
