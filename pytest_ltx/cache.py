@@ -1,0 +1,213 @@
+"""Content-addressed render cache: never render twice what was already rendered.
+
+A render is keyed by the sha256 of its full provenance (model fingerprint, every request parameter,
+seed, library versions, device, dtype, threads), so any change that could change the bits is a miss and
+nothing else is. Entries hold the encoded mp4 — the plugin evaluates the clip read back from it, so
+metrics see what a user sees — plus a metadata json. Writes are atomic (temp dir + rename) and file-locked
+so parallel xdist workers can share one cache; a corrupt or partial entry is a logged miss, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from pytest_ltx.media import Clip
+
+__all__ = ["CACHE_DIRNAME", "CachedRender", "RenderCache", "canonical_json", "default_cache_root"]
+
+log = logging.getLogger(__name__)
+
+#: default cache folder, relative to the pytest rootdir (gitignored)
+CACHE_DIRNAME = ".ltx-cache"
+_FORMAT = 1
+_CLIP = "clip.mp4"
+_META = "meta.json"
+
+
+def default_cache_root(rootdir: Path) -> Path:
+    return Path(rootdir) / CACHE_DIRNAME
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, PurePath):
+        return o.as_posix()
+    if isinstance(o, Enum):
+        return o.value
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    raise TypeError(f"provenance value of type {type(o).__name__} is not JSON-serialisable: {o!r}")
+
+
+def canonical_json(obj: Any) -> str:
+    """Key-sorted, whitespace-free JSON: equal provenance → equal text → equal key."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=_json_default)
+
+
+def _sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedRender:
+    """A cache entry: the mp4 and the metadata stored with it at ``put`` time."""
+
+    key: str
+    clip_path: Path
+    meta_path: Path
+    meta: dict[str, Any]
+
+    def read_clip(self) -> "Clip":
+        """Decode the cached mp4 (what the metrics evaluate)."""
+        from pytest_ltx.media import read_clip
+
+        return read_clip(self.clip_path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "clip_path": str(self.clip_path), "meta": self.meta}
+
+
+class _Corrupt(Exception):
+    pass
+
+
+class RenderCache:
+    """The cache under ``root`` (layout: ``renders/<key[:2]>/<key>/{clip.mp4,meta.json}``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- keys ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def key(provenance: Mapping[str, Any]) -> str:
+        """sha256 (hex) of the canonical JSON of the full provenance."""
+        text = canonical_json({"cache_format": _FORMAT, "provenance": dict(provenance)})
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def entry_dir(self, key: str) -> Path:
+        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a render cache key: {key!r}")
+        return self.root / "renders" / key[:2] / key
+
+    def _lock(self, key: str) -> Any:
+        from filelock import FileLock
+
+        d = self.root / "locks"
+        d.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(d / f"{key}.lock"))
+
+    def _ensure_root(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        ignore = self.root / ".gitignore"
+        if not ignore.exists():
+            try:
+                ignore.write_text("# created by pytest-ltx: render cache, never commit\n*\n")
+            except OSError:
+                pass
+
+    # -- read ---------------------------------------------------------------------------------------
+
+    def _load(self, key: str, d: Path) -> CachedRender:
+        meta_path, clip_path = d / _META, d / _CLIP
+        try:
+            record = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise _Corrupt("meta.json is missing") from None
+        except (OSError, ValueError) as e:
+            raise _Corrupt(f"meta.json is unreadable ({e})") from None
+        if not isinstance(record, dict) or record.get("format") != _FORMAT or record.get("key") != key:
+            raise _Corrupt("meta.json does not describe this key")
+        clip = record.get("clip") or {}
+        if not clip_path.is_file():
+            raise _Corrupt("clip.mp4 is missing")
+        if clip_path.stat().st_size != clip.get("size"):
+            raise _Corrupt(f"clip.mp4 has {clip_path.stat().st_size} bytes, expected {clip.get('size')}")
+        if _sha256_file(clip_path) != clip.get("sha256"):
+            raise _Corrupt("clip.mp4 content does not match its recorded sha256")
+        return CachedRender(key=key, clip_path=clip_path, meta_path=meta_path, meta=record.get("meta") or {})
+
+    def get(self, key: str) -> CachedRender | None:
+        """The entry for ``key``, or None. A corrupt or partial entry is logged, removed, and a miss."""
+        d = self.entry_dir(key)
+        if not d.exists():
+            return None
+        try:
+            return self._load(key, d)
+        except _Corrupt as why:
+            with self._lock(key):
+                try:  # a concurrent writer may have just replaced it with a good entry
+                    return self._load(key, d)
+                except _Corrupt:
+                    pass
+                log.warning("pytest-ltx render cache: dropping corrupt entry %s (%s)", d, why)
+                shutil.rmtree(d, ignore_errors=True)
+            return None
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    # -- write --------------------------------------------------------------------------------------
+
+    def put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any]) -> CachedRender:
+        """Store a *successful* render: ``clip`` is a Clip (encoded here) or an existing mp4 (copied).
+
+        The clip is probed before it is stored, so an unreadable file never becomes a cache hit. When
+        another process stored the same key first, its entry wins and is returned (same key, same bits).
+        """
+        from pytest_ltx.media import Clip, probe, write_clip
+
+        self.entry_dir(key)  # validates the key
+        self._ensure_root()
+        staging = self.root / "tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=staging))
+        try:
+            dest_clip = tmp / _CLIP
+            if isinstance(clip, Clip):
+                write_clip(clip, dest_clip)
+            else:
+                src = Path(clip)
+                if not src.is_file():
+                    raise FileNotFoundError(f"cannot cache {src}: no such file")
+                shutil.copyfile(src, dest_clip)
+            probe(dest_clip)  # raises ClipReadError for anything that is not a readable clip
+            record = {
+                "format": _FORMAT,
+                "key": key,
+                "clip": {"file": _CLIP, "size": dest_clip.stat().st_size, "sha256": _sha256_file(dest_clip)},
+                "meta": json.loads(canonical_json(dict(meta))),
+            }
+            (tmp / _META).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            final = self.entry_dir(key)
+            with self._lock(key):
+                if final.exists():
+                    try:
+                        return self._load(key, final)
+                    except _Corrupt as why:
+                        log.warning("pytest-ltx render cache: replacing corrupt entry %s (%s)", final, why)
+                        shutil.rmtree(final, ignore_errors=True)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            return self._load(key, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)

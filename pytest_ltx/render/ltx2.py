@@ -1,0 +1,387 @@
+"""The diffusers LTX-2 backend: one ``LTX2Pipeline`` per model profile per process, reused by every item.
+
+The same class serves real checkpoints (local diffusers folders, hub ids from the local cache) and the
+embedded tiny model, so CI on a CPU box exercises the code path a GPU runner takes. Placement (device,
+dtype, offload, VAE tiling, CPU threads) is decided by a pure function, :func:`plan_placement`, so the
+CUDA branches are unit-tested on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from pytest_ltx.models import ModelProfile, Offload, fingerprint_dir, resolve_model_dir
+from pytest_ltx.render.base import RenderError, RenderRequest, RenderResult
+
+__all__ = [
+    "Placement",
+    "plan_placement",
+    "call_kwargs",
+    "library_versions",
+    "LTX2Renderer",
+]
+
+#: weights larger than this share of the GPU's memory are offloaded even when the profile says none
+_FIT_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a pipeline runs; ``notes`` say why something the profile asked for was changed."""
+
+    device: str
+    dtype: str
+    offload: Offload
+    vae_tiling: bool
+    #: CPU torch threads for the render (None on CUDA)
+    threads: int | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "offload": self.offload.value,
+            "vae_tiling": self.vae_tiling,
+            "threads": self.threads,
+            "notes": list(self.notes),
+        }
+
+
+def plan_placement(
+    profile: ModelProfile,
+    cuda_available: bool,
+    vram_gb: float | None = None,
+    *,
+    device_count: int = 1,
+    weights_gb: float | None = None,
+) -> Placement:
+    """Decide device, dtype, offload and tiling for ``profile`` on this machine.
+
+    - ``device=auto`` → ``cuda`` when available, else ``cpu``; an explicit CUDA device that is not
+      there is an error (silently rendering a GPU profile on CPU would take hours and fake the budget).
+    - ``dtype=auto`` → bfloat16 on CUDA, float32 on CPU.
+    - offload only on CUDA (diffusers' hooks require an accelerator); with ``offload=none`` and weights
+      that do not fit ``vram_gb``, model offload is chosen instead, with a note.
+    - VAE tiling defaults to on for CUDA (avoids the decode peak at 512×768×121 and above).
+    """
+    notes: list[str] = []
+    want = profile.device
+    if want == "auto":
+        device = "cuda" if cuda_available else "cpu"
+    elif want.startswith("cuda"):
+        if not cuda_available:
+            raise RenderError(
+                f"model profile '{profile.name}' asks for device '{want}', but CUDA is not available "
+                "here (torch.cuda.is_available() is False: no GPU visible, or a CPU-only torch build). "
+                "Run on a GPU runner, or set device = \"auto\" or \"cpu\" for this profile in "
+                "pyproject.toml."
+            )
+        idx = int(want.split(":", 1)[1]) if ":" in want else 0
+        if idx >= device_count:
+            raise RenderError(
+                f"model profile '{profile.name}' asks for device '{want}', but only {device_count} CUDA "
+                f"device(s) are visible (cuda:0..cuda:{device_count - 1}); check CUDA_VISIBLE_DEVICES."
+            )
+        device = want
+    else:
+        device = "cpu"
+    cuda = device.startswith("cuda")
+
+    dtype = profile.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if cuda else "float32"
+    elif dtype == "float16" and not cuda:
+        notes.append("float16 on CPU is slow and poorly supported; consider float32 or bfloat16")
+
+    offload = profile.offload
+    if not cuda:
+        if offload is not Offload.NONE:
+            notes.append(f"offload '{offload.value}' ignored: it needs CUDA, rendering on CPU")
+        offload = Offload.NONE
+    elif offload is Offload.NONE and vram_gb and weights_gb and weights_gb > _FIT_SHARE * vram_gb:
+        offload = Offload.MODEL
+        notes.append(
+            f"weights ({weights_gb:.1f} GB) do not fit {vram_gb:.1f} GB of VRAM: using model CPU offload"
+        )
+
+    tiling = profile.vae_tiling if profile.vae_tiling is not None else cuda
+    return Placement(
+        device=device,
+        dtype=dtype,
+        offload=offload,
+        vae_tiling=bool(tiling),
+        threads=None if cuda else profile.threads,
+        notes=tuple(notes),
+    )
+
+
+_GUIDANCE_ARGS = {
+    "scale": "guidance_scale",
+    "audio_scale": "audio_guidance_scale",
+    "stg_scale": "stg_scale",
+    "audio_stg_scale": "audio_stg_scale",
+    "modality_scale": "modality_scale",
+    "audio_modality_scale": "audio_modality_scale",
+    "rescale": "guidance_rescale",
+    "audio_rescale": "audio_guidance_rescale",
+}
+
+
+def call_kwargs(profile: ModelProfile, req: RenderRequest) -> dict[str, Any]:
+    """The pipeline ``__call__`` arguments for ``req`` (everything but prompt embeddings and generator).
+
+    Guidance keys the request leaves out keep the pipeline's defaults; the STG blocks and the
+    cross-timestep switch come from the profile's variant (2.0: [29], off; 2.3: [28], on), because the
+    pipeline defaults target 2.3 and a wrong block index silently perturbs nothing.
+    """
+    kw: dict[str, Any] = {
+        "prompt": req.prompt,
+        "negative_prompt": req.negative_prompt,
+        "height": req.height,
+        "width": req.width,
+        "num_frames": req.frames,
+        "frame_rate": float(req.fps),
+        "num_inference_steps": req.steps,
+        "use_cross_timestep": profile.use_cross_timestep,
+    }
+    g: Mapping[str, Any] = req.guidance
+    for key, arg in _GUIDANCE_ARGS.items():
+        if g.get(key) is not None:
+            kw[arg] = float(g[key])
+    blocks = g.get("stg_blocks")
+    kw["spatio_temporal_guidance_blocks"] = list(blocks if blocks is not None else profile.default_stg_blocks)
+    if profile.max_sequence_length is not None:
+        kw["max_sequence_length"] = profile.max_sequence_length
+    return kw
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that change render bits; part of every provenance record and cache key."""
+    import diffusers
+    import torch
+    import transformers
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("pytest-ltx")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return {
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "pytest_ltx": ours,
+    }
+
+
+def _file_sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _weights_gb(d: Path) -> float:
+    return sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 1e9
+
+
+class LTX2Renderer:
+    """A loaded LTX-2 pipeline for one profile. Construction loads the weights (raising
+    :class:`RenderError` with a how-to-fix message if it cannot); ``render`` is then cheap to call."""
+
+    def __init__(self, profile: ModelProfile) -> None:
+        import torch
+
+        self.profile = profile
+        self._lock = threading.Lock()
+        self.model_dir = resolve_model_dir(profile)
+        self.fingerprint = fingerprint_dir(self.model_dir)
+        cuda = torch.cuda.is_available()
+        vram = None
+        count = torch.cuda.device_count() if cuda else 0
+        if cuda:
+            idx = int(profile.device.split(":", 1)[1]) if profile.device.startswith("cuda:") else 0
+            if idx < count:
+                vram = torch.cuda.get_device_properties(idx).total_memory / 2**30
+        self.placement = plan_placement(
+            profile, cuda, vram, device_count=count, weights_gb=_weights_gb(self.model_dir)
+        )
+        self.versions = library_versions()
+        self._pipe = self._load()
+        self._i2v: Any = None
+
+    # -- loading ------------------------------------------------------------------------------------
+
+    def _torch_dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.placement.dtype)
+
+    def _load(self) -> Any:
+        from diffusers import LTX2Pipeline
+
+        try:
+            pipe = LTX2Pipeline.from_pretrained(
+                str(self.model_dir), dtype=self._torch_dtype(), local_files_only=True
+            )
+        except Exception as e:
+            raise RenderError(
+                f"model profile '{self.profile.name}': could not load an LTX2Pipeline from "
+                f"{self.model_dir} ({e.__class__.__name__}: {e}). Check that the folder is a complete "
+                "diffusers LTX-2 checkpoint (model_index.json names LTX2Pipeline and every component "
+                "folder has its config and weights)."
+            ) from e
+        self._place(pipe)
+        return pipe
+
+    def _place(self, pipe: Any) -> None:
+        pl = self.placement
+        gpu_id = int(pl.device.split(":", 1)[1]) if ":" in pl.device else None
+        if pl.offload is Offload.MODEL:
+            pipe.enable_model_cpu_offload(gpu_id=gpu_id)
+        elif pl.offload is Offload.SEQUENTIAL:
+            pipe.enable_sequential_cpu_offload(gpu_id=gpu_id)
+        else:
+            pipe.to(pl.device)
+        if pl.vae_tiling:
+            pipe.vae.enable_tiling()
+        pipe.set_progress_bar_config(disable=True)
+
+    def _image_pipe(self) -> Any:
+        """The image-to-video pipeline over the *same* modules (no second load)."""
+        if self._i2v is None:
+            from diffusers import LTX2ImageToVideoPipeline
+
+            # constructed over the loaded modules: from_pipe would re-cast them with .to(dtype)
+            i2v = LTX2ImageToVideoPipeline(**self._pipe.components)
+            if self.placement.offload is not Offload.NONE:
+                self._place(i2v)  # offload hooks belong to a pipeline; re-create them for this one
+            i2v.set_progress_bar_config(disable=True)
+            self._i2v = i2v
+        return self._i2v
+
+    # -- rendering ----------------------------------------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self._pipe.vocoder.config.output_sampling_rate)
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded text-to-video pipeline (for benchmarks and diagnostics)."""
+        return self._pipe
+
+    def provenance(self, req: RenderRequest) -> dict[str, Any]:
+        """Everything that determines the rendered bits, JSON-ready; also the render cache's key material.
+        Computable without rendering, so a cache lookup can happen first."""
+        kw = call_kwargs(self.profile, req)
+        call = {k: v for k, v in kw.items() if k not in ("prompt", "negative_prompt")}
+        image = None
+        if req.image is not None:
+            p = Path(req.image)
+            image = {"path": str(p), "sha256": _file_sha256(p) if p.is_file() else None}
+        return {
+            "backend": "ltx2",
+            "pipeline": "LTX2ImageToVideoPipeline" if req.image is not None else "LTX2Pipeline",
+            "model": {
+                "profile": self.profile.name,
+                "kind": self.profile.kind.value,
+                "hub_id": self.profile.hub_id,
+                "revision": self.profile.revision,
+                "variant": self.profile.variant,
+                "fingerprint": self.fingerprint,
+            },
+            "request": req.to_dict(),
+            "image": image,
+            "call": call,
+            "device": self.placement.device,
+            "dtype": self.placement.dtype,
+            "placement": self.placement.to_dict(),
+            "generator": "cpu",
+            "versions": dict(self.versions),
+        }
+
+    def render(self, req: RenderRequest) -> RenderResult:
+        """Render ``req`` with a fixed-seed CPU generator (same noise on every device)."""
+        import numpy as np
+        import torch
+
+        from pytest_ltx.media import Clip
+
+        prov = self.provenance(req)
+        kw = call_kwargs(self.profile, req)
+        pipe = self._pipe
+        if req.image is not None:
+            p = Path(req.image)
+            if not p.is_file():
+                raise RenderError(f"conditioning image {p} does not exist")
+            from PIL import Image
+
+            try:
+                with Image.open(p) as im:
+                    kw["image"] = im.convert("RGB")
+            except OSError as e:
+                raise RenderError(f"conditioning image {p} cannot be read ({e})") from None
+            pipe = self._image_pipe()
+
+        pl = self.placement
+        with self._lock:
+            old_threads = torch.get_num_threads()
+            if pl.threads:
+                torch.set_num_threads(pl.threads)
+            dev = torch.device(pl.device)
+            try:
+                if pl.is_cuda:
+                    torch.cuda.reset_peak_memory_stats(dev)
+                gen = torch.Generator("cpu").manual_seed(req.seed)
+                t0 = time.perf_counter()
+                out = pipe(**kw, generator=gen, output_type="np", return_dict=True)
+                if pl.is_cuda:
+                    torch.cuda.synchronize(dev)
+                seconds = time.perf_counter() - t0
+                peak = torch.cuda.max_memory_allocated(dev) / 2**30 if pl.is_cuda else None
+            except RenderError:
+                raise
+            except Exception as e:
+                hint = ""
+                if e.__class__.__name__ == "OutOfMemoryError":
+                    hint = " Try offload = \"model\" (or \"sequential\") and vae_tiling = true in the profile."
+                raise RenderError(
+                    f"model profile '{self.profile.name}': the pipeline failed while rendering "
+                    f"{req.width}x{req.height}x{req.frames} seed {req.seed} "
+                    f"({e.__class__.__name__}: {e}).{hint}"
+                ) from e
+            finally:
+                if pl.threads:
+                    torch.set_num_threads(old_threads)
+
+        frames = (np.clip(np.asarray(out.frames[0], dtype=np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        audio = None
+        if out.audio is not None:
+            audio = out.audio[0].float().cpu().numpy().astype(np.float32, copy=False)
+        if frames.shape[0] != req.frames:
+            raise RenderError(
+                f"the pipeline returned {frames.shape[0]} frames for a request of {req.frames} "
+                f"(model profile '{self.profile.name}'): the VAE's temporal compression does not fit 8k+1"
+            )
+        clip = Clip(frames=frames, fps=req.fps, audio=audio, sample_rate=self.sample_rate if audio is not None else None)
+        return RenderResult(
+            clip=clip,
+            seconds=seconds,
+            peak_vram_gb=peak,
+            device=pl.device,
+            dtype=pl.dtype,
+            provenance=prov,
+        )
