@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -25,6 +25,8 @@ __all__ = [
     "read_clip",
     "iter_frames",
     "write_clip",
+    "write_frames",
+    "read_audio_file",
     "resize_frames",
 ]
 
@@ -324,6 +326,34 @@ def write_clip(
 
     Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
     """
+    return write_frames(
+        iter(clip.frames),
+        path,
+        fps=clip.fps,
+        audio=clip.audio if clip.has_audio else None,
+        sample_rate=clip.sample_rate,
+        crf=crf,
+        preset=preset,
+    )
+
+
+def write_frames(
+    frames: Iterable[np.ndarray],
+    path: os.PathLike[str] | str,
+    *,
+    fps: float,
+    width: int | None = None,
+    height: int | None = None,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    crf: int = 18,
+    preset: str = "medium",
+) -> Path:
+    """Encode frames from an iterable as H.264 + AAC mp4, one frame in memory at a time; atomic.
+
+    This is how long clips (a 20 s 1080p test card) are written without holding them decoded. Odd sizes
+    are padded by one edge pixel (yuv420p needs even sides). ``audio`` is float32 ``[channels, N]``.
+    """
     import av
 
     dest = Path(path)
@@ -331,36 +361,49 @@ def write_clip(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".mp4.part", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    frames = clip.frames
-    h, w = frames.shape[1:3]
-    if h % 2 or w % 2:
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        h, w = frames.shape[1:3]
+    it = iter(frames)
     try:
+        first = next(it, None)
+        if first is None:
+            raise ValueError("write_frames: no frames to write")
+        h0, w0 = first.shape[:2]
+        if (width is not None and width != w0) or (height is not None and height != h0):
+            raise ValueError(f"write_frames: frame is {w0}x{h0}, expected {width}x{height}")
+        ph, pw = h0 % 2, w0 % 2
         with av.open(str(tmp), mode="w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=_fps_fraction(clip.fps))
-            vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+            vs = out.add_stream("libx264", rate=_fps_fraction(fps))
+            vs.width, vs.height, vs.pix_fmt = w0 + pw, h0 + ph, "yuv420p"
             vs.options = {"crf": str(crf), "preset": preset}
             astream = None
-            if clip.has_audio:
-                assert clip.audio is not None and clip.sample_rate
-                channels = min(2, clip.audio.shape[0])
-                astream = out.add_stream("aac", rate=int(clip.sample_rate))
+            has_audio = audio is not None and audio.ndim == 2 and audio.shape[-1] > 0
+            if has_audio:
+                assert audio is not None
+                if not sample_rate:
+                    raise ValueError("write_frames: audio needs a sample_rate")
+                channels = min(2, audio.shape[0])
+                astream = out.add_stream("aac", rate=int(sample_rate))
                 astream.layout = "mono" if channels == 1 else "stereo"
-            for f in frames:
-                for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+            f: np.ndarray | None = first
+            while f is not None:
+                if f.shape[:2] != (h0, w0):
+                    raise ValueError(f"write_frames: frame size changed from {w0}x{h0} to {f.shape[1]}x{f.shape[0]}")
+                if ph or pw:
+                    f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f, dtype=np.uint8), format="rgb24")
+                for pkt in vs.encode(vf):
                     out.mux(pkt)
+                f = next(it, None)
             for pkt in vs.encode(None):
                 out.mux(pkt)
             if astream is not None:
-                assert clip.audio is not None and clip.sample_rate
-                wav = np.clip(clip.audio[: min(2, clip.audio.shape[0])], -1.0, 1.0).astype(np.float32)
+                assert audio is not None and sample_rate
+                wav = np.clip(audio[: min(2, audio.shape[0])], -1.0, 1.0).astype(np.float32)
                 chunk = 1024
                 pts = 0
                 for s in range(0, wav.shape[1], chunk):
                     part = np.ascontiguousarray(wav[:, s : s + chunk])
                     af = av.AudioFrame.from_ndarray(part, format="fltp", layout=astream.layout.name)
-                    af.sample_rate = int(clip.sample_rate)
+                    af.sample_rate = int(sample_rate)
                     af.pts = pts
                     pts += part.shape[1]
                     for pkt in astream.encode(af):
