@@ -290,8 +290,8 @@ def resolve_model_dir(profile: ModelProfile) -> Path:
             d = Path(snapshot_download(profile.hub_id, revision=profile.revision, local_files_only=True))
         except Exception as e:  # LocalEntryNotFoundError, RevisionNotFoundError, ...
             raise ModelNotFoundError(
-                f"model profile '{profile.name}': hub id '{profile.hub_id}'"
-                f"{'@' + profile.revision if profile.revision else ''} is not in the local Hugging Face "
+                f"model profile '{profile.name}': hub id "
+                f"'{profile.hub_id}{'@' + profile.revision if profile.revision else ''}' is not in the local Hugging Face "
                 f"cache, and pytest-ltx never downloads ({e.__class__.__name__}).\n" + _how_to_provide(profile)
             ) from None
     else:

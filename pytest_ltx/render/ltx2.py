@@ -21,6 +21,7 @@ from pytest_ltx.render.base import RenderError, RenderRequest, RenderResult
 __all__ = [
     "Placement",
     "plan_placement",
+    "apply_placement",
     "call_kwargs",
     "library_versions",
     "LTX2Renderer",
@@ -123,6 +124,22 @@ def plan_placement(
         threads=None if cuda else profile.threads,
         notes=tuple(notes),
     )
+
+
+def apply_placement(pipe: Any, pl: Placement) -> None:
+    """Put a loaded pipeline where ``pl`` says: offload hooks or ``.to(device)``, VAE tiling, quiet
+    progress bars. Offload is only ever requested on CUDA (``plan_placement`` guarantees it): diffusers
+    raises on CPU-only machines."""
+    gpu_id = int(pl.device.split(":", 1)[1]) if ":" in pl.device else None
+    if pl.offload is Offload.MODEL:
+        pipe.enable_model_cpu_offload(gpu_id=gpu_id)
+    elif pl.offload is Offload.SEQUENTIAL:
+        pipe.enable_sequential_cpu_offload(gpu_id=gpu_id)
+    else:
+        pipe.to(pl.device)
+    if pl.vae_tiling:
+        pipe.vae.enable_tiling()
+    pipe.set_progress_bar_config(disable=True)
 
 
 _GUIDANCE_ARGS = {
@@ -247,17 +264,7 @@ class LTX2Renderer:
         return pipe
 
     def _place(self, pipe: Any) -> None:
-        pl = self.placement
-        gpu_id = int(pl.device.split(":", 1)[1]) if ":" in pl.device else None
-        if pl.offload is Offload.MODEL:
-            pipe.enable_model_cpu_offload(gpu_id=gpu_id)
-        elif pl.offload is Offload.SEQUENTIAL:
-            pipe.enable_sequential_cpu_offload(gpu_id=gpu_id)
-        else:
-            pipe.to(pl.device)
-        if pl.vae_tiling:
-            pipe.vae.enable_tiling()
-        pipe.set_progress_bar_config(disable=True)
+        apply_placement(pipe, self.placement)
 
     def _image_pipe(self) -> Any:
         """The image-to-video pipeline over the *same* modules (no second load)."""
