@@ -1,0 +1,588 @@
+"""Compare a run's results with its golden baseline: per-metric tolerance, per-keyframe similarity.
+
+Default tolerances (used when neither the spec nor a calibration says otherwise), first match wins:
+
+=====================================================  ==============  =====================
+metric key pattern                                     tolerance       calibration floor
+=====================================================  ==============  =====================
+counts: ``*.cuts *.jumps *.freezes *.flickers``,        exact           0
+``*count* *.detections *frames*``
+``budget.* *seconds* *vram*`` (machine-dependent)       not gated       —
+``av_sync.offset_ms``, ``*_ms``                        ±20 ms          5 ms
+``*confidence*``                                       ±0.10           0.02
+``*flicker*``                                          ±0.01           0.002
+``*dynamic*``                                          ±0.05           0.01
+``clip_similarity.*``, ``*similarity*``, ``*ssim*``    ±0.02           0.005
+``*cer*`` (character error rate)                       ±0.05           0.01
+anything else                                          ints exact,     1e-6
+                                                       floats ±5 %
+=====================================================  ==============  =====================
+
+Why these: counts are events a reviewer reasons about (one more cut is a regression); A/V offsets are
+estimated to a few ms but a frame at 24 fps is 42 ms, so 20 ms is "half a frame"; CLIP scores for
+comparable clips sit within a few hundredths of each other, so 0.02 is a real move. Calibration
+(``--ltx-calibrate N``) replaces these with ``max(floor, k·σ)`` measured on the item itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from pytest_ltx.expect.baseline import BaselineExpect, parse_tolerance
+from pytest_ltx.outcome import Outcome, Status
+
+from .calibrate import derived_tolerance
+from .record import BaselineRecord
+
+__all__ = [
+    "ToleranceSource",
+    "Tolerance",
+    "DeltaKind",
+    "MetricDelta",
+    "ArrayKind",
+    "ArrayCheck",
+    "BaselineComparison",
+    "DEFAULT_TOLERANCES",
+    "resolve_tolerance",
+    "compare",
+    "environment_diff",
+    "missing_outcome",
+    "structural_similarity",
+]
+
+
+class ToleranceSource(str, Enum):
+    SPEC = "spec"
+    CALIBRATED = "calibrated"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a metric may move: ``max(abs, rel · |baseline|)``."""
+
+    abs: float
+    rel: float = 0.0
+    source: ToleranceSource = ToleranceSource.DEFAULT
+    pattern: str = "*"
+    #: calibration facts, when the tolerance came from them
+    k: float | None = None
+    sigma: float | None = None
+    samples: int | None = None
+    floor: float | None = None
+
+    def allowed(self, baseline: float) -> float:
+        return max(self.abs, self.rel * abs(baseline))
+
+    @property
+    def exact(self) -> bool:
+        return self.abs == 0 and self.rel == 0
+
+    def describe(self, baseline: float | None) -> str:
+        """``±0.010 = 4σ, σ=0.0025 over 5 runs`` / ``±5% = ±0.012 (default)`` / ``exact (spec)``."""
+        if self.source is ToleranceSource.CALIBRATED:
+            ks = self.k * self.sigma  # type: ignore[operator]
+            calib = f"σ={_fmt(self.sigma)} over {self.samples} runs"
+            if self.floor is not None and self.floor > ks:
+                return f"±{_fmt(self.abs)} floor ({_fmt(self.k)}σ = {_fmt(ks)}, {calib})"
+            return f"±{_fmt(self.abs)} = {_fmt(self.k)}σ, {calib}"
+        src = "spec" if self.source is ToleranceSource.SPEC else "default"
+        if self.exact:
+            return f"exact ({src})"
+        if self.rel and baseline is not None:
+            return f"±{self.rel * 100:.3g}% = ±{_fmt(self.allowed(baseline))} ({src})"
+        return f"±{_fmt(self.abs)} ({src})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "abs": self.abs, "rel": self.rel, "source": self.source.value, "pattern": self.pattern,
+            "k": self.k, "sigma": self.sigma, "samples": self.samples, "floor": self.floor,
+        }
+
+
+@dataclass(frozen=True)
+class _Default:
+    patterns: tuple[str, ...]
+    abs: float | None  # None: not gated
+    rel: float = 0.0
+    floor: float = 0.0
+
+
+#: the built-in table (see the module docstring); first match wins
+DEFAULT_TOLERANCES: tuple[_Default, ...] = (
+    _Default(("*.cuts", "*.jumps", "*.freezes", "*.flickers", "*count*", "*.detections", "*frames*"), 0.0),
+    _Default(("budget.*", "*seconds*", "*vram*"), None),
+    _Default(("av_sync.offset_ms", "*_ms"), 20.0, floor=5.0),
+    _Default(("*confidence*",), 0.10, floor=0.02),
+    _Default(("*flicker*",), 0.01, floor=0.002),
+    _Default(("*dynamic*",), 0.05, floor=0.01),
+    _Default(("clip_similarity.*", "*similarity*", "*ssim*"), 0.02, floor=0.005),
+    _Default(("*cer*",), 0.05, floor=0.01),
+)
+_FALLBACK_REL = 0.05
+_FALLBACK_FLOOR = 1e-6
+
+
+def _best_match(table: Mapping[str, Any], key: str) -> tuple[str, Any] | None:
+    """Exact key first, then the most specific matching glob (most literal characters)."""
+    if key in table:
+        return key, table[key]
+    hits = [p for p in table if fnmatchcase(key, p)]
+    if not hits:
+        return None
+    best = max(hits, key=lambda p: (len(p) - p.count("*") - p.count("?"), len(p)))
+    return best, table[best]
+
+
+def _default_for(key: str) -> tuple[_Default | None, str]:
+    for d in DEFAULT_TOLERANCES:
+        for p in d.patterns:
+            if fnmatchcase(key, p):
+                return d, p
+    return None, "*"
+
+
+def resolve_tolerance(
+    key: str,
+    expect: BaselineExpect,
+    *,
+    sigma: float | None = None,
+    samples: int = 1,
+    integer: bool = False,
+) -> Tolerance | None:
+    """The tolerance for one metric key (None: not gated). See :mod:`pytest_ltx.expect.baseline`."""
+    if _best_match({p: True for p in expect.ignore}, key):
+        return None
+    spec = _best_match(expect.tolerances, key)
+    if spec is not None:
+        a, r = parse_tolerance(spec[1])
+        return Tolerance(a, r, ToleranceSource.SPEC, spec[0])
+    default, pattern = _default_for(key)
+    if default is not None and default.abs is None:
+        return None
+    floor_hit = _best_match(expect.floors, key)
+    floor = floor_hit[1] if floor_hit else (default.floor if default else _FALLBACK_FLOOR)
+    if sigma is not None and samples >= 2:
+        k = expect.sigma_k
+        return Tolerance(
+            derived_tolerance(sigma, k, floor), 0.0, ToleranceSource.CALIBRATED, floor_hit[0] if floor_hit else pattern,
+            k=k, sigma=sigma, samples=samples, floor=floor,
+        )
+    if default is not None:
+        return Tolerance(default.abs, default.rel, ToleranceSource.DEFAULT, pattern)  # type: ignore[arg-type]
+    if integer:
+        return Tolerance(0.0, 0.0, ToleranceSource.DEFAULT, "*")
+    return Tolerance(_FALLBACK_FLOOR, _FALLBACK_REL, ToleranceSource.DEFAULT, "*")
+
+
+class DeltaKind(str, Enum):
+    COMPARED = "compared"
+    NEW = "new"  # measured now, not in the baseline
+    GONE = "gone"  # in the baseline, not measured now
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    key: str
+    baseline: float | int | bool | None
+    current: float | int | bool | None
+    delta: float | None
+    tolerance: Tolerance | None
+    spread: float | None
+    ok: bool
+    kind: DeltaKind = DeltaKind.COMPARED
+
+    @property
+    def allowed(self) -> float | None:
+        if self.tolerance is None or not _num(self.baseline):
+            return None
+        return self.tolerance.allowed(float(self.baseline))  # type: ignore[arg-type]
+
+    def message(self) -> str:
+        b, c = _fmt(self.baseline), _fmt(self.current)
+        if self.kind is DeltaKind.NEW:
+            return f"{self.key} is new: {c} now, not in the baseline (--ltx-update-baselines records it)"
+        if self.kind is DeltaKind.GONE:
+            return f"{self.key} was not measured in this run (baseline {b})"
+        if self.kind is DeltaKind.IGNORED:
+            return f"{self.key} {b} → {c} (not gated)"
+        tol = self.tolerance.describe(_f(self.baseline)) if self.tolerance else "not gated"
+        if self.delta is None:
+            if self.baseline == self.current:
+                return f"{self.key} unchanged ({b})"
+            what = "became unmeasurable" if self.current is None else (
+                "became measurable" if self.baseline is None else "changed")
+            return f"{self.key} {what}: {b} → {c}"
+        if self.delta == 0:
+            return f"{self.key} unchanged ({b}; tolerance {tol})"
+        moved = f"{self.delta:+.4g}" if isinstance(self.delta, float) else f"{self.delta:+d}"
+        if self.ok:
+            return f"{self.key} {b} → {c} ({moved}; within {tol})"
+        return f"{self.key} moved {b} → {c} ({moved}; tolerance {tol})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "baseline": self.baseline, "current": self.current, "delta": self.delta,
+            "allowed": self.allowed, "tolerance": self.tolerance.to_dict() if self.tolerance else None,
+            "spread": self.spread, "ok": self.ok, "kind": self.kind.value,
+        }
+
+
+class ArrayKind(str, Enum):
+    EMBEDDING = "embedding"  # per-keyframe vectors: cosine
+    STRUCTURAL = "structural"  # per-keyframe small gray images: SSIM
+
+    @classmethod
+    def of(cls, name: str) -> "ArrayKind | None":
+        if name.endswith("embeddings"):
+            return cls.EMBEDDING
+        if name.endswith(("thumbs", "structural")):
+            return cls.STRUCTURAL
+        return None
+
+
+@dataclass(frozen=True)
+class ArrayCheck:
+    """Per-keyframe similarity of one array to the baseline's."""
+
+    name: str
+    kind: ArrayKind
+    values: tuple[float, ...]
+    threshold: float
+    status: Status
+    message: str
+    worst_index: int | None = None
+    worst_frame: int | None = None
+
+    @property
+    def min(self) -> float | None:
+        return min(self.values) if self.values else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind.value, "values": list(self.values), "min": self.min,
+            "threshold": self.threshold, "status": self.status.value, "message": self.message,
+            "worst_index": self.worst_index, "worst_frame": self.worst_frame,
+        }
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    item_key: str
+    model_key: str
+    metrics: tuple[MetricDelta, ...]
+    arrays: tuple[ArrayCheck, ...]
+    #: what differs between the baseline's environment and this run's (empty when the same)
+    environment: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(d.ok for d in self.metrics) and all(a.status is not Status.FAILED for a in self.arrays)
+
+    @property
+    def failures(self) -> list[MetricDelta]:
+        return [d for d in self.metrics if not d.ok]
+
+    @property
+    def warnings(self) -> list[str]:
+        if not self.environment:
+            return []
+        return [f"baseline {self.model_key} of {self.item_key} was made in a different environment: "
+                + "; ".join(self.environment)]
+
+    def outcomes(self) -> list[Outcome]:
+        """One outcome per gated metric (``baseline.<key>``) and per compared array."""
+        env_note = f" [baseline environment differs: {'; '.join(self.environment)}]" if self.environment else ""
+        out: list[Outcome] = []
+        for d in self.metrics:
+            if d.kind is DeltaKind.IGNORED:
+                continue
+            if d.kind in (DeltaKind.NEW, DeltaKind.GONE):
+                status = Status.UNMEASURED
+            else:
+                status = Status.PASSED if d.ok else Status.FAILED
+            msg = d.message() + (env_note if status is Status.FAILED else "")
+            details: dict[str, Any] = {"tolerance": d.tolerance.to_dict() if d.tolerance else None}
+            if d.spread is not None:
+                details["spread"] = d.spread
+            if self.environment:
+                details["environment_diff"] = list(self.environment)
+            out.append(Outcome(f"baseline.{d.key}", status, msg, measured=d.current, allowed=d.allowed,
+                               baseline=d.baseline, details=details))
+        for a in self.arrays:
+            msg = a.message + (env_note if a.status is Status.FAILED else "")
+            out.append(Outcome(f"baseline.{a.name}", a.status, msg, measured=a.min, allowed=a.threshold,
+                               details={"per_keyframe": list(a.values), "worst_frame": a.worst_frame}))
+        return out
+
+    def message(self) -> str:
+        """All failures in one reviewer-style paragraph (empty when ok)."""
+        lines = [d.message() for d in self.failures]
+        lines += [a.message for a in self.arrays if a.status is Status.FAILED]
+        if not lines:
+            return ""
+        head = f"baseline [{self.model_key}]: {len(lines)} moved beyond tolerance"
+        tail = [f"  (baseline environment differs: {'; '.join(self.environment)})"] if self.environment else []
+        return "\n".join([head] + [f"  {x}" for x in lines] + tail)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item_key": self.item_key, "model_key": self.model_key, "ok": self.ok,
+            "metrics": [d.to_dict() for d in self.metrics], "arrays": [a.to_dict() for a in self.arrays],
+            "environment_diff": list(self.environment),
+        }
+
+
+class _HasScalars(Protocol):
+    scalars: Mapping[str, Any]
+
+
+def compare(
+    current: _HasScalars,
+    baseline: BaselineRecord,
+    expect: BaselineExpect | None = None,
+    *,
+    ssim: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    keyframe_cosine_min: float | None = None,
+    keyframe_ssim_min: float | None = None,
+) -> BaselineComparison:
+    """Compare ``current`` (a :class:`BaselineRecord` or anything with ``scalars`` and optionally
+    ``arrays``, ``keyframe_frames``, ``fps``, ``environment``) with its baseline.
+
+    ``keyframe_*_min`` override the expectation's thresholds (e.g. from ``expect.clip``); ``ssim`` replaces
+    the built-in structural similarity.
+    """
+    expect = expect or BaselineExpect()
+    cur_scalars = {k: _none_if_nan(v) for k, v in dict(current.scalars).items()}
+    base_scalars = dict(baseline.scalars)
+    deltas = [
+        _metric_delta(key, base_scalars, cur_scalars, baseline, expect)
+        for key in sorted(set(cur_scalars) | set(base_scalars))
+    ]
+    arrays = _compare_arrays(
+        getattr(current, "arrays", None) or {},
+        baseline,
+        list(getattr(current, "keyframe_frames", None) or []),
+        getattr(current, "fps", None) or baseline.fps,
+        keyframe_cosine_min if keyframe_cosine_min is not None else expect.keyframe_cosine_min,
+        keyframe_ssim_min if keyframe_ssim_min is not None else expect.keyframe_ssim_min,
+        ssim or structural_similarity,
+    )
+    env = getattr(current, "environment", None)
+    env_diff = tuple(environment_diff(baseline.environment, env)) if env else ()
+    return BaselineComparison(baseline.item_key, baseline.model_key, tuple(deltas), tuple(arrays), env_diff)
+
+
+def _metric_delta(
+    key: str, base: Mapping[str, Any], cur: Mapping[str, Any], rec: BaselineRecord, expect: BaselineExpect
+) -> MetricDelta:
+    b, c = base.get(key), cur.get(key)
+    sigma = rec.spread.get(key)
+    integer = isinstance(b, int) and isinstance(c, int) and not isinstance(b, bool) and not isinstance(c, bool)
+    tol = resolve_tolerance(key, expect, sigma=sigma, samples=rec.samples, integer=integer)
+    if tol is None:
+        return MetricDelta(key, b, c, _sub(c, b), None, sigma, True, DeltaKind.IGNORED)
+    if key not in base:
+        return MetricDelta(key, None, c, None, tol, sigma, True, DeltaKind.NEW)
+    if key not in cur:
+        return MetricDelta(key, b, None, None, tol, sigma, True, DeltaKind.GONE)
+    if not (_num(b) and _num(c)):
+        # None ↔ value (a metric became (un)measurable), or booleans: only equality passes
+        return MetricDelta(key, b, c, None, tol, sigma, b == c)
+    delta = _sub(c, b)
+    allowed = tol.allowed(float(b))
+    slack = 1e-6 * max(abs(float(b)), abs(float(c))) + 1e-12  # the baseline is rounded to 6 digits
+    return MetricDelta(key, b, c, delta, tol, sigma, abs(delta) <= allowed + slack)  # type: ignore[arg-type]
+
+
+def _compare_arrays(
+    current: Mapping[str, Any],
+    rec: BaselineRecord,
+    cur_frames: list[int],
+    fps: float | None,
+    cos_min: float,
+    ssim_min: float,
+    ssim: Callable[[np.ndarray, np.ndarray], float],
+) -> list[ArrayCheck]:
+    checks: list[ArrayCheck] = []
+    for name in sorted(set(current) | set(rec.arrays)):
+        kind = ArrayKind.of(name)
+        if kind is None:
+            continue
+        threshold = cos_min if kind is ArrayKind.EMBEDDING else ssim_min
+        what = "keyframe CLIP cosine" if kind is ArrayKind.EMBEDDING else "keyframe SSIM"
+        if name not in rec.arrays or name not in current:
+            side = "the baseline" if name not in rec.arrays else "this run"
+            checks.append(ArrayCheck(name, kind, (), threshold, Status.UNMEASURED,
+                                     f"{name}: not in {side}, {what} not compared"))
+            continue
+        a, b = np.asarray(current[name]), rec.arrays[name]
+        if len(a) != len(b) or (cur_frames and rec.keyframe_frames and cur_frames != rec.keyframe_frames):
+            checks.append(ArrayCheck(
+                name, kind, (), threshold, Status.FAILED,
+                f"{name}: the keyframes differ from the baseline's ({len(b)} at frames {rec.keyframe_frames}, "
+                f"now {len(a)} at frames {cur_frames or '?'}): the clip's length or sampling changed",
+            ))
+            continue
+        if a.shape[1:] != b.shape[1:]:
+            checks.append(ArrayCheck(
+                name, kind, (), threshold, Status.UNMEASURED,
+                f"{name}: shape {tuple(a.shape[1:])} now vs {tuple(b.shape[1:])} in the baseline "
+                "(a different CLIP model or thumbnail size?) — update the baseline to compare",
+            ))
+            continue
+        if kind is ArrayKind.EMBEDDING:
+            values = _cosines(a, b)
+        else:
+            values = [float(ssim(x, y)) for x, y in zip(a, b)]
+        if not values:
+            checks.append(ArrayCheck(name, kind, (), threshold, Status.UNMEASURED, f"{name}: no keyframes"))
+            continue
+        i = int(np.argmin(values))
+        frames = rec.keyframe_frames or cur_frames
+        frame = frames[i] if i < len(frames) else None
+        where = f"keyframe {i}" + (
+            f" (frame {frame}" + (f", {frame / fps:.2f} s)" if fps else ")") if frame is not None else "")
+        lo = values[i]
+        if lo >= threshold:
+            msg = f"{what} to the baseline ≥ {lo:.3f} over {len(values)} keyframes (min allowed {threshold:.2f})"
+            status = Status.PASSED
+        else:
+            msg = (f"{what} to the baseline fell to {lo:.3f} at {where}; min allowed {threshold:.2f}"
+                   f" (per keyframe: {', '.join(f'{v:.2f}' for v in values)})")
+            status = Status.FAILED
+        checks.append(ArrayCheck(name, kind, tuple(round(v, 6) for v in values), threshold, status, msg, i, frame))
+    return checks
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> list[float]:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    cos = (a * b).sum(axis=1) / np.maximum(na * nb, 1e-12)
+    return [float(x) for x in cos]
+
+
+def structural_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM (Wang et al. 2004; Gaussian window σ=1.5, 7×7) of two small gray uint8 images.
+
+    Uses :func:`pytest_ltx.metrics.structural.ssim` when that module provides one, so the gate and the
+    structural metric agree; this local version keeps the baseline layer usable on its own.
+    """
+    try:
+        from pytest_ltx.metrics.structural import ssim as _shared  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - absent or different API: use the local one
+        _shared = None
+    if _shared is not None:
+        try:
+            return float(_shared(a, b))
+        except TypeError:
+            pass
+    import cv2
+
+    x = np.asarray(a, np.float64)
+    y = np.asarray(b, np.float64)
+    if x.ndim == 3:
+        x, y = x.mean(axis=2), y.mean(axis=2)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(z: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(z, (7, 7), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(m.mean())
+
+
+def environment_diff(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:
+    """What differs between two environments, readable: ``torch 2.14.1 → 2.15.0``, ``device cpu → cuda``."""
+    fa, fb = _flatten(a or {}), _flatten(b or {})
+    out = []
+    for key in sorted(set(fa) | set(fb), key=lambda k: (k.startswith("libraries."), k)):
+        va, vb = fa.get(key), fb.get(key)
+        if va != vb:
+            name = key.removeprefix("libraries.")
+            out.append(f"{name} {_fmt(va) if va is not None else '(none)'} → {_fmt(vb) if vb is not None else '(none)'}")
+    return out
+
+
+def missing_outcome(
+    item_key: str,
+    model_key: str,
+    path: str,
+    *,
+    other_models: Sequence[str] = (),
+    created: bool = False,
+    nodeid: str | None = None,
+) -> Outcome:
+    """The outcome for an item without a baseline: a failure that says how to create one, or (with
+    ``created``, when the user asked to create missing baselines) a pass that says one was queued."""
+    if created:
+        return Outcome("baseline.missing", Status.PASSED,
+                       f"no golden baseline yet for {item_key} [{model_key}]: created {path} (review and commit it)")
+    target = nodeid or item_key
+    msg = (f"no golden baseline for {item_key} [{model_key}] (expected {path}): create it with "
+           f"`pytest '{target}' --ltx-update-baselines`, review the new files and commit them")
+    if other_models:
+        msg += f"; baselines exist for {', '.join(other_models)} — did the model or its weights change?"
+    return Outcome("baseline.missing", Status.FAILED, msg, details={"other_models": list(other_models)})
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _f(x: Any) -> float | None:
+    return float(x) if _num(x) else None
+
+
+def _sub(c: Any, b: Any) -> float | int | None:
+    if not (_num(c) and _num(b)):
+        return None
+    if isinstance(c, (int, np.integer)) and isinstance(b, (int, np.integer)):
+        return int(c) - int(b)
+    return float(c) - float(b)
+
+
+def _none_if_nan(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, (bool, int, str)):
+        return str(x)
+    if isinstance(x, float):
+        if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-4):
+            return f"{x:.3g}"
+        return f"{x:.4g}"
+    return str(x)
