@@ -1,0 +1,434 @@
+"""Read a clip-spec YAML file into a validated :class:`SpecFile`, or fail with every problem at once.
+
+YAML is read as safely as ``yaml.safe_load`` (no Python tags, nothing executed) by a ``SafeLoader``
+subclass that also remembers the line of every mapping key and list item, so that each validation
+error — ours or pydantic's — becomes one line ``file:line: field: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pytest_ltx.spec.errors import SpecError, SpecFileError
+from pytest_ltx.spec.schema import ClipDefaults, SpecFile, _testcard_model
+
+__all__ = ["load_spec_file", "load_spec_text", "parse_yaml", "format_loc"]
+
+Loc = tuple[Any, ...]
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+#: a spec is small; this many nodes means an alias bomb, not a spec.
+_NODE_BUDGET = 200_000
+
+
+class _LineLoader(yaml.SafeLoader):
+    """``SafeLoader`` that builds plain data itself, recording ``lines[loc] = 1-based line`` for every
+    mapping key and list item, and collecting (not raising) duplicate keys, non-string keys and
+    unsupported tags so one run reports them all."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.lines: dict[Loc, int] = {}
+        self.problems: list[tuple[int, Loc, str]] = []
+        self._budget = _NODE_BUDGET
+        self._open: set[int] = set()  # collection nodes being built (an alias to one is a cycle)
+
+    def build(self, node: yaml.Node, loc: Loc = ()) -> Any:
+        self._budget -= 1
+        if self._budget < 0:
+            raise _TooBig(node.start_mark.line + 1)
+        if id(node) in self._open:
+            self._problem(node, loc, "recursive alias (an anchor used inside itself)")
+            return None
+        self._open.add(id(node))
+        try:
+            return self._build(node, loc)
+        finally:
+            self._open.discard(id(node))
+
+    def _build(self, node: yaml.Node, loc: Loc) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return self.construct_object(node)
+            except yaml.constructor.ConstructorError:
+                self._problem(node, loc, _bad_tag(node))
+                return node.value
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self._problem(node, loc, _bad_tag(node))
+            out = []
+            for i, item in enumerate(node.value):
+                self.lines[loc + (i,)] = item.start_mark.line + 1
+                out.append(self.build(item, loc + (i,)))
+            return out
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP_TAG:
+                self._problem(node, loc, _bad_tag(node))
+            return self._build_mapping(node, loc)
+        raise AssertionError(f"unexpected YAML node {node!r}")  # pragma: no cover
+
+    def _build_mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
+        merged: dict[str, Any] = {}  # from `<<: *anchor`, overridden by the mapping's own keys
+        own: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for src in reversed(sources):
+                    if not isinstance(src, yaml.MappingNode):
+                        self._problem(key_node, loc, "'<<' merges only mappings")
+                        continue
+                    merged.update(self._build_mapping(src, loc))
+                continue
+            key = self.build(key_node, loc) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
+                self._problem(
+                    key_node, loc, f"key {shown!r} is not a string (YAML reads it as {key!r}); quote it"
+                )
+                continue
+            line = key_node.start_mark.line + 1
+            if key in own:
+                first = self.lines.get(loc + (key,))
+                self._problem(key_node, loc + (key,), f"duplicate key (first at line {first})")
+                continue
+            self.lines[loc + (key,)] = line
+            own[key] = self.build(value_node, loc + (key,))
+        return {**merged, **own}
+
+    def _problem(self, node: yaml.Node, loc: Loc, msg: str) -> None:
+        self.problems.append((node.start_mark.line + 1, loc, msg))
+
+
+def _bad_tag(node: yaml.Node) -> str:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    return f"unsupported YAML tag {tag!r} (spec files are plain YAML)"
+
+
+class _TooBig(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def format_loc(loc: Iterable[Any]) -> str:
+    """``("clips", 2, "frames")`` → ``clips[2].frames``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_yaml(text: str, path: Path | None = None) -> tuple[Any, dict[Loc, int], list[SpecError]]:
+    """Plain data, the line of every key/item, and the YAML-level problems (syntax errors are fatal:
+    then the data is ``None``)."""
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, []
+        loader.lines[()] = node.start_mark.line + 1
+        data = loader.build(node)
+    except yaml.MarkedYAMLError as e:
+        return None, {}, [_yaml_error(e, path)]
+    except _TooBig as e:
+        return None, {}, [SpecError(path, e.line, "", "too many YAML nodes (alias expansion?); not a spec")]
+    except RecursionError:
+        return None, {}, [SpecError(path, None, "", "YAML nested too deeply; not a spec")]
+    except yaml.YAMLError as e:  # reader errors (bad bytes) carry no mark attribute on all versions
+        return None, {}, [SpecError(path, None, "", f"invalid YAML: {_one_line(str(e))}")]
+    finally:
+        loader.dispose()
+    errors = [SpecError(path, line, format_loc(loc), msg) for line, loc, msg in loader.problems]
+    return data, loader.lines, errors
+
+
+def _yaml_error(e: yaml.MarkedYAMLError, path: Path | None) -> SpecError:
+    mark = e.problem_mark or e.context_mark
+    line = None if mark is None else mark.line + 1
+    msg = e.problem or "syntax error"
+    if e.context:
+        ctx_line = f" at line {e.context_mark.line + 1}" if e.context_mark is not None else ""
+        msg = f"{msg} ({e.context}{ctx_line})"
+    return SpecError(path, line, "", f"invalid YAML: {_one_line(msg)}")
+
+
+def _one_line(s: str) -> str:
+    return re.sub(r"\s*\n\s*", " ", s).strip()
+
+
+def load_spec_text(text: str, path: Path | None = None, *, check_paths: bool = False) -> SpecFile:
+    """Validate spec ``text`` (``path`` is where it came from: messages and relative paths use it).
+
+    Raises :class:`SpecFileError` listing every problem found, in file order."""
+    data, lines, errors = parse_yaml(text, path)
+    if errors and data is None:
+        raise SpecFileError(path, errors)
+    root_line = lines.get((), 1)
+    if data is None:
+        raise SpecFileError(path, [SpecError(path, 1, "", "the file is empty: expected a mapping with a 'clips' list")])
+    if not isinstance(data, dict):
+        raise SpecFileError(
+            path,
+            errors
+            + [
+                SpecError(
+                    path, root_line, "", f"expected a mapping with a 'clips' list at the top level, got {_kind(data)}"
+                )
+            ],
+        )
+    spec: SpecFile | None = None
+    try:
+        spec = SpecFile.model_validate(data)
+    except ValidationError as e:
+        errors += [_to_spec_error(d, lines, path) for d in e.errors(include_url=False)]
+    if spec is not None:
+        spec._attach(None if path is None else Path(path).absolute(), lines)
+        if check_paths:
+            errors += _missing_paths(spec, path)
+    if errors:
+        raise SpecFileError(path, _sorted_unique(errors))
+    assert spec is not None
+    return spec
+
+
+def load_spec_file(path: Path | str, *, check_paths: bool = True) -> SpecFile:
+    """Read and validate one spec file. Relative ``image``/``file`` paths are checked against the spec
+    file's folder (``check_paths=False`` skips that). Raises :class:`SpecFileError`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise SpecFileError(path, [SpecError(path, None, "", f"cannot read: {e.strerror or e}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SpecFileError(path, [SpecError(path, line, "", "not UTF-8 text")]) from None
+    return load_spec_text(text, path, check_paths=check_paths)
+
+
+def _sorted_unique(errors: list[SpecError]) -> list[SpecError]:
+    seen: set[str] = set()
+    out: list[SpecError] = []
+    for e in sorted(errors, key=lambda e: (e.line or 0, e.field)):
+        s = str(e)
+        if s not in seen:
+            seen.add(s)
+            out.append(e)
+    return out
+
+
+def _missing_paths(spec: SpecFile, path: Path | None) -> list[SpecError]:
+    errs: list[SpecError] = []
+    base = spec.directory
+    for i, clip in enumerate(spec.clips):
+        refs: list[tuple[Loc, str | None]] = [(("image",), clip.image)]
+        if clip.file is not None:
+            refs += [(("file", "path"), clip.file.path), (("file", "audio"), clip.file.audio)]
+        for sub, rel in refs:
+            if rel is None:
+                continue
+            target = base / rel
+            if not target.is_file():
+                loc = _attribute(("clips", i) + sub, spec._lines)
+                if loc[-1] == "path" and loc[:-1] + ("path",) not in spec._lines:
+                    loc = loc[:-1]  # `file: x.mp4` shorthand
+                errs.append(
+                    SpecError(path, _line(loc, spec._lines), format_loc(loc), f"{rel} not found (looked for {target})")
+                )
+    return errs
+
+
+# --- pydantic errors → one readable line --------------------------------------------------------
+
+
+def _to_spec_error(d: dict[str, Any], lines: dict[Loc, int], path: Path | None) -> SpecError:
+    loc: Loc = tuple(d["loc"])
+    ctx = d.get("ctx") or {}
+    kind = d["type"]
+    if kind == "spec" and ctx.get("at"):
+        loc = loc + (ctx["at"],)
+    loc = _attribute(loc, lines)
+    msg, field_loc = _message(kind, loc, d, ctx, lines)
+    return SpecError(path, _line(loc, lines), format_loc(field_loc), msg)
+
+
+def _attribute(loc: Loc, lines: dict[Loc, int]) -> Loc:
+    """A clip error about a value the clip inherited from ``defaults`` is reported at the default
+    (once, not once per clip)."""
+    if len(loc) < 3 or loc[0] != "clips" or not isinstance(loc[1], int):
+        return loc
+    rest = loc[2:]
+    depth = 2 if rest[0] == "expect" and len(rest) > 1 else 1
+    for j in range(1, depth + 1):
+        if loc[:2] + rest[:j] in lines:
+            continue
+        if ("defaults",) + rest[:j] in lines:
+            return ("defaults",) + rest
+        break
+    return loc
+
+
+def _line(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get((), 1)
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, str):
+        return repr(v) if len(v) <= 40 else repr(v[:37] + "...")
+    return repr(v)
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "iterable_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dataclass_type": "a mapping",
+}
+
+_BOUNDS = {
+    "greater_than_equal": (">=", "ge"),
+    "greater_than": (">", "gt"),
+    "less_than_equal": ("<=", "le"),
+    "less_than": ("<", "lt"),
+}
+
+
+def _message(kind: str, loc: Loc, d: dict[str, Any], ctx: dict[str, Any], lines: dict[Loc, int]) -> tuple[str, Loc]:
+    """(message, loc of the field the line names)."""
+    value = d.get("input")
+    if kind == "spec":
+        msg = str(ctx.get("msg", d["msg"]))
+        ref = ctx.get("ref")
+        if ref is not None and tuple(ref) in lines and msg.endswith(")"):
+            msg = f"{msg[:-1]}, line {lines[tuple(ref)]})"
+        return msg, loc
+    if kind == "missing":
+        key = loc[-1]
+        if loc == ("clips",):
+            return "missing: a spec needs a 'clips' list with at least one clip", loc
+        return f"missing required key {key!r}", loc[:-1]
+    if kind == "extra_forbidden":
+        return _unknown_key(loc), loc[:-1]
+    if loc == ("version",) and kind == "literal_error":
+        return f"{_kind(value)} is not supported (this pytest-ltx reads version 1)", loc
+    if kind in _EXPECTED:
+        if loc == ("clips",) and value is None:
+            return "is empty: a spec needs at least one clip", loc
+        return f"expected {_EXPECTED[kind]}, got {_kind(value)}", loc
+    if kind in _BOUNDS:
+        op, key = _BOUNDS[kind]
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"must be {op} {bound}, got {_kind(value)}", loc
+    if kind in ("too_short", "string_too_short"):
+        if loc == ("clips",):
+            return "is empty: a spec needs at least one clip", loc
+        return "must not be empty", loc
+    if kind in ("too_long", "string_too_long"):
+        return f"is too long (at most {ctx.get('max_length')})", loc
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        options = re.findall(r"'([^']*)'", expected)
+        hint = _did_you_mean(str(value), options)
+        return f"{_kind(value)} is not one of {expected}{hint}", loc
+    if kind == "enum":
+        return f"{_kind(value)} is not one of {ctx.get('expected')}", loc
+    msg = str(d["msg"])
+    if msg.startswith(("Value error, ", "Assertion failed, ")):
+        msg = msg.split(", ", 1)[1]
+    return _one_line(msg), loc
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key(loc: Loc) -> str:
+    key = str(loc[-1])
+    model = _model_at(loc[:-1])
+    if model is ClipDefaults and key == "id":
+        return "'id' cannot be a default (each clip names itself)"
+    options = sorted(model.model_fields) if model is not None else []
+    if model is SpecFile:
+        options.append("x-…")
+    what = "expectation family" if loc[-2:-1] == ("expect",) else "key"
+    hint = _did_you_mean(key, options)
+    if not hint and options and len(options) <= 12:
+        hint = f" (allowed: {', '.join(options)})"
+    return f"unknown {what} {key!r}{hint}"
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (to list the keys it knows)."""
+    t: Any = SpecFile
+    for part in loc:
+        t = _unwrap(t, want_model=not isinstance(part, int))
+        if isinstance(part, int):
+            args = [a for a in typing.get_args(t) if a is not Ellipsis]
+            if not args:
+                return None
+            t = args[0]
+        elif isinstance(t, type) and issubclass(t, BaseModel):
+            if part == "testcard" and "testcard" in t.model_fields:
+                t = _testcard_model()
+                continue
+            field = t.model_fields.get(part)
+            if field is None:
+                return None
+            t = field.annotation
+        else:
+            return None
+    t = _unwrap(t, want_model=True)
+    return t if isinstance(t, type) and issubclass(t, BaseModel) else None
+
+
+def _unwrap(t: Any, want_model: bool) -> Any:
+    while True:
+        origin = typing.get_origin(t)
+        if origin is typing.Annotated:
+            t = typing.get_args(t)[0]
+            continue
+        args = typing.get_args(t)
+        if origin is typing.Union or (origin is not None and type(t).__name__ == "UnionType"):
+            pick = [a for a in args if a is not type(None)]
+            models = [a for a in pick if isinstance(a, type) and issubclass(a, BaseModel)]
+            t = (models or pick)[0] if want_model else pick[0]
+            continue
+        return t
