@@ -1,0 +1,242 @@
+"""Collection: YAML spec files become ``SpecFile`` collectors, each clip × prompt × seed an ``LtxItem``.
+
+An item produces its clip in ``setup`` (render, cache, file, test card) so that an infrastructure problem
+is a pytest *error*, and checks it in ``runtest`` so that a regression is a pytest *failure*: a broken
+runner never looks like a bad clip, nor the other way round.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+from pytest_ltx.outcome import Outcome, Status
+from pytest_ltx.report.results import ItemResult
+from pytest_ltx.session import get_session
+
+if TYPE_CHECKING:
+    from pytest_ltx.evaluate import Evaluation
+    from pytest_ltx.runner import ClipRun
+    from pytest_ltx.spec import ItemSpec
+
+__all__ = ["LtxItem", "SpecFile", "is_spec_file", "note_collection", "LtxCheckFailed"]
+
+_SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def is_spec_file(path: Path, config: pytest.Config) -> bool:
+    """A YAML file is a clip spec when it lies under one of the ``ltx_specs`` folders, or was named on the
+    command line itself (``pytest my/clip.yaml``). Other YAML (CI configs, data) is left alone."""
+    if path.suffix not in _SPEC_SUFFIXES:
+        return False
+    s = get_session(config)
+    root = s.settings.rootdir
+    for d in s.settings.specs:
+        base = (root / d).resolve()
+        try:
+            path.resolve().relative_to(base)
+            return True
+        except ValueError:
+            continue
+    for arg in config.args:
+        a = Path(arg.split("::")[0])
+        a = a if a.is_absolute() else Path(config.invocation_params.dir) / a
+        if a.resolve() == path.resolve():
+            return True
+    return False
+
+
+class LtxCheckFailed(Exception):
+    """Some expectations failed; carries the outcomes for a traceback-free, reviewer-style report."""
+
+    def __init__(self, item: "LtxItem", outcomes: list[Outcome]) -> None:
+        self.item = item
+        self.outcomes = outcomes
+        super().__init__("; ".join(o.message for o in outcomes if o.failed))
+
+
+class SpecFile(pytest.File):
+    """One YAML spec file. A malformed file is a collection error for this file only, one line per
+    problem (file:line: field: what is wrong); the other spec files still run."""
+
+    def collect(self) -> Iterator["LtxItem"]:
+        from pytest_ltx.spec import SpecFileError, expand, load_spec_file
+
+        try:
+            spec = load_spec_file(self.path)
+        except SpecFileError as e:
+            raise self.CollectError(str(e)) from None
+        rel = _relpath(self.path, Path(self.config.rootpath))
+        for item_spec in expand(spec):
+            yield LtxItem.from_parent(self, name=item_spec.name, spec=item_spec, spec_rel=rel)
+
+
+def _relpath(p: Path, root: Path) -> str:
+    try:
+        return p.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return p.resolve().as_posix()
+
+
+class LtxItem(pytest.Item):
+    """One clip item. ``setup`` obtains the clip; ``runtest`` evaluates and checks it."""
+
+    def __init__(self, *, spec: "ItemSpec", spec_rel: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.spec_rel = spec_rel
+        #: baseline identity: spec path (no suffix) + item name
+        self.item_key = f"{spec_rel.rsplit('.', 1)[0]}/{spec.name}"
+        self.run: ClipRun | None = None
+        self.evaluation: Evaluation | None = None
+        self.result: ItemResult | None = None
+        self.baseline_payload: dict[str, Any] | None = None
+        self._t0 = 0.0
+        self.add_marker("ltx")
+        self.add_marker(f"ltx_{spec.source_kind.value}")
+        for m in spec.marks:
+            self.add_marker(m)
+
+    # -- pytest protocol ------------------------------------------------------------------------------
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, (self.spec.line or 1) - 1, f"ltx clip {self.name}"
+
+    def setup(self) -> None:
+        from pytest_ltx.runner import InfraError, obtain_clip
+
+        self._t0 = time.perf_counter()
+        try:
+            self.run = obtain_clip(self.spec, get_session(self.config))
+        except InfraError as e:
+            self.result = self._make_result("error", error=str(e))
+            pytest.fail(f"pytest-ltx could not produce the clip (infrastructure error, not a regression):\n{e}",
+                        pytrace=False)
+
+    def runtest(self) -> None:
+        from pytest_ltx.evaluate import MetricContext, evaluate
+        from pytest_ltx.runner import clip_outcomes
+
+        assert self.run is not None
+        session = get_session(self.config)
+        run = self.run
+        ctx = MetricContext(prompt=self.spec.prompt)
+        requested = {k: run.params.get(k) for k in ("frames", "width", "height", "fps")} if run.source == "render" else None
+        t0 = time.perf_counter()
+        self.evaluation = evaluate(run.clip, expect=self.spec.expect, context=ctx, requested=requested)
+        metric_s = time.perf_counter() - t0
+        outcomes = list(self.evaluation.outcomes) + clip_outcomes(run, self.spec, self.evaluation, session)
+        failed = [o for o in outcomes if o.failed]
+        self.result = self._make_result("failed" if failed else "passed", outcomes=outcomes,
+                                        timings={"metrics_s": round(metric_s, 4)})
+        if failed:
+            raise LtxCheckFailed(self, outcomes)
+
+    def teardown(self) -> None:
+        # frames of a clip can be hundreds of MB: do not keep them past the item
+        self.run = None
+        self.evaluation = None
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, LtxCheckFailed):
+            return format_failure(self, excinfo.value.outcomes)
+        return super().repr_failure(excinfo, style=style)
+
+    # -- results --------------------------------------------------------------------------------------
+    def _make_result(self, status: str, *, outcomes: list[Outcome] | None = None, error: str | None = None,
+                     timings: dict[str, Any] | None = None) -> ItemResult:
+        run = self.run
+        t: dict[str, Any] = {"total_s": round(time.perf_counter() - self._t0, 4)}
+        if run is not None:
+            t.update({k: round(v, 4) for k, v in run.timings.items()})
+            t["cached"] = run.cached
+            if run.render_seconds is not None:
+                t["render_s"] = round(run.render_seconds, 4)
+        t.update(timings or {})
+        artifacts: dict[str, str] = {}
+        if run is not None and run.mp4 is not None:
+            artifacts["clip"] = str(run.mp4)
+        evaluation = self.evaluation.to_dict() if self.evaluation is not None else None
+        if evaluation is not None:
+            evaluation.pop("outcomes", None)  # kept once, at the item level
+            if run is not None and run.truth is not None:
+                evaluation["truth"] = run.truth
+        return ItemResult(
+            nodeid=self.nodeid,
+            spec=self.spec_rel,
+            clip_id=self.spec.clip_id,
+            item=self.name,
+            source=self.spec.source_kind.value,
+            status=status,
+            params=run.params if run is not None else self.spec.to_dict(),
+            provenance=run.provenance if run is not None else {},
+            timings=t,
+            evaluation=evaluation,
+            outcomes=[o.to_dict() for o in (outcomes or [])],
+            baseline=None,
+            artifacts=artifacts,
+            error=error,
+        )
+
+    def decorate_report(self, report: pytest.TestReport) -> None:
+        """Ship the result on the report (it crosses xdist's process boundary) and add HTML extras."""
+        if not (report.when == "call" or (report.when == "setup" and report.failed)):
+            return
+        if self.result is None or (report.when == "call" and report.failed and self.result.status == "passed"):
+            # the item crashed before producing a result (a bug in a metric, say)
+            self.result = self._make_result("error", error=_crash_message(report))
+        report.ltx = {"result": self.result.to_dict(), "baseline": self.baseline_payload,  # type: ignore[attr-defined]
+                      "item_key": self.item_key}
+        extras = list(getattr(report, "extras", []))
+        extras += _html_extras(self)
+        report.extras = extras  # type: ignore[attr-defined]
+
+
+def _crash_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return str(crash.message)[:2000]
+    return str(report.longreprtext).strip().splitlines()[-1][:2000] if report.longreprtext else "unknown error"
+
+
+def _html_extras(item: LtxItem) -> list[dict[str, Any]]:
+    from pytest_ltx.report.html import extras_for
+    from pytest_ltx.report.keyframes import keyframe_strip, png_bytes
+
+    run = item.run
+    if item.result is None:
+        return []
+    strip = png_bytes(keyframe_strip(run.clip.frames)) if run is not None else None
+    return extras_for(item.result.to_dict(), strip_png=strip, clip_path=run.mp4 if run is not None else None)
+
+
+def format_failure(item: LtxItem, outcomes: list[Outcome]) -> str:
+    """Reviewer-style failure text: one line per failed check, then the passing ones briefly."""
+    failed = [o for o in outcomes if o.failed]
+    lines = [f"{item.spec_rel}:{item.spec.line} {item.name}: {len(failed)} of {len(outcomes)} checks failed"]
+    for o in failed:
+        tag = "ERROR " if o.status is Status.ERROR else ""
+        lines.append(f"  ✗ {tag}{o.check}: {o.message}")
+    unmeasured = [o for o in outcomes if o.status is Status.UNMEASURED]
+    for o in unmeasured:
+        lines.append(f"  ? {o.check}: {o.message}")
+    passed = [o.check for o in outcomes if o.status is Status.PASSED]
+    if passed:
+        lines.append(f"  ✓ passed: {', '.join(passed)}")
+    if item.run is not None and item.run.mp4 is not None:
+        lines.append(f"  clip: {item.run.mp4}")
+    return "\n".join(lines)
+
+
+def note_collection(session: pytest.Session) -> None:
+    """Remember which spec files were collected whole (no -k/-m/node-id selection): only for those may
+    baselines nobody used be called unused."""
+    s = get_session(session.config)
+    opts = session.config.option
+    selective = bool(getattr(opts, "keyword", "") or getattr(opts, "markexpr", "")) or any(
+        "::" in a for a in session.config.args)
+    s.whole_suite = not selective and not session.config.getoption("deselect", None)
+    s.collected_item_keys = {i.item_key for i in session.items if isinstance(i, LtxItem)}
+    s.collected_specs = {i.spec_rel for i in session.items if isinstance(i, LtxItem)}

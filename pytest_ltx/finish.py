@@ -1,0 +1,125 @@
+"""End of session: gather the results shipped on reports, write results.json, flush queued baselines
+once (atomically), report unused baselines, and print / publish the summaries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_ltx.report.results import ItemResult, write_results
+from pytest_ltx.session import LtxSession
+
+__all__ = ["SessionReporter"]
+
+
+class SessionReporter:
+    """Registered as a plugin object bound to the session, so its hooks can reach the session state."""
+
+    def __init__(self, session: LtxSession) -> None:
+        self.s = session
+        self.results_path: Path | None = None
+        self.baseline_summary: Any = None
+        self.unused: list[tuple[str, str]] = []
+        self.pruned: list[tuple[str, str]] = []
+        self.problems: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "ltx", None)
+        if not payload:
+            return
+        self.s.results.append(ItemResult.from_dict(payload["result"]))
+        if payload.get("baseline"):
+            self.s.baseline_payloads.append(payload["baseline"])
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        s = self.s
+        if s.is_worker:
+            return
+        if s.baseline_payloads:
+            self._flush_baselines()
+        if s.whole_suite and getattr(s, "collected_specs", None):
+            self._unused_baselines()
+        if s.results:
+            self.results_path = s.settings.report_dir / "results.json"
+            write_results(self.results_path, s.results, meta={
+                "settings": s.settings.to_dict(),
+                "baselines": None if self.baseline_summary is None else _to_dict(self.baseline_summary),
+                "unused_baselines": [list(k) for k in self.unused],
+            })
+            self._step_summary()
+
+    def _flush_baselines(self) -> None:
+        from pytest_ltx.baseline import BaselineRecord
+
+        store = self.s.store
+        for p in self.s.baseline_payloads:
+            store.queue(BaselineRecord.from_payload(p))
+        try:
+            self.baseline_summary = store.flush()
+        except Exception as e:  # never a half-written baseline: the store's flush is atomic per record
+            self.problems.append(f"writing baselines failed: {e.__class__.__name__}: {e}")
+
+    def _unused_baselines(self) -> None:
+        s = self.s
+        try:
+            known = s.store.all_keys()
+        except Exception as e:
+            self.problems.append(f"could not list baselines: {e}")
+            return
+        prefixes = {spec.rsplit(".", 1)[0] + "/" for spec in s.collected_specs}
+        used = getattr(s, "collected_item_keys", set())
+        self.unused = sorted(
+            (ik, mk) for ik, mk in known
+            if any(ik.startswith(p) for p in prefixes) and ik not in used
+        )
+        if self.unused and s.settings.prune_baselines:
+            s.store.prune(self.unused)
+            self.pruned = list(self.unused)
+
+    def _step_summary(self) -> None:
+        target = os.environ.get("GITHUB_STEP_SUMMARY")
+        if not target:
+            return
+        from pytest_ltx.report.summary import markdown
+
+        extra = []
+        if self.baseline_summary is not None and hasattr(self.baseline_summary, "to_markdown"):
+            extra.append(self.baseline_summary.to_markdown())
+        try:
+            with open(target, "a", encoding="utf-8") as f:
+                f.write(markdown(self.s.results, extra_sections=extra))
+        except OSError as e:
+            self.problems.append(f"could not write GITHUB_STEP_SUMMARY: {e}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        s = self.s
+        if s.is_worker or not (s.results or self.problems or self.unused):
+            return
+        from pytest_ltx.report.summary import terminal_lines
+
+        tr = terminalreporter
+        tr.write_sep("=", "pytest-ltx")
+        for line in terminal_lines(s.results):
+            tr.write_line(line)
+        if self.baseline_summary is not None:
+            tr.write_line("")
+            tr.write_line(self.baseline_summary.to_text() if hasattr(self.baseline_summary, "to_text")
+                          else str(self.baseline_summary))
+        if self.unused:
+            verb = "removed" if self.pruned else "unused (remove with --ltx-prune-baselines)"
+            tr.write_line("")
+            tr.write_line(f"{len(self.unused)} baseline(s) {verb}:")
+            for ik, mk in self.unused:
+                tr.write_line(f"  {ik} [{mk}]")
+        for p in self.problems:
+            tr.write_line(f"pytest-ltx: {p}", red=True)
+        if self.results_path is not None:
+            tr.write_line(f"results: {self.results_path}")
+
+
+def _to_dict(x: Any) -> Any:
+    return x.to_dict() if hasattr(x, "to_dict") else str(x)

@@ -1,0 +1,60 @@
+"""pytest hooks of pytest-ltx: options, collection of YAML clip specs, report wiring. Logic lives elsewhere:
+``collect.py`` (spec files and items), ``runner.py`` (producing and checking a clip), ``session.py``
+(per-session state), ``report/`` (results.json, HTML extras, summaries).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Generator
+
+import pytest
+
+from pytest_ltx.options import add_options
+from pytest_ltx.session import SESSION_KEY, LtxSession
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ltx: a pytest-ltx clip item (rendered or loaded, then checked)")
+    config.addinivalue_line("markers", "ltx_render: the clip is rendered by a model profile")
+    config.addinivalue_line("markers", "ltx_file: the clip is a pre-rendered file")
+    config.addinivalue_line("markers", "ltx_testcard: the clip is a synthetic test card")
+    session = LtxSession(config)
+    config.stash[SESSION_KEY] = session
+    from pytest_ltx.finish import SessionReporter
+
+    config.pluginmanager.register(SessionReporter(session), "pytest-ltx-reporter")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    from pytest_ltx.collect import SpecFile, is_spec_file
+
+    if is_spec_file(file_path, parent.config):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from pytest_ltx.collect import note_collection
+
+    note_collection(session)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    from pytest_ltx.collect import LtxItem
+
+    if isinstance(item, LtxItem):
+        item.decorate_report(report)
+    return report
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    s = config.stash.get(SESSION_KEY, None)
+    if s is not None:
+        s.close()

@@ -1,0 +1,85 @@
+"""One record per test item, and the results file they are merged into at session end."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from pytest_ltx.outcome import jsonable
+
+__all__ = ["ItemResult", "RESULTS_SCHEMA_VERSION", "write_results", "read_results"]
+
+RESULTS_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one clip item. Plain JSON-ready data: it crosses xdist process boundaries and is
+    the only input of every report."""
+
+    nodeid: str
+    spec: str
+    clip_id: str
+    item: str
+    source: str
+    status: str  # passed | failed | error
+    params: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ItemResult":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def failed_outcomes(self) -> list[dict[str, Any]]:
+        return [o for o in self.outcomes if o.get("status") in ("failed", "error")]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(path: Path, items: Iterable[ItemResult], *, meta: dict[str, Any] | None = None) -> dict:
+    """Write ``results.json`` atomically; items sorted by node id so reruns diff cleanly."""
+    records = sorted((i.to_dict() for i in items), key=lambda d: d["nodeid"])
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    from pytest_ltx import __version__
+
+    doc = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "tool": {"name": "pytest-ltx", "version": __version__},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "summary": {"items": len(records), **{k: counts.get(k, 0) for k in ("passed", "failed", "error")}},
+        **({"meta": jsonable(meta)} if meta else {}),
+        "items": records,
+    }
+    _atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return doc
+
+
+def read_results(path: Path) -> tuple[dict[str, Any], list[ItemResult]]:
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return doc, [ItemResult.from_dict(d) for d in doc.get("items", [])]

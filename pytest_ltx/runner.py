@@ -1,0 +1,216 @@
+"""Running one clip item: get the clip (render, cache, file or test card), evaluate it, compare it with
+its golden baseline. Pure of pytest: the plugin calls these from an item's setup and runtest, and keeps
+what they return; infrastructure problems raise :class:`InfraError`, regressions come back as outcomes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_ltx.media import Clip, ClipReadError, read_clip, write_clip
+from pytest_ltx.outcome import Outcome, Status
+
+if TYPE_CHECKING:
+    from pytest_ltx.evaluate import Evaluation
+    from pytest_ltx.session import LtxSession
+    from pytest_ltx.spec import ItemSpec
+
+__all__ = ["ClipRun", "InfraError", "obtain_clip", "render_provenance", "library_versions"]
+
+
+class InfraError(Exception):
+    """The clip could not be produced (missing model, unreadable file, device unavailable): an error in
+    the test infrastructure, reported as a pytest error, never as a metric failure."""
+
+
+_VERSIONED = ("torch", "diffusers", "transformers", "av", "opencv-python-headless", "numpy")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions that change what a render or a metric produces (read from metadata: no imports)."""
+    out: dict[str, str | None] = {}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@dataclass
+class ClipRun:
+    """What an item's setup produced: the clip as decoded from its mp4 (what a user would see), and
+    how it was made."""
+
+    clip: Clip
+    source: str
+    params: dict[str, Any]
+    provenance: dict[str, Any]
+    model_key: str
+    mp4: Path | None = None
+    render_seconds: float | None = None
+    peak_vram_gb: float | None = None
+    cached: bool = False
+    #: the raw (pre-encode) render, kept only when a determinism check needs it
+    raw: Clip | None = None
+    truth: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def render_provenance(profile: Any, fingerprint: str, request: Any, device: str | None) -> dict[str, Any]:
+    """Everything that determines a render's pixels, known before loading the model: it keys the cache."""
+    return {
+        "model": profile.to_dict(),
+        "fingerprint": fingerprint,
+        "request": request.to_dict(),
+        "device_override": device,
+        "versions": library_versions(),
+    }
+
+
+def _frames_digest(clip: Clip) -> str:
+    h = hashlib.sha256(clip.frames.tobytes())
+    if clip.audio is not None:
+        h.update(clip.audio.tobytes())
+    return h.hexdigest()
+
+
+def _where(item: "ItemSpec") -> str:
+    return f"{item.spec_path}:{item.line}" if item.spec_path else item.name
+
+
+def _request(item: "ItemSpec", session: "LtxSession") -> tuple[Any, Any]:
+    """The model profile and the render request an item asks for (CLI overrides applied)."""
+    from pytest_ltx.render import RenderError
+
+    try:
+        profile = session.profile(session.settings.model or item.clip.model, device=session.settings.device)
+    except RenderError as e:
+        raise InfraError(str(e)) from None
+    try:
+        req = item.to_render_request(profile.name)
+    except ValueError as e:
+        raise InfraError(f"{_where(item)}: {e}") from None
+    return profile, req
+
+
+def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+    from pytest_ltx.render import RenderError, get_renderer
+
+    c = item.clip
+    profile, req = _request(item, session)
+    try:
+        fp = session.fingerprint(profile)
+    except RenderError as e:
+        raise InfraError(str(e)) from None
+    prov = render_provenance(profile, fp, req, session.settings.device)
+    model_key = f"{profile.name}-{fp[:12]}"
+    params = req.to_dict()
+    need_raw = c.expect.determinism is not None
+    cache = session.cache
+    key = cache.key(prov)
+    hit = None if (session.settings.no_cache or need_raw) else cache.get(key)
+    if hit is not None:
+        try:
+            clip = read_clip(hit.clip_path)
+        except ClipReadError:
+            hit = None  # a damaged entry is a miss; the cache drops it on the next put
+        else:
+            meta = hit.meta
+            return ClipRun(clip=clip, source="render", params=params, provenance={**prov, **meta.get("render", {})},
+                           model_key=model_key, mp4=hit.clip_path, render_seconds=meta.get("seconds"),
+                           peak_vram_gb=meta.get("peak_vram_gb"), cached=True)
+    try:
+        renderer = get_renderer(profile)
+        t0 = time.perf_counter()
+        result = renderer.render(req)
+        wall = time.perf_counter() - t0
+    except RenderError as e:
+        raise InfraError(str(e)) from None
+    tmp_mp4 = session.scratch_dir() / f"{key[:16]}.mp4"
+    write_clip(result.clip, tmp_mp4)
+    meta = {
+        "seconds": result.seconds,
+        "peak_vram_gb": result.peak_vram_gb,
+        "render": {"device": result.device, "dtype": result.dtype},
+        "digest": _frames_digest(result.clip),
+        "provenance": result.provenance,
+    }
+    entry = cache.put(key, tmp_mp4, meta)
+    tmp_mp4.unlink(missing_ok=True)
+    clip = read_clip(entry.clip_path)
+    return ClipRun(clip=clip, source="render", params=params,
+                   provenance={**prov, "device": result.device, "dtype": result.dtype},
+                   model_key=model_key, mp4=entry.clip_path, render_seconds=result.seconds,
+                   peak_vram_gb=result.peak_vram_gb, cached=False,
+                   raw=result.clip if need_raw else None, timings={"render_call_s": wall})
+
+
+def render_again(item: "ItemSpec", session: "LtxSession") -> Clip:
+    """A second, uncached render of the same request (for the determinism check)."""
+    from pytest_ltx.render import RenderError, get_renderer
+
+    profile, req = _request(item, session)
+    try:
+        return get_renderer(profile).render(req).clip
+    except RenderError as e:
+        raise InfraError(str(e)) from None
+
+
+def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+    from pytest_ltx.render.file import load_file_source
+
+    assert item.file_path is not None
+    try:
+        clip = load_file_source(item.file_path, item.audio_path, spec_dir=item.base_dir,
+                                root=session.settings.rootdir)
+    except ClipReadError as e:
+        raise InfraError(f"{_where(item)}: {e}") from None
+    digest = hashlib.sha256(Path(item.file_path).read_bytes()).hexdigest()
+    params = {"file": str(item.file_path), "audio": None if item.audio_path is None else str(item.audio_path)}
+    return ClipRun(clip=clip, source="file", params=params, provenance={"file_sha256": digest},
+                   model_key="file", mp4=Path(item.file_path))
+
+
+def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+    from pytest_ltx.testcard import draw
+
+    card = draw(item.clip.testcard)
+    # through the same encode/decode path as a render, so the metrics see codec effects
+    key = hashlib.sha256(item.clip.testcard.model_dump_json().encode()).hexdigest()[:16]
+    stem = item.spec_path.stem if item.spec_path else "spec"
+    mp4 = session.report_clip_path(f"{stem}__{item.name}")
+    write_clip(card.clip, mp4)
+    clip = read_clip(mp4)
+    return ClipRun(clip=clip, source="testcard", params=item.clip.testcard.model_dump(mode="json"),
+                   provenance={"testcard_sha256": key}, model_key="testcard", mp4=mp4,
+                   truth=card.truth.to_dict())
+
+
+def obtain_clip(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+    kind = item.source_kind.value if hasattr(item.source_kind, "value") else str(item.source_kind)
+    t0 = time.perf_counter()
+    run = {"render": _render, "file": _file, "testcard": _testcard}[kind](item, session)
+    run.timings["obtain_s"] = time.perf_counter() - t0
+    return run
+
+
+def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", session: "LtxSession") -> list[Outcome]:
+    """Outcomes that depend on how the clip was made rather than on its pixels: budget and determinism."""
+    from pytest_ltx.expect.render import check_budget, check_determinism
+
+    e = item.clip.expect
+    out: list[Outcome] = []
+    if e.budget is not None and run.source == "render":
+        out += check_budget(run.render_seconds, run.peak_vram_gb, e.budget, cached=run.cached)
+    if e.determinism is not None:
+        if run.source != "render" or run.raw is None:
+            out.append(Outcome("determinism", Status.UNMEASURED, "determinism applies to rendered clips only"))
+        else:
+            out += check_determinism(run.raw, render_again(item, session), e.determinism)
+    return out

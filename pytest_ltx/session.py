@@ -1,0 +1,114 @@
+"""Per-session state of the plugin, kept in ``config.stash`` (never on private config attributes).
+
+On an xdist worker it renders and evaluates; on the controller (or a plain run) it also gathers the
+item results and queued baseline records shipped on test reports, and writes them out once at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_ltx.options import Settings, settings
+from pytest_ltx.report.results import ItemResult
+
+if TYPE_CHECKING:
+    from pytest_ltx.cache import RenderCache
+    from pytest_ltx.models import ModelProfile
+
+__all__ = ["LtxSession", "SESSION_KEY", "get_session", "safe_name"]
+
+SESSION_KEY = pytest.StashKey["LtxSession"]()
+
+
+def safe_name(s: str) -> str:
+    """A file-system-safe, still readable version of an item name (``robot[seed=1]`` → ``robot_seed=1_``)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", s)
+
+
+class LtxSession:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.settings: Settings = settings(config)
+        self.is_worker = hasattr(config, "workerinput")
+        self._profiles: dict[str, ModelProfile] | None = None
+        self._fingerprints: dict[Any, str] = {}
+        self._cache: RenderCache | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._store: Any = None
+        self.results: list[ItemResult] = []
+        #: baseline records (JSON payloads) queued by items for writing at session end
+        self.baseline_payloads: list[dict[str, Any]] = []
+        #: (item_key, model_key) of every baseline a collected item looks for
+        self.used_baselines: set[tuple[str, str]] = set()
+        self.whole_suite = False
+
+    # -- models -------------------------------------------------------------------------------------
+    def profiles(self) -> dict[str, "ModelProfile"]:
+        if self._profiles is None:
+            from pytest_ltx.models import load_profiles
+
+            self._profiles = load_profiles(self.settings.rootdir)
+        return self._profiles
+
+    def profile(self, name: str, *, device: str | None = None) -> "ModelProfile":
+        from pytest_ltx.render import RenderError
+
+        profiles = self.profiles()
+        if name not in profiles:
+            known = ", ".join(sorted(profiles))
+            raise RenderError(
+                f"unknown model profile {name!r} (known: {known}). Declare it in pyproject.toml as "
+                f"[tool.pytest-ltx.models.{name}] with `path = \"/local/diffusers/folder\"`, or use `model: tiny`."
+            )
+        p = profiles[name]
+        return replace(p, device=device) if device else p
+
+    def fingerprint(self, profile: "ModelProfile") -> str:
+        if profile not in self._fingerprints:
+            from pytest_ltx.models import fingerprint
+
+            self._fingerprints[profile] = fingerprint(profile)
+        return self._fingerprints[profile]
+
+    # -- storage ------------------------------------------------------------------------------------
+    @property
+    def cache(self) -> "RenderCache":
+        if self._cache is None:
+            from pytest_ltx.cache import RenderCache
+
+            self._cache = RenderCache(self.settings.cache_dir)
+        return self._cache
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from pytest_ltx.baseline import BaselineStore
+
+            self._store = BaselineStore(self.settings.baselines)
+        return self._store
+
+    def scratch_dir(self) -> Path:
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="pytest-ltx-")
+        return Path(self._scratch.name)
+
+    def report_clip_path(self, name: str) -> Path:
+        """Where a clip that lives nowhere else (a drawn test card) is kept for the report."""
+        d = self.settings.report_dir / "clips"
+        d.mkdir(parents=True, exist_ok=True)
+        return d / (safe_name(name) + ".mp4")
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+
+def get_session(config: pytest.Config) -> LtxSession:
+    return config.stash[SESSION_KEY]
