@@ -38,7 +38,7 @@ from pytest_ltx.expect.baseline import BaselineExpect, parse_tolerance
 from pytest_ltx.outcome import Outcome, Status
 
 from .calibrate import derived_tolerance
-from .record import BaselineRecord
+from .record import BaselineRecord, round_sig
 
 __all__ = [
     "ToleranceSource",
@@ -396,9 +396,11 @@ def _metric_delta(
     if not (_num(b) and _num(c)):
         # None ↔ value (a metric became (un)measurable), or booleans: only equality passes
         return MetricDelta(key, b, c, None, tol, sigma, b == c)
+    if isinstance(c, (float, np.floating)):
+        c = round_sig(float(c))  # the baseline was rounded the same way when it was stored
     delta = _sub(c, b)
     allowed = tol.allowed(float(b))
-    slack = 1e-6 * max(abs(float(b)), abs(float(c))) + 1e-12  # the baseline is rounded to 6 digits
+    slack = 1e-9 * max(abs(float(b)), abs(float(c))) + 1e-12  # float subtraction, not tolerance
     return MetricDelta(key, b, c, delta, tol, sigma, abs(delta) <= allowed + slack)  # type: ignore[arg-type]
 
 
