@@ -1,0 +1,492 @@
+"""Audio-visual sync: how late (or early) the sound is against the picture, or why that can't be told.
+
+Two event envelopes on a common 1 kHz grid, cross-correlated:
+
+* **audio** — a multi-band spectral flux of compressed magnitudes (numpy STFT, window ≈ 5–8 ms, hop
+  ≤ 64 samples, so ≤ 2 ms resolution and no librosa/numba JIT per process). Its constant lag against
+  the true onset (it depends on sample rate, window and hop) is *calibrated out* by a zero-offset
+  synthetic run of the whole pipeline per (sample rate, fps, window, hop, visual method), cached
+  in-process — no hand-typed constant.
+* **picture** — at a small analysis resolution: per-cell frame-difference *onsets* (flashes, cuts,
+  motion starts) plus *changes of the frame's mean optical-flow velocity* (Farneback): a bounce flips
+  the velocity, a start or stop changes it, steady motion does not. Both are placed at frame times
+  (the acceleration at frame i is centred there, so an impact between frames lands between them).
+
+The correlation peak is refined with a parabola (sub-frame). Confidence comes from the peak height
+and how far it stands above the best other peak; periodic content (several similar peaks) is
+reported ``ambiguous`` rather than as a confident wrong number. When the offset cannot be measured,
+``offset_ms`` is None and ``status`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pytest_ltx.media import Clip
+
+__all__ = [
+    "AVSyncStatus",
+    "AVSyncResult",
+    "analyze",
+    "audio_envelope",
+    "visual_envelope",
+    "calibration_lag_ms",
+    "sample_rate_issue",
+]
+
+#: envelope grid rate (Hz): 1 ms bins; the parabola refines below that
+GRID_HZ = 1000
+COMMON_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
+#: AAC adds up to ~2 frames of priming/padding (2 × 1024 samples) to the decoded duration
+AAC_PADDING_SAMPLES = 2048
+
+
+class AVSyncStatus(str, Enum):
+    MEASURED = "measured"
+    NO_AUDIO = "no_audio"  # no audio track (or zero samples)
+    SILENT = "silent"  # a track of (near) digital silence
+    NO_VISUAL_EVENTS = "no_visual_events"  # nothing happens in the picture to sync to
+    NO_AUDIO_EVENTS = "no_audio_events"  # audio without transients (steady tone, noise)
+    AMBIGUOUS = "ambiguous"  # periodic content: several similar correlation peaks
+    LOW_CONFIDENCE = "low_confidence"  # a peak, but too weak to trust
+
+    @property
+    def measurable(self) -> bool:
+        return self is AVSyncStatus.MEASURED
+
+
+@dataclass(frozen=True)
+class AVSyncResult:
+    """One A/V-sync measurement. ``offset_ms`` > 0 means the audio is late; None = not measurable."""
+
+    status: AVSyncStatus
+    offset_ms: float | None
+    confidence: float
+    max_lag_ms: float
+    #: the best correlation peak even when not trusted (ambiguous / low confidence), for diagnosis only
+    candidate_offset_ms: float | None = None
+    #: strongest correlation peaks as (offset_ms, normalised correlation), best first
+    peaks: tuple[tuple[float, float], ...] = ()
+    peak_correlation: float | None = None
+    audio_events: int = 0
+    visual_events: int = 0
+    audio_event_times_s: tuple[float, ...] = ()
+    visual_event_times_s: tuple[float, ...] = ()
+    video_duration_s: float = 0.0
+    audio_duration_s: float | None = None
+    #: audio − video duration (s); AAC priming/padding makes a few tens of ms normal
+    duration_mismatch_s: float | None = None
+    #: the part of the mismatch attributable to AAC padding at this sample rate (s)
+    duration_padding_allowance_s: float = 0.0
+    sample_rate: int | None = None
+    #: None when the rate is fine, else why it is suspicious (too low for onsets, unusual value)
+    sample_rate_issue: str | None = None
+    #: constant lag of the envelope pipeline that was subtracted (ms)
+    calibration_lag_ms: float = 0.0
+    message: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def measurable(self) -> bool:
+        return self.offset_ms is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        def r(x: float | None, nd: int = 2) -> float | None:
+            return None if x is None or not math.isfinite(x) else round(float(x), nd)
+
+        return {
+            "status": self.status.value,
+            "offset_ms": r(self.offset_ms),
+            "confidence": round(float(self.confidence), 3),
+            "candidate_offset_ms": r(self.candidate_offset_ms),
+            "peak_correlation": r(self.peak_correlation, 3),
+            "peaks": [[r(o), r(c, 3)] for o, c in self.peaks],
+            "max_lag_ms": self.max_lag_ms,
+            "audio_events": self.audio_events,
+            "visual_events": self.visual_events,
+            "audio_event_times_s": [round(t, 3) for t in self.audio_event_times_s],
+            "visual_event_times_s": [round(t, 3) for t in self.visual_event_times_s],
+            "video_duration_s": r(self.video_duration_s, 4),
+            "audio_duration_s": r(self.audio_duration_s, 4),
+            "duration_mismatch_s": r(self.duration_mismatch_s, 4),
+            "duration_padding_allowance_s": r(self.duration_padding_allowance_s, 4),
+            "sample_rate": self.sample_rate,
+            "sample_rate_issue": self.sample_rate_issue,
+            "calibration_lag_ms": r(self.calibration_lag_ms),
+            "message": self.message,
+            "config": dict(self.config),
+        }
+
+    def scalars(self) -> dict[str, float | int | None]:
+        return {
+            "offset_ms": None if self.offset_ms is None else round(self.offset_ms, 2),
+            "confidence": round(float(self.confidence), 3),
+            "audio_events": self.audio_events,
+            "visual_events": self.visual_events,
+            "duration_mismatch_s": None if self.duration_mismatch_s is None else round(self.duration_mismatch_s, 4),
+        }
+
+
+def sample_rate_issue(sr: int | None) -> str | None:
+    """Why a sample rate is suspicious for sync measurement, or None when it is an ordinary rate."""
+    if sr is None:
+        return None
+    if sr < 8000:
+        return f"{sr} Hz is below 8 kHz: too low for reliable onsets"
+    if sr not in COMMON_RATES:
+        return f"{sr} Hz is not a standard audio rate (resampling bug?)"
+    return None
+
+
+# --------------------------------------------------------------------------------------------- audio
+
+
+def stft_params(sr: int) -> tuple[int, int]:
+    """(n_fft, hop) for a sample rate: window ≈ 5–8 ms (power of two), hop = window/4 (≤ 64 samples)."""
+    n_fft = 1 << max(6, int(math.floor(math.log2(0.008 * sr))))
+    return n_fft, max(1, n_fft // 4)
+
+
+def audio_envelope(mono: np.ndarray, sr: int, *, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onset envelope: mean over ~24 log-spaced bands of the rectified rise in log-compressed magnitude.
+
+    Returns ``(times_s, values)``; value k describes the window centred at ``times_s[k]``. The
+    compression ``log1p(γ·|X|)`` with γ relative to the clip's level keeps a codec's quiet pre-echo
+    (AAC smears a transient's energy a few ms ahead of it) from looking like the onset itself.
+    """
+    y = np.asarray(mono, np.float64)
+    pad = n_fft // 2
+    y = np.pad(y, (pad, pad))
+    n_frames = 1 + (len(y) - n_fft) // hop
+    if n_frames < 2:
+        return np.zeros(0), np.zeros(0)
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
+    win = np.hanning(n_fft + 1)[:-1]
+    mag = np.abs(np.fft.rfft(y[idx] * win, axis=1))  # [frames, bins]
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    edges = np.geomspace(max(60.0, sr / n_fft), sr / 2, 25)
+    band = np.clip(np.searchsorted(edges, freqs) - 1, 0, len(edges) - 2)
+    valid = (freqs >= edges[0])
+    nb = len(edges) - 1
+    bands = np.zeros((n_frames, nb))
+    counts = np.bincount(band[valid], minlength=nb).astype(float)
+    for b in range(nb):
+        m = valid & (band == b)
+        if m.any():
+            bands[:, b] = mag[:, m].mean(axis=1)
+    bands = bands[:, counts > 0]
+    ref = np.percentile(bands, 99.5) if bands.size else 0.0
+    if ref <= 0:
+        return np.arange(n_frames) * hop / sr, np.zeros(n_frames)
+    comp = np.log1p(bands * (100.0 / ref))
+    flux = np.maximum(0.0, np.diff(comp, axis=0, prepend=comp[:1])).mean(axis=1)
+    times = np.arange(n_frames) * hop / sr
+    return times, flux
+
+
+# -------------------------------------------------------------------------------------------- visual
+
+VISUAL_METHOD = "cell-diff-onset+farneback-mean-accel"
+ANALYSIS_SIDE = 96
+GRID_CELLS = 4
+
+
+def _gray_small(frames: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    t, h, w, _ = frames.shape
+    s = min(1.0, side / max(h, w))
+    nw, nh = max(8, round(w * s)), max(8, round(h * s))
+    out = np.empty((t, nh, nw), np.uint8)
+    for i in range(t):
+        g = cv2.cvtColor(np.ascontiguousarray(frames[i]), cv2.COLOR_RGB2GRAY)
+        out[i] = g if (nw, nh) == (w, h) else cv2.resize(g, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _cell_means(x: np.ndarray, cells: int) -> np.ndarray:
+    """Mean of ``x[..., H, W]`` (optionally with a trailing channel axis handled by caller) per cell."""
+    h, w = x.shape[-2:]
+    ys = np.linspace(0, h, cells + 1).astype(int)
+    xs = np.linspace(0, w, cells + 1).astype(int)
+    out = np.empty(x.shape[:-2] + (cells, cells))
+    for a in range(cells):
+        for b in range(cells):
+            out[..., a, b] = x[..., ys[a] : ys[a + 1], xs[b] : xs[b + 1]].mean(axis=(-2, -1))
+    return out
+
+
+def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE, cells: int = GRID_CELLS) -> dict[str, np.ndarray]:
+    """Per-frame visual event strength, value i at frame i's time.
+
+    ``diff_onset`` (gray levels): per-cell rise of the mean |frame difference| — a flash, a cut or a
+    motion start, counted once at its first frame (a one-frame flash switching off is not a second event).
+    ``flow_accel`` (pixels/frame at the analysis size): change of the whole-frame mean Farneback velocity
+    between the pairs (i−1, i) and (i, i+1) — impacts, direction flips, starts and stops.
+    """
+    import cv2
+
+    g = _gray_small(frames, side)
+    t = g.shape[0]
+    diff_onset = np.zeros(t)
+    flow_accel = np.zeros(t)
+    if t < 2:
+        return {"diff_onset": diff_onset, "flow_accel": flow_accel}
+    gf = g.astype(np.float32)
+    d = _cell_means(np.abs(np.diff(gf, axis=0)), cells)  # [t-1, c, c]; d[k] = change into frame k+1
+    d = np.concatenate([np.zeros((1, cells, cells)), d])  # d[i] = change into frame i
+    # a rise counts only where the change more than doubles: new content (flash, cut, start) rather
+    # than an object speeding up, whose difference grows gradually (and would smear ahead of an impact)
+    prev = np.concatenate([d[:1], d[:-1]])
+    rise = np.maximum(0.0, d - 2.0 * prev)
+    diff_onset = rise.reshape(t, -1).mean(axis=1)
+
+    # whole-frame mean velocity (a "momentum"): constant under steady motion, it jumps at an impact,
+    # a start or a stop. Per-cell means would also jump when an object crosses a cell border.
+    vel = np.zeros((t, 2))  # vel[i] = mean flow of pair (i-1, i); vel[0] unused
+    for i in range(1, t):
+        f = cv2.calcOpticalFlowFarneback(g[i - 1], g[i], None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        vel[i] = f.reshape(-1, 2).mean(axis=0)
+    if t >= 3:
+        flow_accel[1:-1] = np.linalg.norm(vel[2:] - vel[1:-1], axis=-1)  # centred on frames 1..t-2
+    return {"diff_onset": diff_onset, "flow_accel": flow_accel}
+
+
+#: below these peak levels a visual component is codec noise, not an event
+DIFF_FLOOR = 0.25  # gray levels (cell mean)
+ACCEL_FLOOR = 0.01  # px/frame at the analysis size (frame mean)
+
+
+def _combine_visual(env: dict[str, np.ndarray]) -> np.ndarray:
+    """Each component scaled to its own peak (when it rises above its noise floor), then summed."""
+    out = np.zeros_like(env["diff_onset"])
+    for key, floor in (("diff_onset", DIFF_FLOOR), ("flow_accel", ACCEL_FLOOR)):
+        x = env[key]
+        peak = float(x.max()) if x.size else 0.0
+        if peak > floor and peak > 3.0 * float(np.median(x)) + 1e-9:
+            out += x / peak
+    return out
+
+
+# ------------------------------------------------------------------------------- events and peaks
+
+
+def _event_indices(x: np.ndarray, min_sep: int, rel: float = 0.2, k_mad: float = 8.0) -> np.ndarray:
+    """Local maxima above both ``rel`` × max and median + ``k_mad`` robust sigmas, ≥ ``min_sep`` apart."""
+    if x.size < 3 or not np.any(x > 0):
+        return np.zeros(0, int)
+    med = float(np.median(x))
+    mad = 1.4826 * float(np.median(np.abs(x - med)))
+    thr = max(rel * float(x.max()), med + k_mad * mad, 1e-12)
+    cand = [i for i in range(len(x)) if x[i] >= thr and x[i] >= x[max(0, i - 1)] and x[i] >= x[min(len(x) - 1, i + 1)]]
+    cand.sort(key=lambda i: -x[i])
+    kept: list[int] = []
+    for i in cand:
+        if all(abs(i - j) >= min_sep for j in kept):
+            kept.append(i)
+    return np.array(sorted(kept), int)
+
+
+def _gauss_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    r = int(math.ceil(4 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    return np.convolve(x, k / k.sum(), mode="same")
+
+
+def _place_impulses(times_s: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """Impulses on the 1 kHz grid, each split linearly between its two nearest bins (sub-ms placement)."""
+    g = np.zeros(n)
+    pos = times_s * GRID_HZ
+    lo = np.floor(pos).astype(int)
+    frac = pos - lo
+    for p, f, w in zip(lo, frac, weights):
+        if 0 <= p < n:
+            g[p] += w * (1 - f)
+        if 0 <= p + 1 < n:
+            g[p + 1] += w * f
+    return g
+
+
+def _parabolic(y: np.ndarray, i: int) -> float:
+    if 0 < i < len(y) - 1:
+        a, b, c = y[i - 1], y[i], y[i + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            return float(i + 0.5 * (a - c) / den)
+    return float(i)
+
+
+@dataclass(frozen=True)
+class _Corr:
+    lags_ms: np.ndarray
+    r: np.ndarray
+    best_ms: float
+    best_r: float
+    peaks: list[tuple[float, float]]
+
+
+def _correlate(audio_grid: np.ndarray, visual_grid: np.ndarray, max_lag: int, exclude_ms: float) -> _Corr:
+    """Normalised cross-correlation r(τ) = Σ a(t+τ)·v(t) over τ ∈ [−max_lag, max_lag] ms (audio late > 0)."""
+    a = audio_grid - audio_grid.mean()
+    v = visual_grid - visual_grid.mean()
+    na, nv = np.linalg.norm(a), np.linalg.norm(v)
+    n = len(a) + len(v)
+    nfft = 1 << (n - 1).bit_length()
+    full = np.fft.irfft(np.fft.rfft(a, nfft) * np.conj(np.fft.rfft(v, nfft)), nfft)
+    lags = np.arange(-max_lag, max_lag + 1)
+    r = full[lags % nfft] / (na * nv + 1e-12)
+    i = int(np.argmax(r))
+    best = _parabolic(r, i) - max_lag
+    # other local maxima outside the main lobe, best first
+    loc = [j for j in range(1, len(r) - 1) if r[j] >= r[j - 1] and r[j] > r[j + 1]]
+    for j in (0, len(r) - 1):  # a rising edge at the window border is a peak beyond it: count it
+        if (j == 0 and r[0] > r[1]) or (j == len(r) - 1 and r[-1] > r[-2]):
+            loc.append(j)
+    loc.sort(key=lambda j: -r[j])
+    peaks: list[tuple[float, float]] = [(best, float(r[i]))]
+    for j in loc:
+        if all(abs((j - max_lag) - p) > exclude_ms for p, _ in peaks):
+            peaks.append((float(j - max_lag), float(r[j])))
+        if len(peaks) >= 5:
+            break
+    return _Corr(lags.astype(float), r, best, float(r[i]), peaks)
+
+
+# -------------------------------------------------------------------------------------- calibration
+
+_CAL_LOCK = threading.Lock()
+_CAL_CACHE: dict[tuple, float] = {}
+SMOOTH_MS = 8.0
+
+
+def _offsets_raw(mono: np.ndarray, sr: int, frames: np.ndarray, fps: float, n_fft: int, hop: int,
+                 max_lag: int) -> tuple[_Corr, dict]:
+    """The uncalibrated correlation of one clip's audio and picture (shared by analyze and calibration)."""
+    at, av_ = audio_envelope(mono, sr, n_fft=n_fft, hop=hop)
+    venv = visual_envelope(frames)
+    v = _combine_visual(venv)
+    dur = max(len(mono) / sr, frames.shape[0] / fps)
+    n = int(math.ceil(dur * GRID_HZ)) + 1
+    grid_t = np.arange(n) / GRID_HZ
+    a_grid = _gauss_smooth(np.interp(grid_t, at, av_, left=0.0, right=0.0), SMOOTH_MS) if at.size else np.zeros(n)
+    v_grid = _gauss_smooth(_place_impulses(np.arange(len(v)) / fps, v, n), SMOOTH_MS)
+    exclude = max(40.0, 0.6 * 1000.0 / fps)
+    corr = _correlate(a_grid, v_grid, max_lag, exclude)
+    return corr, {"audio_t": at, "audio_env": av_, "visual": v, "visual_parts": venv}
+
+
+def _calibration_clip(fps: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 6 s zero-offset clip: a square flashes and the audio clicks on irregular frames."""
+    from pytest_ltx.testcard.audio import synthesize
+
+    t_frames = int(round(6.0 * fps))
+    rng = np.random.default_rng(1234)
+    gaps = rng.integers(int(0.25 * fps), int(0.7 * fps), size=64)
+    ev = np.cumsum(gaps) + int(0.3 * fps)
+    ev = ev[ev < t_frames - 3]
+    frames = np.full((t_frames, 64, 64, 3), 40, np.uint8)
+    for k, i in enumerate(ev):
+        y0, x0 = 8 + (k * 13) % 32, 8 + (k * 29) % 32
+        frames[i, y0 : y0 + 20, x0 : x0 + 20] = 230
+    audio = synthesize(ev / fps, sample_rate=sr, duration_s=t_frames / fps, kind="click", channels=1, seed=7)
+    return frames, audio[0]
+
+
+def calibration_lag_ms(sr: int, fps: float, n_fft: int | None = None, hop: int | None = None) -> float:
+    """Constant lag (ms) the pipeline reports for truly synchronous events; cached per configuration."""
+    if n_fft is None or hop is None:
+        n_fft, hop = stft_params(sr)
+    key = (int(sr), round(float(fps), 3), n_fft, hop, VISUAL_METHOD, ANALYSIS_SIDE, GRID_CELLS, SMOOTH_MS)
+    with _CAL_LOCK:
+        if key not in _CAL_CACHE:
+            frames, mono = _calibration_clip(fps, sr)
+            corr, _ = _offsets_raw(mono, sr, frames, fps, n_fft, hop, 200)
+            _CAL_CACHE[key] = corr.best_ms
+        return _CAL_CACHE[key]
+
+
+# ------------------------------------------------------------------------------------------ analyze
+
+SILENCE_DBFS = -60.0
+
+
+def analyze(
+    clip: "Clip",
+    *,
+    max_lag_ms: float = 500.0,
+    min_confidence: float = 0.2,
+    ambiguity_ratio: float = 0.8,
+) -> AVSyncResult:
+    """Measure the audio offset of ``clip`` against its picture (positive = audio late).
+
+    ``max_lag_ms`` bounds the search; ``min_confidence`` is the floor below which the status is
+    ``low_confidence`` (offset None); a second correlation peak above ``ambiguity_ratio`` × the best
+    one makes the result ``ambiguous`` (offset None).
+    """
+    max_lag = int(round(max_lag_ms))
+    vdur = clip.duration_s
+    base: dict[str, Any] = {"max_lag_ms": float(max_lag), "video_duration_s": vdur}
+    sr = clip.sample_rate if clip.has_audio else None
+    config = {"visual_method": VISUAL_METHOD, "analysis_side": ANALYSIS_SIDE, "grid_cells": GRID_CELLS,
+              "smooth_ms": SMOOTH_MS}
+    if not clip.has_audio or sr is None:
+        return AVSyncResult(status=AVSyncStatus.NO_AUDIO, offset_ms=None, confidence=0.0, config=config,
+                            message="clip has no audio track", **base)
+    mono = clip.mono()
+    assert mono is not None
+    adur = len(mono) / sr
+    pad_allow = AAC_PADDING_SAMPLES / sr
+    base.update(audio_duration_s=adur, duration_mismatch_s=adur - vdur, duration_padding_allowance_s=pad_allow,
+                sample_rate=int(sr), sample_rate_issue=sample_rate_issue(int(sr)))
+    n_fft, hop = stft_params(int(sr))
+    config.update(n_fft=n_fft, hop=hop)
+    peak = float(np.max(np.abs(mono))) if mono.size else 0.0
+    if peak <= 10 ** (SILENCE_DBFS / 20):
+        lvl = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
+        return AVSyncResult(status=AVSyncStatus.SILENT, offset_ms=None, confidence=0.0, config=config,
+                            message=f"audio track is silent (peak {lvl} dBFS)", **base)
+
+    cal = calibration_lag_ms(int(sr), clip.fps, n_fft, hop)
+    corr, parts = _offsets_raw(mono, int(sr), clip.frames, clip.fps, n_fft, hop, max_lag)
+    at, aenv, v = parts["audio_t"], parts["audio_env"], parts["visual"]
+    a_ev = _event_indices(aenv, max(1, int(0.05 * sr / hop)))
+    v_ev = _event_indices(v, 2) if np.any(v > 0) else np.zeros(0, int)
+    base.update(audio_events=int(len(a_ev)), visual_events=int(len(v_ev)),
+                audio_event_times_s=tuple(float(at[i]) for i in a_ev),
+                visual_event_times_s=tuple(float(i / clip.fps) for i in v_ev), calibration_lag_ms=cal)
+    if len(v_ev) == 0:
+        return AVSyncResult(status=AVSyncStatus.NO_VISUAL_EVENTS, offset_ms=None, confidence=0.0, config=config,
+                            message="no visual events (no flash, cut, impact or start/stop of motion)", **base)
+    if len(a_ev) == 0:
+        return AVSyncResult(status=AVSyncStatus.NO_AUDIO_EVENTS, offset_ms=None, confidence=0.0, config=config,
+                            message="no audio events (no transients above the noise)", **base)
+
+    best = corr.best_ms - cal
+    peaks = tuple((p - cal, r) for p, r in corr.peaks)
+    r1 = max(corr.best_r, 0.0)
+    r2 = max((r for _, r in corr.peaks[1:]), default=0.0)
+    r2 = max(r2, 0.0)
+    distinct = (r1 - r2) / r1 if r1 > 0 else 0.0
+    # full confidence needs the best peak to stand at least twice as high as any other
+    confidence = float(np.clip(r1, 0, 1) * min(1.0, distinct / 0.5))
+    common = dict(confidence=confidence, candidate_offset_ms=best, peaks=peaks, peak_correlation=corr.best_r,
+                  config=config, **base)
+    if r1 > 0 and r2 >= ambiguity_ratio * r1:
+        alts = ", ".join(f"{p:+.0f} ms (r={r:.2f})" for p, r in peaks[:3])
+        return AVSyncResult(status=AVSyncStatus.AMBIGUOUS, offset_ms=None,
+                            message=f"ambiguous: several similar correlation peaks ({alts}); periodic content?",
+                            **common)
+    if confidence < min_confidence:
+        return AVSyncResult(status=AVSyncStatus.LOW_CONFIDENCE, offset_ms=None,
+                            message=f"best peak {best:+.0f} ms is too weak to trust (confidence {confidence:.2f})",
+                            **common)
+    late = "late" if best >= 0 else "early"
+    return AVSyncResult(status=AVSyncStatus.MEASURED, offset_ms=best,
+                        message=f"audio {abs(best):.0f} ms {late} (confidence {confidence:.2f})", **common)
