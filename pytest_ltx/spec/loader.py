@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pytest_ltx.spec.errors import SpecError, SpecFileError
-from pytest_ltx.spec.schema import ClipDefaults, SpecFile, _testcard_model
+from pytest_ltx.spec.schema import MERGED_BY_KEY, ClipDefaults, SpecFile, _testcard_model
 
 __all__ = ["load_spec_file", "load_spec_text", "parse_yaml", "format_loc"]
 
@@ -157,7 +157,9 @@ def _yaml_error(e: yaml.MarkedYAMLError, path: Path | None) -> SpecError:
     mark = e.problem_mark or e.context_mark
     line = None if mark is None else mark.line + 1
     msg = e.problem or "syntax error"
-    if e.context:
+    if e.context and msg.startswith("but "):
+        msg = f"{e.context}, {msg}"
+    elif e.context:
         ctx_line = f" at line {e.context_mark.line + 1}" if e.context_mark is not None else ""
         msg = f"{msg} ({e.context}{ctx_line})"
     return SpecError(path, line, "", f"invalid YAML: {_one_line(msg)}")
@@ -270,7 +272,7 @@ def _attribute(loc: Loc, lines: dict[Loc, int]) -> Loc:
     if len(loc) < 3 or loc[0] != "clips" or not isinstance(loc[1], int):
         return loc
     rest = loc[2:]
-    depth = 2 if rest[0] == "expect" and len(rest) > 1 else 1
+    depth = 2 if rest[0] in MERGED_BY_KEY and len(rest) > 1 else 1
     for j in range(1, depth + 1):
         if loc[:2] + rest[:j] in lines:
             continue

@@ -21,7 +21,8 @@ Top-level keys starting with ``x-`` are ignored, a place to keep YAML anchors
 ``defaults`` holds any clip field except ``id``; each clip gets them unless it sets the field itself.
 Alternatives replace each other: a clip's ``prompts`` drops a default ``prompt``, ``seeds`` drops
 ``seed``, ``file`` drops ``testcard`` (and back). ``expect`` is merged per family: a clip's
-``expect.motion`` replaces the default ``expect.motion`` whole, families it doesn't name are inherited.
+``expect.motion`` replaces the default ``expect.motion`` whole, families it doesn't name are inherited;
+``guidance`` is merged per knob the same way.
 
 Models are strict about types (``width: "64"`` is an error, not 64) and about keys
 (``extra="forbid"``): a misspelt key is an error with a "did you mean" hint, not an ignored setting.
@@ -41,6 +42,7 @@ from pydantic import (
     PrivateAttr,
     Strict,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -92,6 +94,9 @@ RENDER_ONLY: tuple[str, ...] = (
     "image",
 )
 
+#: mappings merged key by key with the defaults (an expectation family / a guidance knob is the unit).
+MERGED_BY_KEY: tuple[str, ...] = ("expect", "guidance")
+
 #: keys that replace each other when a clip is merged with the defaults.
 ALTERNATIVES: tuple[frozenset[str], ...] = (
     frozenset({"prompt", "prompts"}),
@@ -102,7 +107,12 @@ ALTERNATIVES: tuple[frozenset[str], ...] = (
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MARK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-_SIDE_SCHEMA: dict[str, Any] = {"multipleOf": SIDE_STEP, "minimum": SIDE_MIN, "maximum": SIDE_MAX}
+# The grid rules are checked by validators (for messages naming the nearest valid values); these
+# only put them in the JSON Schema.
+_Side = Annotated[
+    int, Strict(), WithJsonSchema({"type": "integer", "multipleOf": SIDE_STEP, "minimum": SIDE_MIN, "maximum": SIDE_MAX})
+]
+_Frames = Annotated[int, Strict(), WithJsonSchema({"type": "integer", "minimum": FRAMES_MIN, "maximum": FRAMES_MAX})]
 
 StrictInt = Annotated[int, Strict()]
 StrictFloat = Annotated[float, Strict()]  # strict float still accepts an int (3 → 3.0), not a bool
@@ -229,20 +239,14 @@ class _ClipFields(SpecModel):
     seeds: tuple[Annotated[int, Strict(), Field(ge=0, le=SEED_MAX)], ...] | None = Field(
         None, description="render only: one test item per seed; default [0]", json_schema_extra={"minItems": 1}
     )
-    width: StrictInt | None = Field(
-        None,
-        description=f"render only: multiple of {SIDE_STEP}, {SIDE_MIN}..{SIDE_MAX}; default 768",
-        json_schema_extra=_SIDE_SCHEMA,
+    width: _Side | None = Field(
+        None, description=f"render only: multiple of {SIDE_STEP}, {SIDE_MIN}..{SIDE_MAX}; default 768"
     )
-    height: StrictInt | None = Field(
-        None,
-        description=f"render only: multiple of {SIDE_STEP}, {SIDE_MIN}..{SIDE_MAX}; default 512",
-        json_schema_extra=_SIDE_SCHEMA,
+    height: _Side | None = Field(
+        None, description=f"render only: multiple of {SIDE_STEP}, {SIDE_MIN}..{SIDE_MAX}; default 512"
     )
-    frames: StrictInt | None = Field(
-        None,
-        description=f"render only: 8k+1 frames (9, 17, 25, … 121 …), up to {FRAMES_MAX}; default 121",
-        json_schema_extra={"minimum": FRAMES_MIN, "maximum": FRAMES_MAX},
+    frames: _Frames | None = Field(
+        None, description=f"render only: 8k+1 frames (9, 17, 25, … 121 …), up to {FRAMES_MAX}; default 121"
     )
     fps: StrictFloat | None = Field(None, gt=0, le=FPS_MAX, description="render only: (0, 120]; default 24")
     steps: StrictInt | None = Field(
@@ -475,8 +479,8 @@ def merge_defaults(defaults: dict[str, Any], clip: dict[str, Any]) -> dict[str, 
         if k not in dropped and k not in clip:
             out[k] = v
     for k, v in clip.items():
-        if k == "expect" and isinstance(v, dict) and isinstance(defaults.get("expect"), dict):
-            out[k] = {**defaults["expect"], **v}
+        if k in MERGED_BY_KEY and isinstance(v, dict) and isinstance(defaults.get(k), dict):
+            out[k] = {**defaults[k], **v}
         else:
             out[k] = v
     if out.get("file") is not None or out.get("testcard") is not None:
