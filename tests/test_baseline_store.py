@@ -311,6 +311,50 @@ def test_concurrent_flushes_from_two_processes(tmp_path: Path) -> None:
         assert _version(store, item) in (10.0, 11.0, 12.0, 20.0, 21.0, 22.0)
 
 
+_LOOPER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
+    from test_baseline_store import _record, ITEMS
+    from pytest_ltx.baseline.store import BaselineStore
+    store = BaselineStore({root!r})
+    v = 1
+    while True:
+        for item in ITEMS:
+            store.queue(_record(item, version=float(v)))
+        store.flush()
+        print(v, flush=True)
+        v += 1
+    """
+)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2])
+def test_sigkill_during_flush_loop_never_leaves_half_a_baseline(tmp_path: Path, delay: float) -> None:
+    """A real kill -9 at an arbitrary point of a flush loop: every baseline reads back whole, and the next
+    open removes what the dead process left."""
+    import signal
+    import time
+
+    root = tmp_path / "baselines"
+    script = tmp_path / "looper.py"
+    script.write_text(_LOOPER.format(repo=str(REPO), tests=str(REPO / "tests"), root=str(root)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.strip() == "1", proc.stderr.read()
+        time.sleep(delay)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    reader = BaselineStore(root, recover=False)
+    versions = {item: _version(reader, item) for item in ITEMS}
+    assert all(v is not None and v >= 1.0 for v in versions.values()), versions
+    store = BaselineStore(root)
+    assert _leftovers(root) == []
+    assert {item: _version(store, item) for item in ITEMS} == versions
+
+
 # ---------------------------------------------------------------------------------------------- unused / prune
 
 
@@ -365,9 +409,10 @@ def test_corrupt_record_names_the_file_and_the_fix(tmp_path: Path, damage, says:
         store.load(ITEM, MODEL)
     msg = str(e.value)
     assert msg.startswith(str(d)) and says in msg and "--ltx-update-baselines" in msg
-    # an update overwrites a corrupt baseline (it counts as created: there was nothing usable)
+    # an update overwrites a corrupt baseline and says so
     store.queue(_record())
-    assert store.flush().created and store.load(ITEM, MODEL) is not None
+    (change,) = store.flush().updated
+    assert change.notes[0].startswith("replaced an unusable baseline") and store.load(ITEM, MODEL) is not None
 
 
 def test_newer_format_and_wrong_owner(tmp_path: Path) -> None:

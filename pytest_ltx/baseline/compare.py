@@ -26,6 +26,7 @@ comparable clips sit within a few hundredths of each other, so 0.02 is a real mo
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -243,7 +244,7 @@ class ArrayKind(str, Enum):
     def of(cls, name: str) -> "ArrayKind | None":
         if name.endswith("embeddings"):
             return cls.EMBEDDING
-        if name.endswith(("thumbs", "structural")):
+        if name.endswith(("thumbs", "thumbnails", "structural")):
             return cls.STRUCTURAL
         return None
 
@@ -479,15 +480,9 @@ def structural_similarity(a: np.ndarray, b: np.ndarray) -> float:
     Uses :func:`pytest_ltx.metrics.structural.ssim` when that module provides one, so the gate and the
     structural metric agree; this local version keeps the baseline layer usable on its own.
     """
-    try:
-        from pytest_ltx.metrics.structural import ssim as _shared  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - absent or different API: use the local one
-        _shared = None
-    if _shared is not None:
-        try:
-            return float(_shared(a, b))
-        except TypeError:
-            pass
+    shared = _shared_ssim()
+    if shared is not None:
+        return float(shared(a, b))
     import cv2
 
     x = np.asarray(a, np.float64)
@@ -505,6 +500,15 @@ def structural_similarity(a: np.ndarray, b: np.ndarray) -> float:
     sxy = blur(x * y) - mx * my
     m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return float(m.mean())
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_ssim() -> Callable[[np.ndarray, np.ndarray], float] | None:
+    try:
+        from pytest_ltx.metrics.structural import ssim  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - not written yet, or no such function: the local one serves
+        return None
+    return ssim if callable(ssim) else None
 
 
 def environment_diff(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:

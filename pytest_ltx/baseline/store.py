@@ -28,9 +28,10 @@ from .record import RECORD_FILE, BaselineError, BaselineRecord, key_to_relpath, 
 
 __all__ = ["BaselineStore", "ChangeKind", "MetricMove", "BaselineChange", "UpdateSummary"]
 
-_TMP_TAG = ".tmp-"
-_OLD_TAG = ".old-"
-_LEFTOVER = re.compile(r"\.(.+)(\.tmp-|\.old-)[0-9a-f]{8}")
+_TMP_TAG = ".tmp-"  # a record being written
+_OLD_TAG = ".old-"  # the record it replaces, moved aside until the new one is in place
+_DEL_TAG = ".del-"  # a pruned record being deleted: never restored
+_LEFTOVER = re.compile(r"\.(.+)(\.tmp-|\.old-|\.del-)[0-9a-f]{8}")
 #: indirection so tests can simulate a kill between two renames
 _rename = os.replace
 
@@ -193,7 +194,16 @@ class BaselineStore:
                 self._recover_dir(d.parent)
             if not d.is_dir():
                 return None
-        rec = BaselineRecord.read_dir(d)
+        try:
+            rec = BaselineRecord.read_dir(d)
+        except BaselineError:
+            # another process may be swapping this record right now (its files would then disagree):
+            # read once more while holding the lock; a record still broken then is really broken
+            with self._lock():
+                self._recover_dir(d.parent)
+                if not d.is_dir():
+                    return None
+                rec = BaselineRecord.read_dir(d)
         if rec.key != (item_key, model_key):
             raise BaselineError(
                 d / RECORD_FILE,
@@ -251,12 +261,15 @@ class BaselineStore:
             for key in sorted(queued):
                 rec = queued[key]
                 target = self.path_for(*key)
-                old = self._read_quietly(target)
+                old, broken = self._read_quietly(target)
                 if old is not None and old.same_content(rec):
                     changes.append(BaselineChange(*key, ChangeKind.UNCHANGED, path=self._rel(target)))
                     continue
                 self._swap_in(target, rec.stamped(old))
-                if old is None:
+                if broken:
+                    note = f"replaced an unusable baseline: {broken}"
+                    changes.append(BaselineChange(*key, ChangeKind.UPDATED, notes=(note,), path=self._rel(target)))
+                elif old is None:
                     changes.append(BaselineChange(*key, ChangeKind.CREATED, path=self._rel(target)))
                 else:
                     moves, notes = _diff(old, rec)
@@ -271,7 +284,7 @@ class BaselineStore:
                 target = self.path_for(*key)
                 if not target.is_dir():
                     continue
-                aside = target.with_name(f".{target.name}{_OLD_TAG}{secrets.token_hex(4)}")
+                aside = target.with_name(f".{target.name}{_DEL_TAG}{secrets.token_hex(4)}")
                 _rename(target, aside)
                 shutil.rmtree(aside, ignore_errors=True)
                 self._remove_empty_parents(target.parent)
@@ -289,9 +302,7 @@ class BaselineStore:
 
     def _recover_all(self) -> list[str]:
         done: list[str] = []
-        parents = {p.parent for p in self.root.rglob(f".*{_TMP_TAG}*")} | {
-            p.parent for p in self.root.rglob(f".*{_OLD_TAG}*")
-        }
+        parents = {p.parent for tag in (_TMP_TAG, _OLD_TAG, _DEL_TAG) for p in self.root.rglob(f".*{tag}*")}
         for parent in sorted(parents):
             done += self._recover_dir(parent)
         return done
@@ -354,14 +365,14 @@ class BaselineStore:
             if RECORD_FILE in filenames:
                 yield Path(dirpath)
 
-    def _read_quietly(self, d: Path) -> BaselineRecord | None:
-        """The record being replaced, for the summary; a corrupt one is simply overwritten."""
+    def _read_quietly(self, d: Path) -> tuple[BaselineRecord | None, str | None]:
+        """The record being replaced (for the summary) or why it was unusable; a corrupt one is overwritten."""
         if not d.is_dir():
-            return None
+            return None, None
         try:
-            return BaselineRecord.read_dir(d)
-        except BaselineError:
-            return None
+            return BaselineRecord.read_dir(d), None
+        except BaselineError as e:
+            return None, e.reason
 
     def _remove_empty_parents(self, d: Path) -> None:
         root = self.root.resolve()
