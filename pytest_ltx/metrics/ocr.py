@@ -70,7 +70,8 @@ class TextDetection:
     def describe(self) -> str:
         """Human form for failure messages: what, where, how sure."""
         x0, y0, x1, y1 = self.box
-        return (f"{self.text!r} (confidence {self.confidence:.2f}) at frame {self.frame} "
+        legible = "" if self.confidence >= 0.5 else ", illegible: glyph-like"
+        return (f"{self.text!r} (confidence {self.confidence:.2f}{legible}) at frame {self.frame} "
                 f"({self.time_s:.2f} s), box ({x0},{y0})-({x1},{y1})")
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +103,15 @@ class TextResult:
     def select(self, min_confidence: float = 0.0, min_box_area: float = 0.0) -> list[TextDetection]:
         """Detections at or above a confidence and covering at least ``min_box_area`` of the frame."""
         return [d for d in self.detections if d.confidence >= min_confidence and d.area_ratio >= min_box_area]
+
+    def frame_text(self, frame: int, detections: list[TextDetection] | None = None) -> str:
+        """All lines read on ``frame`` in reading order (top to bottom, left to right), joined by spaces.
+
+        EasyOCR may split one caption into several boxes on one frame and not on the next; phrases are
+        matched against this joined text so the split does not matter.
+        """
+        dets = [d for d in (self.detections if detections is None else detections) if d.frame == frame]
+        return " ".join(d.text for d in sorted(dets, key=lambda d: (d.box[1], d.box[0])))
 
     def coverage(self, frame: int, detections: list[TextDetection] | None = None) -> float:
         """Fraction of ``frame`` covered by the union of its text boxes."""

@@ -141,14 +141,16 @@ def _burn_pil(frame, text, x0, y0, size, color, outline):
     # keep the ink inside the frame: clamp the ink box, then place the text origin accordingly
     ix0 = min(max(x0, 0), max(0, w - tw))
     iy0 = min(max(y0, 0), max(0, h - th))
-    region = Image.fromarray(frame[iy0 : iy0 + th, ix0 : ix0 + tw])
+    # a text too long even at the smallest size is cut at the frame edge
+    cw, ch = min(tw, w - ix0), min(th, h - iy0)
+    region = Image.fromarray(np.ascontiguousarray(frame[iy0 : iy0 + ch, ix0 : ix0 + cw]))
     draw = ImageDraw.Draw(region)
     draw.text(
         (-l, -t), text, font=font, fill=tuple(int(c) for c in color),
         stroke_width=stroke, stroke_fill=None if outline is None else tuple(int(c) for c in outline),
     )
-    frame[iy0 : iy0 + th, ix0 : ix0 + tw] = np.asarray(region)
-    return (int(ix0), int(iy0), int(ix0 + tw), int(iy0 + th))
+    frame[iy0 : iy0 + ch, ix0 : ix0 + cw] = np.asarray(region)
+    return (int(ix0), int(iy0), int(ix0 + cw), int(iy0 + ch))
 
 
 def _burn_hershey(frame, text, x0, y0, size, color, outline):
