@@ -170,3 +170,18 @@ def test_parallel_workers_build_once(tmp_path: Path) -> None:
     assert results[0] == results[1]  # same folder, same mtime: the second process did not rebuild
     models = tmp_path / "models"
     assert sorted(p.name for p in models.iterdir() if p.is_dir()) == [f"tiny-{TINY_BUILDER_VERSION}"]
+
+
+@pytest.mark.slow
+def test_bfloat16_on_cpu_still_gives_uint8_frames_and_float32_audio(render_tiny_dir: Path) -> None:
+    """The dtype policy path a GPU profile takes (bf16), exercised on CPU with a local-folder profile."""
+    from pytest_ltx.models import ModelKind, ModelProfile
+    from pytest_ltx.render.ltx2 import LTX2Renderer
+
+    prof = ModelProfile(name="bf16", kind=ModelKind.LOCAL, path=render_tiny_dir, dtype="bfloat16", device="cpu",
+                        max_sequence_length=16, stg_blocks=(1,))
+    r = LTX2Renderer(prof)
+    res = r.render(RenderRequest(prompt="a cat", width=64, height=64, frames=9, steps=1))
+    assert res.dtype == "bfloat16" and res.provenance["dtype"] == "bfloat16"
+    assert res.clip.frames.dtype == np.uint8 and res.clip.audio.dtype == np.float32
+    assert res.clip.frames.shape == (9, 64, 64, 3)
