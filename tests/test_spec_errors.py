@@ -150,7 +150,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "wrong types",
         "clips:\n  - id: a\n    prompt: 42\n    width: '64'\n    fps: fast\n    marks: slow\n",
         [
-            "spec.yaml:3: clips[0].prompt: expected a string, got 42",
+            "spec.yaml:3: clips[0].prompt: expected a string, got 42; quote it",
             "spec.yaml:4: clips[0].width: expected an integer, got '64'",
             "spec.yaml:5: clips[0].fps: expected a number, got 'fast'",
             "spec.yaml:6: clips[0].marks: expected a list, got 'slow'",
@@ -245,6 +245,24 @@ CASES: list[tuple[str, str, list[str]]] = [
             "spec.yaml:2: clips[0].id: 'Robot Dance!' is not a valid id: use a-z, 0-9, '.', '_', '-' "
             "(e.g. 'robot-dance')"
         ],
+    ),
+    (
+        "YAML reads a date and a boolean",
+        "clips:\n  - id: 2024-01-01\n    prompt: yes\n",
+        [
+            "spec.yaml:2: clips[0].id: expected a string, got 2024-01-01 (a date to YAML); quote it",
+            "spec.yaml:3: clips[0].prompt: expected a string, got true; quote it",
+        ],
+    ),
+    (
+        "file neither path nor mapping",
+        "clips:\n  - id: a\n    file: [a.mp4]\n",
+        ["spec.yaml:3: clips[0].file: expected a path or a mapping {path, audio}, got a list"],
+    ),
+    (
+        "conflicting defaults reported once, at the default",
+        "defaults:\n  prompt: x\n  prompts: [y]\nclips:\n  - id: a\n  - id: b\n",
+        ["spec.yaml:3: defaults.prompts: give either 'prompt' or 'prompts', not both"],
     ),
     ("missing id", "clips:\n  - prompt: x\n", ["spec.yaml:2: clips[0]: missing required key 'id'"]),
     ("clip not a mapping", "clips:\n  - just-a-string\n", ["spec.yaml:2: clips[0]: expected a mapping, got 'just-a-string'"]),

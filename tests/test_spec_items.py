@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import textwrap
 from pathlib import Path
 
@@ -145,3 +146,9 @@ def test_items_of_a_spec_built_without_a_file_resolve_against_cwd() -> None:
 )
 def test_item_name(kind: SourceKind, n_prompts: int, p: int, seed: int | None, expected: str) -> None:
     assert item_name("x", kind, n_prompts, p, seed) == expected
+
+
+def test_items_hash_and_pickle(spec_items: list[ItemSpec]) -> None:
+    assert len(set(spec_items)) == len(spec_items)
+    back = pickle.loads(pickle.dumps(spec_items))
+    assert back == spec_items and [i.name for i in back] == [i.name for i in spec_items]

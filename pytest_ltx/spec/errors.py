@@ -7,11 +7,29 @@ several problems reports them all at once instead of one per run.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["SpecError", "SpecFileError"]
+__all__ = ["SpecError", "SpecFileError", "describe_value"]
+
+
+def describe_value(v: Any) -> str:
+    """A value as the spec's author wrote it (YAML words, short), for "got ..." in messages."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, str):
+        return repr(v) if len(v) <= 40 else repr(v[:37] + "...")
+    if isinstance(v, (datetime.date, datetime.datetime)):
+        return f"{v.isoformat()} (a date to YAML)"
+    return repr(v)
 
 
 @dataclass(frozen=True)

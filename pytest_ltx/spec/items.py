@@ -51,6 +51,10 @@ class ItemSpec:
     #: where relative paths resolve: the spec file's folder
     base_dir: Path
 
+    def __hash__(self) -> int:
+        # the clip holds lists (expectations), so hash the item's identity instead
+        return hash((self.spec_path, self.name))
+
     @property
     def clip_id(self) -> str:
         return self.clip.id

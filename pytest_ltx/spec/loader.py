@@ -7,6 +7,7 @@ error — ours or pydantic's — becomes one line ``file:line: field: what is wr
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 import typing
@@ -16,7 +17,7 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pytest_ltx.spec.errors import SpecError, SpecFileError
+from pytest_ltx.spec.errors import SpecError, SpecFileError, describe_value
 from pytest_ltx.spec.schema import MERGED_BY_KEY, ClipDefaults, SpecFile, _testcard_model
 
 __all__ = ["load_spec_file", "load_spec_text", "parse_yaml", "format_loc"]
@@ -185,7 +186,7 @@ def load_spec_text(text: str, path: Path | None = None, *, check_paths: bool = F
             errors
             + [
                 SpecError(
-                    path, root_line, "", f"expected a mapping with a 'clips' list at the top level, got {_kind(data)}"
+                    path, root_line, "", f"expected a mapping with a 'clips' list at the top level, got {describe_value(data)}"
                 )
             ],
         )
@@ -290,20 +291,6 @@ def _line(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return lines.get((), 1)
 
 
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict):
-        return "a mapping"
-    if isinstance(v, (list, tuple)):
-        return "a list"
-    if isinstance(v, str):
-        return repr(v) if len(v) <= 40 else repr(v[:37] + "...")
-    return repr(v)
-
-
 _EXPECTED = {
     "int_type": "an integer",
     "int_parsing": "an integer",
@@ -347,17 +334,20 @@ def _message(kind: str, loc: Loc, d: dict[str, Any], ctx: dict[str, Any], lines:
     if kind == "extra_forbidden":
         return _unknown_key(loc), loc[:-1]
     if loc == ("version",) and kind == "literal_error":
-        return f"{_kind(value)} is not supported (this pytest-ltx reads version 1)", loc
+        return f"{describe_value(value)} is not supported (this pytest-ltx reads version 1)", loc
     if kind in _EXPECTED:
         if loc == ("clips",) and value is None:
             return "is empty: a spec needs at least one clip", loc
-        return f"expected {_EXPECTED[kind]}, got {_kind(value)}", loc
+        hint = ""
+        if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
+            hint = "; quote it"  # `prompt: yes`, `id: 2024-01-01`: YAML read a non-string
+        return f"expected {_EXPECTED[kind]}, got {describe_value(value)}{hint}", loc
     if kind in _BOUNDS:
         op, key = _BOUNDS[kind]
         bound = ctx.get(key)
         if isinstance(bound, float) and bound.is_integer():
             bound = int(bound)
-        return f"must be {op} {bound}, got {_kind(value)}", loc
+        return f"must be {op} {bound}, got {describe_value(value)}", loc
     if kind in ("too_short", "string_too_short"):
         if loc == ("clips",):
             return "is empty: a spec needs at least one clip", loc
@@ -368,9 +358,9 @@ def _message(kind: str, loc: Loc, d: dict[str, Any], ctx: dict[str, Any], lines:
         expected = str(ctx.get("expected", ""))
         options = re.findall(r"'([^']*)'", expected)
         hint = _did_you_mean(str(value), options)
-        return f"{_kind(value)} is not one of {expected}{hint}", loc
+        return f"{describe_value(value)} is not one of {expected}{hint}", loc
     if kind == "enum":
-        return f"{_kind(value)} is not one of {ctx.get('expected')}", loc
+        return f"{describe_value(value)} is not one of {ctx.get('expected')}", loc
     msg = str(d["msg"])
     if msg.startswith(("Value error, ", "Assertion failed, ")):
         msg = msg.split(", ", 1)[1]

@@ -49,6 +49,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pytest_ltx.expect import Expectations
+from pytest_ltx.spec.errors import describe_value
 
 __all__ = [
     "SPEC_VERSION",
@@ -211,6 +212,8 @@ class FileSource(SpecModel):
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, str):
             return {"path": data}
+        if not isinstance(data, (dict, FileSource)):
+            raise spec_error(f"expected a path or a mapping {{path, audio}}, got {describe_value(data)}")
         return data
 
 
@@ -357,8 +360,12 @@ class ClipDefaults(_ClipFields):
 
 
 class ClipSpec(_ClipFields):
-    """One ``clips:`` entry. Render fields of a render clip are always filled (with the defaults from
-    ``RENDER_DEFAULTS`` when nobody set them); for file and testcard clips they stay ``None``."""
+    """One clip: an ``id``, exactly one source (``prompt``/``prompts`` to render, a pre-rendered ``file``,
+    or a ``testcard``) and what it must satisfy (``expect``). Render fields (size, frames, fps, steps,
+    seeds, guidance, model, image, negative prompt) apply to rendered clips only."""
+
+    # After validation a rendered clip has every render field filled (RENDER_DEFAULTS for the unset
+    # ones) and ``expect`` is never None; for file and testcard clips the render fields stay None.
 
     id: str = Field(
         ...,
@@ -602,6 +609,10 @@ def json_schema() -> dict[str, Any]:
         prop = defs[name]["properties"]["testcard"]
         prop.update(ref)
     schema["title"] = SpecFile._schema_title
+    schema["description"] = (
+        "A pytest-ltx clip-spec file: optional `version` and `defaults`, and the `clips` to render (or read) "
+        "and check. Each clip becomes one test item per prompt variant and seed."
+    )
     schema["patternProperties"] = {f"^{EXTENSION_PREFIX}": {"description": "ignored: a place for YAML anchors"}}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
