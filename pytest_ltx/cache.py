@@ -167,6 +167,19 @@ class RenderCache:
 
     # -- write --------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _sweep_staging(staging: Path, max_age_s: float = 6 * 3600) -> None:
+        """Remove staging dirs a killed writer left behind (old enough that no live writer owns them)."""
+        import time
+
+        now = time.time()
+        for p in staging.iterdir():
+            try:
+                if now - p.stat().st_mtime > max_age_s:
+                    shutil.rmtree(p, ignore_errors=True)
+            except OSError:
+                pass
+
     def put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any]) -> CachedRender:
         """Store a *successful* render: ``clip`` is a Clip (encoded here) or an existing mp4 (copied).
 
@@ -179,6 +192,7 @@ class RenderCache:
         self._ensure_root()
         staging = self.root / "tmp"
         staging.mkdir(parents=True, exist_ok=True)
+        self._sweep_staging(staging)
         tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=staging))
         try:
             dest_clip = tmp / _CLIP

@@ -194,6 +194,9 @@ def _parse_profile(name: str, raw: Mapping[str, Any], rootdir: Path, where: str)
         raise bad("path", "kind 'local' needs a path to a diffusers folder (with model_index.json)")
     if kind is ModelKind.HUB and not hub_id:
         raise bad("hub_id", "kind 'hub' needs a hub id such as 'Lightricks/LTX-2'")
+    if kind is ModelKind.TINY and (path_s or hub_id):
+        raise bad("path" if path_s else "hub_id",
+                  "the tiny model is built locally and takes no weights; drop it or set kind = \"local\"")
 
     base = TINY_PROFILE if kind is ModelKind.TINY else ModelProfile(name=name)
     kw: dict[str, Any] = {"name": name, "kind": kind}

@@ -182,6 +182,22 @@ def test_partial_entry_dir_is_replaced_by_put(tmp_path: Path) -> None:
     assert cache.put(key, _clip(), {"n": 1}).meta == {"n": 1}
 
 
+def test_stale_staging_dirs_are_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    cache = RenderCache(tmp_path)
+    stale = tmp_path / "tmp" / "deadbeef0000.killed"
+    fresh = tmp_path / "tmp" / "deadbeef0001.live"
+    for d in (stale, fresh):
+        d.mkdir(parents=True)
+        (d / "clip.mp4").write_bytes(b"partial")
+    old = time.time() - 7 * 3600
+    os.utime(stale, (old, old))
+    cache.put("34" * 32, _clip(), {})
+    assert not stale.exists() and fresh.exists()  # a live writer's staging dir is left alone
+
+
 # --------------------------------------------------------------------------------- concurrent writers
 
 

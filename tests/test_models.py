@@ -104,6 +104,7 @@ def test_absolute_and_home_paths_kept(tmp_path: Path) -> None:
         ('kind = "hub"', "hub_id", "hub id"),
         ('kind = "cloud"\npath = "/m"', "kind", "must be one of"),
         ("path = 3", "path", "non-empty string"),
+        ('kind = "tiny"\npath = "/m"', "path", "takes no weights"),
     ],
 )
 def test_profile_errors_name_file_profile_and_field(tmp_path: Path, body: str, field: str, fragment: str) -> None:
