@@ -380,6 +380,24 @@ def test_unused_and_prune(tmp_path: Path) -> None:
     assert root.is_dir() and _leftovers(root) == []
 
 
+def test_prune_killed_midway_is_finished_not_restored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BaselineStore(tmp_path)
+    store.queue(_record(version=1.0))
+    store.flush()
+
+    def die_in_rmtree(path, ignore_errors=False):  # killed after deleting only record.json
+        (Path(path) / RECORD_FILE).unlink()
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(store_mod.shutil, "rmtree", die_in_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        store.prune([(ITEM, MODEL)])
+    monkeypatch.undo()
+    assert len(_leftovers(tmp_path)) == 1
+    assert BaselineStore(tmp_path).load(ITEM, MODEL) is None  # a half-deleted record never comes back
+    assert _leftovers(tmp_path) == []
+
+
 # ---------------------------------------------------------------------------------------------- corrupt
 
 
