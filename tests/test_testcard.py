@@ -84,7 +84,7 @@ def test_flicker_oscillates_mean_luma(defect_card) -> None:
     outside = np.r_[d[: fl.start - 2], d[fl.end + 2 :]]
     cut = defect_card.truth.cuts[0]
     outside = np.delete(outside, cut - 1)
-    assert np.abs(outside).max() < 3
+    assert np.abs(outside).max() < 5  # a flash square moves the mean by a few levels
 
 
 def test_cut_changes_scene(defect_card) -> None:

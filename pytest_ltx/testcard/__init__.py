@@ -500,7 +500,19 @@ class _Object:
         cv2.circle(img, center, int(round(self.r * 0.35 * 16)), tuple(v * 0.45 for v in col), -1, cv2.LINE_AA, 4)
 
 
-def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+def _scene_base(seed: int, index: int) -> tuple[float, float, float]:
+    """The background tint of scene ``index``: consecutive scenes differ in hue by 0.3-0.45 of the colour
+    wheel and alternate in brightness, so a cut always changes what the picture is made of."""
+    import colorsys
+
+    rng = np.random.default_rng([seed, 104729])
+    hue = float(rng.uniform()) + sum(float(x) for x in rng.uniform(0.3, 0.45, size=index))
+    v = 0.55 if index % 2 == 0 else 0.4
+    r, g, b = colorsys.hsv_to_rgb(hue % 1.0, 0.45, v)
+    return r * 255, g * 255, b * 255
+
+
+def _texture(h: int, w: int, rng: np.random.Generator, base_rgb: tuple[float, float, float]) -> np.ndarray:
     """Band-limited pink noise (2-48 cycles per frame), periodic so the pan can wrap without a seam."""
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
@@ -513,7 +525,7 @@ def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         return (x - x.mean()) / (x.std() + 1e-12)
 
     luma = field()
-    base = np.array(_hsv_color(rng, s=0.35, v=0.55), np.float64)
+    base = np.array(base_rgb, np.float64)
     out = base[None, None, :] + 42.0 * luma[..., None]
     for c in range(3):
         out[..., c] += 14.0 * field()
@@ -536,9 +548,9 @@ class _Scene:
         self.index = index
         w, h = spec.width, spec.height
         if spec.background == "texture":
-            self.texture = _texture(h, w, rng)
+            self.texture = _texture(h, w, rng, _scene_base(spec.seed, index))
         else:
-            self.texture = np.broadcast_to(np.array(_hsv_color(rng, 0.3, 0.5), np.float32), (h, w, 3)).copy()
+            self.texture = np.broadcast_to(np.array(_scene_base(spec.seed, index), np.float32), (h, w, 3)).copy()
         # each scene pans its own way so a cut also breaks the motion field
         sign = 1.0 if index % 2 == 0 else -1.0
         self.pan = (sign * spec.pan[0] * w / spec.fps, spec.pan[1] * h / spec.fps)  # px per frame

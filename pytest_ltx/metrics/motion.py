@@ -1,0 +1,540 @@
+"""Motion continuity: cuts, jumps, freezes and flicker, from per-frame-pair change signals.
+
+Generated video fails in ways a viewer sees at once but a per-frame metric never does: the shot changes
+(cut), the motion skips ahead (jump), the picture stalls (freeze), the brightness pumps (flicker). Each
+leaves its own fingerprint on a few cheap signals computed for every pair of consecutive frames at a small
+analysis resolution (256 px long side by default):
+
+* ``diff`` — mean absolute luma difference (what a viewer sees change);
+* ``content`` — PySceneDetect's ContentDetector value: mean |ΔH|, |ΔS|, |ΔV|;
+* ``hist_distance`` — total-variation distance of hue/saturation and value histograms (0 same, 1 disjoint):
+  position-free, so it stays low under any motion of the same content and jumps at a new shot;
+* ``flow_mean`` / ``flow_top5`` — DIS optical-flow magnitude (mean, and mean of the top 5 %), in analysis
+  pixels, computed after compensating the global brightness change so flicker does not fake motion;
+* ``warp_error`` — what the flow cannot explain: |frame i warped back - frame i-1|;
+* ``luma_mean`` — per frame; its frame-to-frame alternation is flicker.
+
+Events are spikes *relative to the clip's own neighbourhood* (a pair against the median of the pairs on
+each side), with small absolute floors, so one threshold set works from a 12 fps 160 px card to 1080p
+footage: a **cut** is a histogram spike (new content); a **jump** a one-pair spike in flow (or in warp
+error and difference when the flow breaks) while the content stays; a **freeze** a run of near-identical
+frames; a **flicker** a run of frames whose mean brightness alternates up/down against its neighbours.
+
+Frame numbers are 0-based indices into the source; an event "at frame i" is the discontinuity between
+frames i-1 and i. A freeze spans the frames that repeat their predecessor; a flicker the frames whose
+brightness is off.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from pytest_ltx.media import Clip
+
+__all__ = [
+    "MotionEventKind",
+    "MotionEvent",
+    "MotionParams",
+    "MotionResult",
+    "analyze",
+    "analyze_file",
+    "analyze_frames",
+]
+
+
+class MotionEventKind(str, Enum):
+    CUT = "cut"
+    JUMP = "jump"
+    FREEZE = "freeze"
+    FLICKER = "flicker"
+
+
+@dataclass(frozen=True)
+class MotionEvent:
+    """One discontinuity. ``score`` is the strength of the evidence: histogram distance (cut), flow ratio to
+    the neighbours (jump), mean luma difference (freeze), relative brightness swing (flicker)."""
+
+    kind: MotionEventKind
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    score: float
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.start_frame + 1
+
+    def describe(self) -> str:
+        """``cut at frame 24 (1.00 s)`` / ``freeze at frames 40-45 (1.67-1.88 s, 6 frames)``."""
+        k = self.kind.value
+        if self.start_frame == self.end_frame and self.kind in (MotionEventKind.CUT, MotionEventKind.JUMP):
+            return f"{k} at frame {self.start_frame} ({self.start_s:.2f} s)"
+        return (
+            f"{k} at frames {self.start_frame}-{self.end_frame} "
+            f"({self.start_s:.2f}-{self.end_s:.2f} s, {self.frames} frame{'s' if self.frames != 1 else ''})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "start_s": round(self.start_s, 4),
+            "end_s": round(self.end_s, 4),
+            "score": round(float(self.score), 4),
+        }
+
+
+@dataclass(frozen=True)
+class MotionParams:
+    """Detection thresholds. Ratios compare a frame pair with the median of the ``window`` pairs on each
+    side (the larger of the two sides), so they adapt to how much the clip moves; the absolute floors only
+    keep noise-level signals from forming ratios."""
+
+    window: int = 4
+    #: cut: histogram distance spike ratio and floor (0..1)
+    cut_ratio: float = 3.0
+    cut_min_hist: float = 0.15
+    #: cut without a colour change: the 32 px structure thumbnails correlate at most this much
+    cut_max_structure: float = 0.5
+    #: jump: flow spike ratio; minimum extra mean flow over the neighbours, as a fraction of the analysis
+    #: long side (1 px at 256: sub-pixel stutter of a badly compressed clip is not a jump)
+    jump_ratio: float = 2.5
+    jump_min_flow: float = 0.004
+    #: jump when the flow breaks: warp-error and difference spike ratios
+    jump_warp_ratio: float = 3.0
+    jump_diff_ratio: float = 2.0
+    #: freeze: a pair is frozen below this fraction of the clip's median difference, capped at
+    #: ``freeze_max_diff`` and at least ``freeze_min_diff`` (luma levels, 0..255)
+    freeze_rel: float = 0.1
+    freeze_max_diff: float = 0.5
+    freeze_min_diff: float = 0.05
+    #: a freeze needs this many consecutive repeated frames (1 = a single duplicated frame counts)
+    min_freeze_frames: int = 2
+    #: flicker: relative brightness alternation floor, and times the clip's median alternation
+    flicker_min_rel: float = 0.01
+    flicker_noise_factor: float = 4.0
+    min_flicker_frames: int = 4
+    #: dynamic degree: top-5 % flow above this many pixels per 256 px of the short side (VBench uses 6)
+    dynamic_threshold: float = 6.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True, eq=False)
+class MotionResult:
+    """Per-pair series (index k = pair (k, k+1), i.e. the change *into* frame k+1), events and scores."""
+
+    fps: float
+    num_frames: int
+    analysis_size: tuple[int, int]
+    events: tuple[MotionEvent, ...]
+    diff: np.ndarray
+    content: np.ndarray
+    hist_distance: np.ndarray
+    flow_mean: np.ndarray
+    flow_top5: np.ndarray
+    warp_error: np.ndarray
+    luma_mean: np.ndarray
+    #: VBench temporal flickering: mean over pairs of (255 - mean |RGB diff|) / 255 (1 = perfectly steady)
+    vbench_flicker: float | None
+    #: worst one-second window of the frame-to-frame alternating brightness, relative to mean brightness
+    flicker_score: float | None
+    #: fraction of pairs whose top-5 % flow exceeds the dynamic threshold (VBench's dynamic degree, per pair)
+    dynamic_degree: float | None
+    #: frames identical (within the freeze threshold) to their predecessor, in or out of freeze events
+    repeated_frames: int
+    params: MotionParams = field(default_factory=MotionParams)
+    frame_indices: np.ndarray | None = None
+    source: str | None = None
+
+    def of_kind(self, kind: MotionEventKind | str) -> tuple[MotionEvent, ...]:
+        k = MotionEventKind(kind)
+        return tuple(e for e in self.events if e.kind is k)
+
+    @property
+    def cuts(self) -> tuple[MotionEvent, ...]:
+        return self.of_kind(MotionEventKind.CUT)
+
+    @property
+    def jumps(self) -> tuple[MotionEvent, ...]:
+        return self.of_kind(MotionEventKind.JUMP)
+
+    @property
+    def freezes(self) -> tuple[MotionEvent, ...]:
+        return self.of_kind(MotionEventKind.FREEZE)
+
+    @property
+    def flickers(self) -> tuple[MotionEvent, ...]:
+        return self.of_kind(MotionEventKind.FLICKER)
+
+    @property
+    def max_freeze_frames(self) -> int:
+        return max((e.frames for e in self.freezes), default=0)
+
+    def scalars(self) -> dict[str, float | int | None]:
+        """Flat values for golden baselines (no family prefix)."""
+
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(float(x), 6)
+
+        return {
+            "cuts": len(self.cuts),
+            "jumps": len(self.jumps),
+            "freezes": len(self.freezes),
+            "flickers": len(self.flickers),
+            "max_freeze_frames": self.max_freeze_frames,
+            "repeated_frames": self.repeated_frames,
+            "flicker_score": r(self.flicker_score),
+            "vbench_flicker": r(self.vbench_flicker),
+            "dynamic_degree": r(self.dynamic_degree),
+            "flow_mean": r(float(np.mean(self.flow_mean)) if len(self.flow_mean) else None),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        def s(a: np.ndarray, nd: int = 4) -> list[float]:
+            return [round(float(v), nd) for v in a]
+
+        return {
+            "fps": self.fps,
+            "frames": self.num_frames,
+            "analysis_size": list(self.analysis_size),
+            "events": [e.to_dict() for e in self.events],
+            "scalars": self.scalars(),
+            "series": {
+                "pair_frame": [self._orig(k + 1) for k in range(len(self.diff))],
+                "diff": s(self.diff),
+                "content": s(self.content),
+                "hist_distance": s(self.hist_distance),
+                "flow_mean": s(self.flow_mean),
+                "flow_top5": s(self.flow_top5),
+                "warp_error": s(self.warp_error),
+                "luma_mean": s(self.luma_mean, 3),
+            },
+            "params": self.params.to_dict(),
+        }
+
+    def _orig(self, i: int) -> int:
+        return int(self.frame_indices[i]) if self.frame_indices is not None else int(i)
+
+
+# ------------------------------------------------------------------------------------------- signals
+
+
+class _Signals:
+    """Per-pair signals, accumulated one frame at a time (only the previous frame is kept)."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._prev: dict[str, Any] | None = None
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self.size: tuple[int, int] | None = None
+        self.cols: dict[str, list[float]] = {
+            k: [] for k in ("diff", "content", "hist", "structure", "flow_mean", "flow_top5", "warp", "rgb_diff")
+        }
+        self.luma: list[float] = []
+        self.blocks: list[np.ndarray] = []
+
+    def add(self, frame: np.ndarray) -> None:
+        cv2 = self._cv2
+        if self.size is None:
+            self.size = (int(frame.shape[1]), int(frame.shape[0]))
+        elif (frame.shape[1], frame.shape[0]) != self.size:
+            raise ValueError(f"frame size changed from {self.size} to {frame.shape[1]}x{frame.shape[0]}")
+        frame = np.ascontiguousarray(frame)
+        g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+        m = float(g.mean())
+        # brightness-normalised copies: a global gain (flicker) changes neither the value histogram nor
+        # the structure thumbnail, so neither can mistake flicker for a new shot
+        norm = 128.0 / max(m, 1.0)
+        gn = cv2.convertScaleAbs(g, alpha=norm)
+        hs = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
+        hv = cv2.calcHist([gn], [0], None, [16], [0, 256]).ravel()
+        h, w = g.shape
+        ts = 32 / max(h, w)
+        thumb = cv2.resize(g, (max(4, round(w * ts)), max(4, round(h * ts))), interpolation=cv2.INTER_AREA)
+        thumb = thumb.astype(np.float32)
+        thumb -= thumb.mean()
+        thumb /= float(np.linalg.norm(thumb)) + 1e-6
+        blocks = cv2.resize(g, (4, 4), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+        n = float(g.size)
+        cur = {"rgb": frame, "g": g, "hsv": hsv, "hs": hs / n, "hv": hv / n, "m": m, "thumb": thumb}
+        self.luma.append(m)
+        self.blocks.append(blocks)
+        p = self._prev
+        if p is not None:
+            c = self.cols
+            c["diff"].append(float(cv2.absdiff(g, p["g"]).mean()))
+            c["rgb_diff"].append(float(cv2.absdiff(frame, p["rgb"]).mean()))
+            c["content"].append(float(cv2.absdiff(hsv, p["hsv"]).mean()))
+            c["hist"].append(0.25 * float(np.abs(cur["hs"] - p["hs"]).sum() + np.abs(cur["hv"] - p["hv"]).sum()))
+            c["structure"].append(_shift_corr(p["thumb"], thumb))
+            # compensate a global brightness change first: flicker must not look like motion
+            gain = p["m"] / m if m > 1e-3 else 1.0
+            gc = cv2.convertScaleAbs(g, alpha=gain) if abs(gain - 1.0) > 1e-3 else g
+            flow = self._dis.calc(p["g"], gc, None)
+            mag = cv2.magnitude(flow[..., 0], flow[..., 1])
+            c["flow_mean"].append(float(mag.mean()))
+            k = max(1, mag.size // 20)
+            c["flow_top5"].append(float(np.partition(mag.ravel(), mag.size - k)[-k:].mean()))
+            if self._grid is None:
+                self._grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            gx, gy = self._grid
+            warped = cv2.remap(gc, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+            c["warp"].append(float(cv2.absdiff(warped, p["g"]).mean()))
+        self._prev = cur
+
+    def array(self, key: str) -> np.ndarray:
+        return np.asarray(self.cols[key], np.float64)
+
+
+def _shift_corr(a: np.ndarray, b: np.ndarray, r: int = 2) -> float:
+    """Best normalised correlation of two zero-mean unit-norm thumbnails over shifts of up to ``r`` px:
+    the same content moved a little (a jump) stays near 1, a different picture (a cut) falls towards 0."""
+    h, w = a.shape
+    best = -1.0
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            aa = a[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
+            bb = b[max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
+            na = float(np.linalg.norm(aa)) * float(np.linalg.norm(bb))
+            if na > 1e-9:
+                best = max(best, float((aa * bb).sum()) / na)
+    return best
+
+
+# ----------------------------------------------------------------------------------------- detection
+
+
+def _neighbour_ref(x: np.ndarray, w: int) -> np.ndarray:
+    """For each pair, the larger of the medians of the ``w`` pairs before and after it."""
+    n = len(x)
+    ref = np.zeros(n)
+    for i in range(n):
+        left = x[max(0, i - w) : i]
+        right = x[i + 1 : i + 1 + w]
+        ref[i] = max(float(np.median(left)) if len(left) else 0.0, float(np.median(right)) if len(right) else 0.0)
+    return ref
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive index ranges where ``mask`` is true."""
+    out = []
+    i, n = 0, len(mask)
+    while i < n:
+        if mask[i]:
+            j = i
+            while j + 1 < n and mask[j + 1]:
+                j += 1
+            out.append((i, j))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
+def _detect(sig: _Signals, fps: float, p: MotionParams, frame_indices: np.ndarray | None) -> dict[str, Any]:
+    diff, hist = sig.array("diff"), sig.array("hist")
+    flow, warp = sig.array("flow_mean"), sig.array("warp")
+    luma = np.asarray(sig.luma, np.float64)
+    npairs = len(diff)
+    long_side = max(sig.size) if sig.size else 256
+    eps = 1e-6
+
+    def orig(i: int) -> int:
+        return int(frame_indices[i]) if frame_indices is not None else int(i)
+
+    def ev(kind: MotionEventKind, a: int, b: int, score: float) -> MotionEvent:
+        return MotionEvent(kind, orig(a), orig(b), orig(a) / fps, orig(b) / fps, float(score))
+
+    events: list[MotionEvent] = []
+    # pair k is the change into frame k + 1
+    hist_ref = _neighbour_ref(hist, p.window)
+    flow_ref = _neighbour_ref(flow, p.window)
+    warp_ref = _neighbour_ref(warp, p.window)
+    diff_ref = _neighbour_ref(diff, p.window)
+    struct_loss = 1.0 - sig.array("structure")
+    struct_ref = _neighbour_ref(struct_loss, p.window)
+    new_colours = (hist >= p.cut_min_hist) & (hist >= p.cut_ratio * np.maximum(hist_ref, eps))
+    # same colours, different picture: the structure thumbnail decorrelates and the flow cannot follow
+    new_layout = (
+        (struct_loss >= 1.0 - p.cut_max_structure)
+        & (struct_loss >= p.cut_ratio * np.maximum(struct_ref, eps))
+        & (warp >= 2.0 * np.maximum(warp_ref, eps))
+    )
+    is_cut = new_colours | new_layout
+    flow_jump = (flow - flow_ref >= p.jump_min_flow * long_side) & (flow >= p.jump_ratio * np.maximum(flow_ref, eps))
+    broken = (warp >= p.jump_warp_ratio * np.maximum(warp_ref, eps)) & (
+        diff >= p.jump_diff_ratio * np.maximum(diff_ref, eps)
+    ) & (diff >= 2.0)
+    is_jump = ~is_cut & (flow_jump | broken)
+    for k in np.nonzero(is_cut)[0]:
+        events.append(ev(MotionEventKind.CUT, k + 1, k + 1, max(hist[k], struct_loss[k])))
+    for k in np.nonzero(is_jump)[0]:
+        score = flow[k] / max(flow_ref[k], eps) if flow_jump[k] else warp[k] / max(warp_ref[k], eps)
+        events.append(ev(MotionEventKind.JUMP, k + 1, k + 1, min(score, 1e3)))
+
+    # freezes: runs of pairs far below the clip's typical change
+    repeated = 0
+    if npairs:
+        typical = float(np.median(diff))
+        thr = min(p.freeze_max_diff, max(p.freeze_min_diff, p.freeze_rel * typical))
+        frozen = diff <= thr
+        repeated = int(frozen.sum())
+        for a, b in _runs(frozen):
+            if b - a + 1 >= p.min_freeze_frames:
+                events.append(ev(MotionEventKind.FREEZE, a + 1, b + 1, float(diff[a : b + 1].mean())))
+
+    # flicker: each frame's brightness against the mean of its neighbours, alternating in sign. Taken
+    # per block of a 4x4 grid and reduced by the median, so only a change across most of the picture
+    # counts: a flashing lamp or a bright object passing by moves one block, not the median.
+    flicker_score = None
+    if len(luma) >= 3:
+        blk = np.asarray(sig.blocks, np.float64)
+        resid = np.zeros(len(luma))
+        rb = (blk[1:-1] - 0.5 * (blk[:-2] + blk[2:])) / np.maximum(blk[1:-1], 1.0)
+        resid[1:-1] = np.median(rb, axis=1)
+        rel = np.abs(resid)
+        # a cut or jump makes one +/- pair of residuals: not brightness, keep it out
+        for e in events:
+            if e.kind in (MotionEventKind.CUT, MotionEventKind.JUMP):
+                i = _local(e.start_frame, frame_indices)
+                rel[max(0, i - 1) : i + 1] = 0.0
+        noise = float(np.median(rel[1:-1]))
+        thr = max(p.flicker_min_rel, min(p.flicker_noise_factor * noise, 3 * p.flicker_min_rel))
+        above = rel >= thr
+        sign = np.sign(resid)
+        for a, b in _runs(above):
+            # split each run where the sign fails to alternate
+            start = a
+            for i in range(a + 1, b + 2):
+                if i > b or sign[i] == sign[i - 1]:
+                    seg = (start, i - 1)
+                    # trim weak ends (a frame next to the flicker sees half the swing)
+                    lo, hi = seg
+                    strong = np.median(rel[lo : hi + 1])
+                    while lo < hi and rel[lo] < 0.5 * strong:
+                        lo += 1
+                    while hi > lo and rel[hi] < 0.5 * strong:
+                        hi -= 1
+                    if hi - lo + 1 >= p.min_flicker_frames:
+                        events.append(ev(MotionEventKind.FLICKER, lo, hi, float(np.median(rel[lo : hi + 1]))))
+                    start = i
+        win = max(1, int(round(fps)))
+        r = rel
+        flicker_score = float(max(r[i : i + win].mean() for i in range(0, max(1, len(r) - win + 1))))
+    events.sort(key=lambda e: (e.start_frame, e.kind.value))
+    return {"events": tuple(events), "repeated": repeated, "flicker_score": flicker_score}
+
+
+def _local(orig_frame: int, frame_indices: np.ndarray | None) -> int:
+    if frame_indices is None:
+        return orig_frame
+    return int(np.searchsorted(frame_indices, orig_frame))
+
+
+# ------------------------------------------------------------------------------------------ entries
+
+
+def analyze_frames(
+    frames: Iterable[np.ndarray],
+    *,
+    fps: float,
+    params: MotionParams | None = None,
+    frame_indices: np.ndarray | None = None,
+    source: str | None = None,
+) -> MotionResult:
+    """Analyse frames already at analysis resolution, one at a time (the streaming core)."""
+    import cv2
+
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    p = params or MotionParams()
+    prev_threads = cv2.getNumThreads()
+    cv2.setNumThreads(min(2, os.cpu_count() or 1))
+    try:
+        sig = _Signals()
+        n = 0
+        for f in frames:
+            sig.add(f)
+            n += 1
+    finally:
+        cv2.setNumThreads(prev_threads)
+    det = _detect(sig, fps, p, frame_indices)
+    top5 = sig.array("flow_top5")
+    rgb = sig.array("rgb_diff")
+    size = sig.size or (0, 0)
+    dyn_thr = p.dynamic_threshold * min(size) / 256.0 if min(size) else 0.0
+    ro = lambda a: (a.setflags(write=False), a)[1]  # noqa: E731
+    return MotionResult(
+        fps=float(fps),
+        num_frames=n,
+        analysis_size=(int(size[0]), int(size[1])),
+        events=det["events"],
+        diff=ro(sig.array("diff")),
+        content=ro(sig.array("content")),
+        hist_distance=ro(sig.array("hist")),
+        flow_mean=ro(sig.array("flow_mean")),
+        flow_top5=ro(top5),
+        warp_error=ro(sig.array("warp")),
+        luma_mean=ro(np.asarray(sig.luma, np.float64)),
+        vbench_flicker=float(np.mean((255.0 - rgb) / 255.0)) if len(rgb) else None,
+        flicker_score=det["flicker_score"],
+        dynamic_degree=float(np.mean(top5 > dyn_thr)) if len(top5) else None,
+        repeated_frames=det["repeated"],
+        params=p,
+        frame_indices=frame_indices,
+        source=source,
+    )
+
+
+def _downscaled(frames: np.ndarray, side: int) -> Iterator[np.ndarray]:
+    import cv2
+
+    h, w = frames.shape[1:3]
+    s = side / max(h, w)
+    if s >= 1:
+        yield from frames
+        return
+    size = (max(2, round(w * s)), max(2, round(h * s)))
+    for f in frames:
+        yield cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+
+
+def analyze(clip: Clip, *, analysis_side: int = 256, params: MotionParams | None = None) -> MotionResult:
+    """Motion continuity of an in-memory clip, analysed at ``analysis_side`` px on the long side."""
+    return analyze_frames(
+        _downscaled(clip.frames, analysis_side),
+        fps=clip.fps,
+        params=params,
+        frame_indices=clip.frame_indices,
+        source=clip.source,
+    )
+
+
+def analyze_file(
+    path: os.PathLike[str] | str, *, analysis_side: int = 256, params: MotionParams | None = None
+) -> MotionResult:
+    """Motion continuity of a video file, streamed: frames are decoded and downscaled one at a time, so a
+    long 1080p clip never sits in memory at full resolution."""
+    from pytest_ltx.media import iter_frames, probe
+
+    info = probe(path)
+    return analyze_frames(
+        (f for _, f in iter_frames(path, max_side=analysis_side)),
+        fps=info.fps,
+        params=params,
+        source=str(path),
+    )
