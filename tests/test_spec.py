@@ -336,3 +336,20 @@ def test_importing_the_spec_package_stays_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == ""
+
+
+def test_yaml_merge_keys_lose_to_own_keys_wherever_they_stand() -> None:
+    text = """\
+x-size: &size {width: 64, height: 64}
+clips:
+  - id: a
+    prompt: x
+    height: 96
+    <<: *size
+    frames: 17
+"""
+    spec = load_spec_text(text)
+    (clip,) = spec.clips
+    assert (clip.width, clip.height, clip.frames) == (64, 96, 17)
+    assert spec.line_of("clips", 0, "height") == 5
+    assert spec.line_of("clips", 0, "width") == 1  # from the anchor

@@ -222,9 +222,9 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "bad testcard field",
-        "clips:\n  - id: a\n    testcard:\n      frames: 1\n      fsp: 24\n",
+        "clips:\n  - id: a\n    testcard:\n      frames: many\n      fsp: 24\n",
         [
-            "spec.yaml:4: clips[0].testcard.frames: must be >= 2, got 1",
+            "spec.yaml:4: clips[0].testcard.frames: expected an integer, got 'many'",
             "spec.yaml:5: clips[0].testcard: unknown key 'fsp' (did you mean 'fps'?)",
         ],
     ),
@@ -288,6 +288,16 @@ CASES: list[tuple[str, str, list[str]]] = [
         "bad mark name",
         "clips:\n  - id: a\n    prompt: x\n    marks: [slow, not a mark]\n",
         ["spec.yaml:4: clips[0].marks: 'not a mark' is not a pytest mark name"],
+    ),
+    (
+        "nested test-card and expectation problems",
+        "clips:\n  - id: a\n    testcard:\n      objects: [{kind: bounc}]\n"
+        "    expect:\n      text:\n        expected: [{text: hi, frames: [1]}]\n",
+        [
+            "spec.yaml:4: clips[0].testcard.objects[0].kind: 'bounc' is not one of 'linear', 'bounce', "
+            "'start_stop' or 'flash' (did you mean 'bounce'?)",
+            "spec.yaml:7: clips[0].expect.text.expected[0].frames: too few items (item [1] is missing)",
+        ],
     ),
     (
         "id in defaults",

@@ -80,6 +80,7 @@ class _LineLoader(yaml.SafeLoader):
     def _build_mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         merged: dict[str, Any] = {}  # from `<<: *anchor`, overridden by the mapping's own keys
         own: dict[str, Any] = {}
+        # merge keys first, so the mapping's own keys (and their lines) win wherever `<<` stands
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -88,6 +89,8 @@ class _LineLoader(yaml.SafeLoader):
                         self._problem(key_node, loc, "'<<' merges only mappings")
                         continue
                     merged.update(self._build_mapping(src, loc))
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
                 continue
             key = self.build(key_node, loc) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
@@ -330,6 +333,8 @@ def _message(kind: str, loc: Loc, d: dict[str, Any], ctx: dict[str, Any], lines:
         key = loc[-1]
         if loc == ("clips",):
             return "missing: a spec needs a 'clips' list with at least one clip", loc
+        if isinstance(key, int):  # a fixed-length list (e.g. [first, last]) that is too short
+            return f"too few items (item [{key}] is missing)", loc[:-1]
         return f"missing required key {key!r}", loc[:-1]
     if kind == "extra_forbidden":
         return _unknown_key(loc), loc[:-1]
@@ -354,13 +359,11 @@ def _message(kind: str, loc: Loc, d: dict[str, Any], ctx: dict[str, Any], lines:
         return "must not be empty", loc
     if kind in ("too_long", "string_too_long"):
         return f"is too long (at most {ctx.get('max_length')})", loc
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         expected = str(ctx.get("expected", ""))
         options = re.findall(r"'([^']*)'", expected)
         hint = _did_you_mean(str(value), options)
         return f"{describe_value(value)} is not one of {expected}{hint}", loc
-    if kind == "enum":
-        return f"{describe_value(value)} is not one of {ctx.get('expected')}", loc
     msg = str(d["msg"])
     if msg.startswith(("Value error, ", "Assertion failed, ")):
         msg = msg.split(", ", 1)[1]
