@@ -124,6 +124,11 @@ def test_spec_tolerance_beats_calibration_and_defaults() -> None:
         ("clip_similarity.prompt_score_mean", False, (0.02, 0.0)),
         ("structural.ssim_min", False, (0.02, 0.0)),
         ("text.cer", False, (0.05, 0.0)),
+        ("av_sync.audio_events", True, (0.0, 0.0)),
+        ("av_sync.duration_mismatch_s", False, (0.05, 0.0)),
+        ("text.max_area_ratio", False, (0.02, 0.0)),
+        ("motion.repeated_frames", True, (0.0, 0.0)),
+        ("motion.vbench_flicker", False, (0.01, 0.0)),
         ("family.unknown_int", True, (0.0, 0.0)),
         ("family.unknown_float", False, (1e-6, 0.05)),
     ],
@@ -135,8 +140,10 @@ def test_default_tolerance_table(key: str, integer: bool, expected: tuple[float,
 
 
 def test_machine_dependent_and_ignored_metrics_are_not_gated() -> None:
-    base = _base({"budget.render_seconds": 10.0, "motion.flicker_score": 0.004, "budget.vram_gb": 3.0})
-    c = compare(Current({"budget.render_seconds": 99.0, "motion.flicker_score": 0.5, "budget.vram_gb": 9.0}),
+    base = _base({"budget.render_seconds": 10.0, "motion.flicker_score": 0.004, "budget.vram_gb": 3.0,
+                  "clip_similarity.baseline_similarity_min": None})
+    c = compare(Current({"budget.render_seconds": 99.0, "motion.flicker_score": 0.5, "budget.vram_gb": 9.0,
+                         "clip_similarity.baseline_similarity_min": 0.93}),
                 base, BaselineExpect(ignore=["motion.flicker*"]))
     assert c.ok and c.outcomes() == []
     assert {d.kind for d in c.metrics} == {DeltaKind.IGNORED}
@@ -222,6 +229,10 @@ def test_keyframe_thresholds_and_custom_ssim() -> None:
     assert 0.7 < cos < 0.95
     assert compare(Current({}, noisy), base, BaselineExpect(keyframe_cosine_min=0.5)).ok
     assert not compare(Current({}, noisy), base, keyframe_cosine_min=0.99).ok
+    # arrays a metric family already checks against the baseline can be left out
+    assert [a.name for a in compare(Current({}, noisy), base, compare_arrays=["structural_thumbs"]).arrays] == [
+        "structural_thumbs"]
+    assert compare(Current({}, noisy), base, keyframe_cosine_min=0.99, compare_arrays=False).arrays == ()
     calls = []
     c = compare(Current({}, noisy), base, BaselineExpect(keyframe_cosine_min=0.5),
                 ssim=lambda a, b: calls.append(1) or 0.1)

@@ -6,15 +6,19 @@ Default tolerances (used when neither the spec nor a calibration says otherwise)
 metric key pattern                                     tolerance       calibration floor
 =====================================================  ==============  =====================
 counts: ``*.cuts *.jumps *.freezes *.flickers``,        exact           0
-``*count* *.detections *frames*``
-``budget.* *seconds* *vram*`` (machine-dependent)       not gated       —
+``*count* *.detections *events *frames*``
+``budget.* *seconds* *vram*`` (machine-dependent),     not gated       —
+``*baseline*`` (measured against the baseline itself:
+its own family gates it)
 ``av_sync.offset_ms``, ``*_ms``                        ±20 ms          5 ms
+``*_s`` (other durations)                              ±0.05 s         0.01 s
 ``*confidence*``                                       ±0.10           0.02
 ``*flicker*``                                          ±0.01           0.002
 ``*dynamic*``                                          ±0.05           0.01
+``*ratio*`` (text coverage, frames with text)          ±0.02           0.005
 ``clip_similarity.*``, ``*similarity*``, ``*ssim*``    ±0.02           0.005
 ``*cer*`` (character error rate)                       ±0.05           0.01
-anything else                                          ints exact,     1e-6
+anything else (e.g. ``motion.flow_mean``)              ints exact,     1e-6
                                                        floats ±5 %
 =====================================================  ==============  =====================
 
@@ -31,7 +35,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -117,12 +121,15 @@ class _Default:
 
 #: the built-in table (see the module docstring); first match wins
 DEFAULT_TOLERANCES: tuple[_Default, ...] = (
-    _Default(("*.cuts", "*.jumps", "*.freezes", "*.flickers", "*count*", "*.detections", "*frames*"), 0.0),
-    _Default(("budget.*", "*seconds*", "*vram*"), None),
+    _Default(("*.cuts", "*.jumps", "*.freezes", "*.flickers", "*count*", "*.detections", "*events", "*frames*"),
+             0.0),
+    _Default(("budget.*", "*seconds*", "*vram*", "*baseline*"), None),
     _Default(("av_sync.offset_ms", "*_ms"), 20.0, floor=5.0),
+    _Default(("*_s",), 0.05, floor=0.01),
     _Default(("*confidence*",), 0.10, floor=0.02),
     _Default(("*flicker*",), 0.01, floor=0.002),
     _Default(("*dynamic*",), 0.05, floor=0.01),
+    _Default(("*ratio*",), 0.02, floor=0.005),
     _Default(("clip_similarity.*", "*similarity*", "*ssim*"), 0.02, floor=0.005),
     _Default(("*cer*",), 0.05, floor=0.01),
 )
@@ -353,12 +360,14 @@ def compare(
     ssim: Callable[[np.ndarray, np.ndarray], float] | None = None,
     keyframe_cosine_min: float | None = None,
     keyframe_ssim_min: float | None = None,
+    compare_arrays: bool | Iterable[str] = True,
 ) -> BaselineComparison:
     """Compare ``current`` (a :class:`BaselineRecord` or anything with ``scalars`` and optionally
     ``arrays``, ``keyframe_frames``, ``fps``, ``environment``) with its baseline.
 
     ``keyframe_*_min`` override the expectation's thresholds (e.g. from ``expect.clip``); ``ssim`` replaces
-    the built-in structural similarity.
+    the built-in structural similarity; ``compare_arrays`` (False, or the names to compare) leaves arrays
+    to a metric family that already checks its keyframes against the baseline, so nothing is gated twice.
     """
     expect = expect or BaselineExpect()
     cur_scalars = {k: _none_if_nan(v) for k, v in dict(current.scalars).items()}
@@ -367,8 +376,15 @@ def compare(
         _metric_delta(key, base_scalars, cur_scalars, baseline, expect)
         for key in sorted(set(cur_scalars) | set(base_scalars))
     ]
+    cur_arrays = dict(getattr(current, "arrays", None) or {})
+    base_arrays = baseline.arrays
+    if compare_arrays is not True:
+        keep = set() if compare_arrays is False else set(compare_arrays)  # type: ignore[arg-type]
+        cur_arrays = {k: v for k, v in cur_arrays.items() if k in keep}
+        base_arrays = {k: v for k, v in base_arrays.items() if k in keep}
     arrays = _compare_arrays(
-        getattr(current, "arrays", None) or {},
+        cur_arrays,
+        base_arrays,
         baseline,
         list(getattr(current, "keyframe_frames", None) or []),
         getattr(current, "fps", None) or baseline.fps,
@@ -407,6 +423,7 @@ def _metric_delta(
 
 def _compare_arrays(
     current: Mapping[str, Any],
+    base_arrays: Mapping[str, np.ndarray],
     rec: BaselineRecord,
     cur_frames: list[int],
     fps: float | None,
@@ -415,18 +432,18 @@ def _compare_arrays(
     ssim: Callable[[np.ndarray, np.ndarray], float],
 ) -> list[ArrayCheck]:
     checks: list[ArrayCheck] = []
-    for name in sorted(set(current) | set(rec.arrays)):
+    for name in sorted(set(current) | set(base_arrays)):
         kind = ArrayKind.of(name)
         if kind is None:
             continue
         threshold = cos_min if kind is ArrayKind.EMBEDDING else ssim_min
         what = "keyframe CLIP cosine" if kind is ArrayKind.EMBEDDING else "keyframe SSIM"
-        if name not in rec.arrays or name not in current:
-            side = "the baseline" if name not in rec.arrays else "this run"
+        if name not in base_arrays or name not in current:
+            side = "the baseline" if name not in base_arrays else "this run"
             checks.append(ArrayCheck(name, kind, (), threshold, Status.UNMEASURED,
                                      f"{name}: not in {side}, {what} not compared"))
             continue
-        a, b = np.asarray(current[name]), rec.arrays[name]
+        a, b = np.asarray(current[name]), base_arrays[name]
         if len(a) != len(b) or (cur_frames and rec.keyframe_frames and cur_frames != rec.keyframe_frames):
             checks.append(ArrayCheck(
                 name, kind, (), threshold, Status.FAILED,

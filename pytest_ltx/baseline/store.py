@@ -163,7 +163,7 @@ class UpdateSummary:
                     parts.append(f"… {len(c.moves) - max_moves} more")
                 parts += [_md_escape(n) for n in c.notes]
                 out.append(
-                    f"| {c.kind.value} | `{c.item_key}` | `{c.model_key}` | {'<br>'.join(parts) or '—'} |"
+                    f"| {c.kind.value} | `{_md_escape(c.item_key)}` | `{c.model_key}` | {'<br>'.join(parts) or '—'} |"
                 )
         if self.unchanged:
             out += ["", f"{len(self.unchanged)} baseline(s) unchanged."]
