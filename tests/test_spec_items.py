@@ -152,3 +152,31 @@ def test_items_hash_and_pickle(spec_items: list[ItemSpec]) -> None:
     assert len(set(spec_items)) == len(spec_items)
     back = pickle.loads(pickle.dumps(spec_items))
     assert back == spec_items and [i.name for i in back] == [i.name for i in spec_items]
+
+
+def test_expected_format_fills_in_what_the_clip_asked_for(tmp_path: Path) -> None:
+    text = """\
+clips:
+  - id: r
+    prompt: x
+    width: 64
+    height: 96
+    frames: 17
+    fps: 25
+    expect:
+      format: {fps: 24, audio: true}
+  - id: t
+    testcard: {width: 48, height: 32, frames: 10, fps: 12}
+  - id: f
+    file: a.mp4
+    expect:
+      format: {frames: 132}
+"""
+    r, t, f = expand(load_spec_text(text))
+    assert r.expected_format().model_dump(exclude_none=True) == {
+        "frames": 17, "fps": 24.0, "width": 64, "height": 96, "audio": True, "duration_tolerance_s": 0.25,
+    }
+    fmt = t.expected_format()
+    assert (fmt.frames, fmt.fps, fmt.width, fmt.height) == (10, 12.0, 48, 32)
+    fmt = f.expected_format()
+    assert (fmt.frames, fmt.fps, fmt.width, fmt.height) == (132, None, None, None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_ltx.expect import Expectations
+from pytest_ltx.expect import Expectations, FormatExpect
 from pytest_ltx.spec.schema import ClipSpec, SourceKind, SpecFile
 
 if TYPE_CHECKING:
@@ -83,6 +83,21 @@ class ItemSpec:
         if self.clip.file is None or self.clip.file.audio is None:
             return None
         return (self.base_dir / self.clip.file.audio).absolute()
+
+    def expected_format(self) -> FormatExpect:
+        """``expect.format`` with what the clip asked for filled in where the spec left it unset: a
+        rendered clip must come out at the requested size, frame count and rate, a test card at its
+        own. A file clip's format is only what ``expect.format`` says."""
+        fmt = self.expect.format
+        src: Any = None
+        if self.source_kind is SourceKind.RENDER:
+            src = self.clip
+        elif self.source_kind is SourceKind.TESTCARD:
+            src = self.clip.testcard
+        if src is None:
+            return fmt
+        fill = {k: getattr(src, k) for k in ("frames", "fps", "width", "height") if getattr(fmt, k) is None}
+        return fmt.model_copy(update=fill)
 
     def to_render_request(self, profile: str | None = None) -> "RenderRequest":
         """What to ask the renderer for (render clips only). ``profile`` overrides the clip's ``model``
