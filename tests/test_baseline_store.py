@@ -27,6 +27,7 @@ from pytest_ltx.baseline.record import (
     make_thumbnails,
     relpath_to_key,
     safe_name,
+    storable_scalars,
     unsafe_name,
 )
 from pytest_ltx.baseline.store import BaselineStore, ChangeKind
@@ -133,6 +134,11 @@ def test_record_normalises_and_round_trips_through_disk_and_payload(tmp_path: Pa
     # binaries stay small and deterministic (same arrays → same bytes → no git churn)
     assert (d / ARRAYS_FILE).stat().st_size < 4000 and (d / THUMBNAILS_FILE).stat().st_size < 2000
     assert rec.arrays_npz() == BaselineRecord.from_payload(payload).arrays_npz()
+
+
+def test_storable_scalars_drop_comparison_values() -> None:
+    got = storable_scalars({"clip_similarity.prompt_score_mean": 0.7, "clip_similarity.baseline_similarity_min": 0.9})
+    assert got == {"clip_similarity.prompt_score_mean": 0.7}
 
 
 def test_thumbnail_helpers() -> None:

@@ -30,6 +30,7 @@ from .record import (
     make_model_key,
     make_structural_thumbs,
     make_thumbnails,
+    storable_scalars,
 )
 from .store import BaselineChange, BaselineStore, ChangeKind, MetricMove, UpdateSummary
 
@@ -64,5 +65,6 @@ __all__ = [
     "missing_outcome",
     "resolve_tolerance",
     "spread_of",
+    "storable_scalars",
     "structural_similarity",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "key_to_relpath",
     "relpath_to_key",
     "collect_environment",
+    "storable_scalars",
     "make_thumbnails",
     "make_structural_thumbs",
     "round_sig",
@@ -524,6 +525,12 @@ def _read_strip(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------
 # helpers for the caller that builds a record
+
+
+def storable_scalars(scalars: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalars worth keeping in a baseline: drops values measured *against* the baseline
+    (``clip_similarity.baseline_similarity_mean``…), which describe a comparison, not the clip."""
+    return {k: v for k, v in scalars.items() if "baseline" not in k}
 
 
 def collect_environment(
