@@ -1,0 +1,163 @@
+"""Weight-free structural similarity to a golden baseline: keyframe fingerprints compared with SSIM.
+
+CLIP baselines need CLIP weights, which CI machines may not have. A fingerprint needs nothing: the
+shared keyframes (:mod:`pytest_ltx.metrics.sampling`) shrunk to small grayscale thumbnails (64×64 uint8,
+4 KB each, kept by the baseline store instead of the video). Comparing a new render's fingerprint with the
+stored one by SSIM catches a changed layout, a different scene or a broken render on any machine. It is
+deliberately coarse: it does not see small details or colour, and it says nothing about the prompt.
+
+SSIM is the standard one (Wang et al. 2004): 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03,
+data range 255, mean over the valid (border-cropped) window positions — equal to
+``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=255)``, written with OpenCV so it needs no extra dependency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_ltx.metrics.sampling import sample_indices
+
+if TYPE_CHECKING:
+    from pytest_ltx.media import Clip
+
+__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralResult", "analyze", "compare", "fingerprint", "ssim"]
+
+#: thumbnail side in pixels: big enough for an 11×11 SSIM window to see structure, small enough to store
+THUMB_SIZE = 64
+_WIN, _SIGMA = 11, 1.5
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean SSIM of two same-size grayscale images (any numeric dtype)."""
+    import cv2
+
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"ssim needs two equal 2-D images, got {a.shape} and {b.shape}")
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    blur = lambda im: cv2.GaussianBlur(im, (_WIN, _WIN), _SIGMA, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx = blur(x * x) - mx * mx
+    vy = blur(y * y) - my * my
+    cxy = blur(x * y) - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    pad = (_WIN - 1) // 2
+    if min(s.shape) > 2 * pad:
+        s = s[pad:-pad, pad:-pad]
+    return float(s.mean())
+
+
+@dataclass(frozen=True, eq=False)
+class Fingerprint:
+    """Grayscale uint8 thumbnails [K,S,S] of a clip's keyframes, and which frames they are."""
+
+    thumbnails: np.ndarray
+    frames: tuple[int, ...]
+    fps: float
+
+    @property
+    def times(self) -> tuple[float, ...]:
+        return tuple(f / self.fps for f in self.frames)
+
+
+def _thumb(frame: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def fingerprint(clip: "Clip", sample_fps: float = 2.0, size: int = THUMB_SIZE) -> Fingerprint:
+    """The keyframes of ``clip`` (shared sampling policy) as ``size``×``size`` grayscale thumbnails."""
+    idx = sample_indices(clip.num_frames, clip.fps, sample_fps)
+    thumbs = np.stack([_thumb(clip.frames[i], size) for i in idx]) if idx else np.zeros((0, size, size), np.uint8)
+    return Fingerprint(thumbnails=thumbs.astype(np.uint8), frames=tuple(clip.original_index(i) for i in idx),
+                       fps=float(clip.fps))
+
+
+@dataclass(frozen=True, eq=False)
+class StructuralResult:
+    """This clip's fingerprint and, when a baseline was given, per-keyframe SSIM against it."""
+
+    fingerprint: Fingerprint
+    #: SSIM per keyframe of this clip (None without a usable baseline)
+    similarity: tuple[float, ...] | None = None
+    note: str | None = None
+
+    @property
+    def sampled_frames(self) -> tuple[int, ...]:
+        return self.fingerprint.frames
+
+    @property
+    def min(self) -> float | None:
+        return min(self.similarity) if self.similarity else None
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(self.similarity)) if self.similarity else None
+
+    def worst(self) -> tuple[int, float, float] | None:
+        """(frame, time_s, ssim) of the least similar keyframe, or None."""
+        if not self.similarity:
+            return None
+        j = int(np.argmin(self.similarity))
+        return self.fingerprint.frames[j], self.fingerprint.times[j], self.similarity[j]
+
+    def scalars(self) -> dict[str, float | int | None]:
+        r = lambda x: None if x is None else round(float(x), 6)  # noqa: E731
+        return {"ssim_min": r(self.min), "ssim_mean": r(self.mean)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"thumbnails": self.fingerprint.thumbnails}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampled_frames": list(self.fingerprint.frames),
+            "thumbnail_size": list(self.fingerprint.thumbnails.shape[1:]),
+            "ssim": None if self.similarity is None else [round(float(s), 6) for s in self.similarity],
+            "note": self.note,
+            "scalars": self.scalars(),
+        }
+
+
+def compare(a: Fingerprint, b: Fingerprint | np.ndarray) -> StructuralResult:
+    """SSIM of each keyframe of ``a`` (this clip) against ``b`` (the baseline fingerprint or its thumbnails).
+
+    Keyframes pair by index when the counts match, else by relative position; thumbnails of another size
+    (an older baseline) are resized to the smaller of the two first.
+    """
+    import cv2
+
+    from pytest_ltx.metrics.clip_score import align_keyframes
+
+    bt = b.thumbnails if isinstance(b, Fingerprint) else np.asarray(b)
+    at = a.thumbnails
+    if bt.ndim != 3 or len(bt) == 0:
+        return StructuralResult(a, None, f"baseline thumbnails unusable (shape {tuple(bt.shape)})")
+    if len(at) == 0:
+        return StructuralResult(a, None, "this clip has no keyframes")
+    note = None
+    if bt.shape[1:] != at.shape[1:]:
+        side = min(bt.shape[1], at.shape[1]), min(bt.shape[2], at.shape[2])
+        rs = lambda t: np.stack([cv2.resize(x, (side[1], side[0]), interpolation=cv2.INTER_AREA) for x in t])  # noqa: E731
+        at, bt = rs(at), rs(bt)
+        note = f"thumbnail sizes differ; compared at {side[1]}x{side[0]}"
+    al = align_keyframes(len(at), len(bt))
+    if len(at) != len(bt):
+        note = (note + "; " if note else "") + (
+            f"baseline has {len(bt)} keyframes, this clip {len(at)}: aligned by relative position")
+    sims = tuple(ssim(at[j], bt[al[j]]) for j in range(len(at)))
+    return StructuralResult(a, sims, note)
+
+
+def analyze(clip: "Clip", *, baseline_thumbnails: np.ndarray | None = None, sample_fps: float = 2.0,
+            size: int = THUMB_SIZE) -> StructuralResult:
+    """Fingerprint ``clip`` and, given a baseline's stored thumbnails, compare with them."""
+    fp = fingerprint(clip, sample_fps, size)
+    if baseline_thumbnails is None:
+        return StructuralResult(fp, None, "no baseline thumbnails")
+    return compare(fp, np.asarray(baseline_thumbnails))
