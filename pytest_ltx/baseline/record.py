@@ -4,14 +4,16 @@ A baseline is *not* the video. It is what the gate compares against: flat metric
 calibration, their run-to-run spread), small per-keyframe arrays (CLIP embeddings as float16, 32×32 gray
 structural thumbnails), a strip of keyframe thumbnails for a human reviewing the PR, and the provenance and
 environment it was made with. Text stays diff-friendly (sorted keys, indent 2, floats rounded to 6
-significant digits); binaries stay small (float arrays are stored as float16).
+significant digits); binaries stay small (float arrays are stored as float16, the review strip is a JPEG:
+8 natural keyframes at 72 px are ~27 kB as JPEG q85 against ~155 kB as PNG, and a reviewer's eye does not
+need lossless — the gate never reads the strip, it compares the arrays).
 
 On disk, one record is one directory::
 
     baselines/<spec path without .yaml>/<safe item name>/<model key>/
         record.json      everything textual, plus a manifest (dtype, shape, digest) of the binaries
         keyframes.npz    the arrays (written deterministically: same arrays → same bytes)
-        keyframes.png    the keyframe thumbnails side by side (only when thumbnails were given)
+        keyframes.jpg    the keyframe thumbnails side by side (only when thumbnails were given)
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ __all__ = [
 FORMAT_VERSION = 1
 RECORD_FILE = "record.json"
 ARRAYS_FILE = "keyframes.npz"
-THUMBNAILS_FILE = "keyframes.png"
+THUMBNAILS_FILE = "keyframes.jpg"
+_JPEG_QUALITY = 85
 _THUMBS_IN_PAYLOAD = "__thumbnails__"
 _SIG_DIGITS = 6
 #: a safe name longer than this is cut and suffixed with a hash (the record keeps the full key inside)
@@ -230,6 +233,10 @@ def _digest(arr: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+def _bytes_digest(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()[:16]
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -260,7 +267,7 @@ class BaselineRecord:
     #: source-frame indices of the keyframes the arrays' first axis refers to
     keyframe_frames: list[int] = field(default_factory=list)
     fps: float | None = None
-    #: uint8 [K,h,w,3] RGB, written side by side as keyframes.png for review
+    #: uint8 [K,h,w,3] RGB, written side by side as keyframes.jpg for review (read back: decoded JPEG)
     thumbnails: np.ndarray | None = None
     created: str | None = None
     updated: str | None = None
@@ -309,8 +316,9 @@ class BaselineRecord:
             d.pop("created", None)
             d.pop("updated", None)
             if metrics_only:
-                for k in ("provenance", "environment", "fps", "thumbnails"):
+                for k in ("provenance", "environment", "fps"):
                     d.pop(k, None)
+            d.pop("thumbnails", None)  # review-only and lossy: never a reason to rewrite a baseline
         return a == b
 
     def with_times(self, created: str | None, updated: str | None = None) -> "BaselineRecord":
@@ -342,7 +350,7 @@ class BaselineRecord:
             },
             "thumbnails": None
             if self.thumbnails is None
-            else {"shape": list(self.thumbnails.shape), "sha256": _digest(self.thumbnails)},
+            else {"shape": list(self.thumbnails.shape), "sha256": _bytes_digest(self.thumbnails_jpeg())},
             "created": self.created,
             "updated": self.updated,
         }
@@ -357,26 +365,33 @@ class BaselineRecord:
             arrays[_THUMBS_IN_PAYLOAD] = self.thumbnails
         return _npz_bytes(arrays)
 
-    def thumbnails_png(self) -> bytes | None:
-        """The keyframe strip (RGB thumbnails side by side), lossless and byte-deterministic."""
+    def thumbnails_jpeg(self) -> bytes | None:
+        """The keyframe strip (RGB thumbnails side by side) as it is stored: encoded once per record (a
+        record read from disk keeps its file's bytes, so re-writing it never re-compresses)."""
         if self.thumbnails is None or len(self.thumbnails) == 0:
             return None
-        import cv2
+        cached = self.__dict__.get("_strip_bytes")
+        if cached is None:
+            import cv2
 
-        strip = np.concatenate(list(self.thumbnails), axis=1)
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(strip[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-        if not ok:  # pragma: no cover
-            raise RuntimeError("PNG encoding failed")
-        return buf.tobytes()
+            strip = np.concatenate(list(self.thumbnails), axis=1)
+            ok, buf = cv2.imencode(
+                ".jpg", np.ascontiguousarray(strip[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]
+            )
+            if not ok:  # pragma: no cover
+                raise RuntimeError("JPEG encoding failed")
+            cached = buf.tobytes()
+            self.__dict__["_strip_bytes"] = cached
+        return cached
 
     def files(self) -> dict[str, bytes]:
         """File name → bytes of this record's directory."""
         out = {RECORD_FILE: self.to_json().encode()}
         if self.arrays:
             out[ARRAYS_FILE] = self.arrays_npz()
-        png = self.thumbnails_png()
-        if png is not None:
-            out[THUMBNAILS_FILE] = png
+        strip = self.thumbnails_jpeg()
+        if strip is not None:
+            out[THUMBNAILS_FILE] = strip
         return out
 
     def to_payload(self) -> dict[str, Any]:
@@ -472,17 +487,22 @@ class BaselineRecord:
         thumbnails = None
         tmeta = doc.get("thumbnails")
         if tmeta:
-            png = directory / THUMBNAILS_FILE
+            strip_path = directory / THUMBNAILS_FILE
             try:
-                thumbnails = _read_strip(png.read_bytes(), tuple(tmeta["shape"]))
+                strip_bytes = strip_path.read_bytes()
             except FileNotFoundError:
-                raise BaselineError(png, "missing (record.json lists thumbnails)") from None
+                raise BaselineError(strip_path, "missing (record.json lists thumbnails)") from None
+            if tmeta.get("sha256") and _bytes_digest(strip_bytes) != tmeta["sha256"]:
+                raise BaselineError(strip_path, "does not match record.json (a merge mixed two versions?)")
+            try:
+                thumbnails = _read_strip(strip_bytes, tuple(tmeta["shape"]))
             except Exception as e:  # noqa: BLE001
-                raise BaselineError(png, f"corrupt ({type(e).__name__}: {e})") from None
-            if tmeta.get("sha256") and _digest(thumbnails) != tmeta["sha256"]:
-                raise BaselineError(png, "does not match record.json (a merge mixed two versions?)")
+                raise BaselineError(strip_path, f"corrupt ({type(e).__name__}: {e})") from None
         try:
-            return cls._from_manifest(doc, arrays, thumbnails)
+            rec = cls._from_manifest(doc, arrays, thumbnails)
+            if thumbnails is not None:
+                rec.__dict__["_strip_bytes"] = strip_bytes
+            return rec
         except (TypeError, ValueError, KeyError) as e:
             raise BaselineError(path, f"corrupt record ({e})") from None
 
@@ -515,7 +535,7 @@ def _read_strip(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
 
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError("not a PNG")
+        raise ValueError("not an image")
     k, h, w, c = shape
     if img.shape != (h, k * w, c):
         raise ValueError(f"strip is {img.shape}, record.json says {k}×{h}×{w}")

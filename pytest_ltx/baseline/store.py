@@ -1,7 +1,7 @@
 """The golden-baseline store: read records, queue writes, flush them once, atomically.
 
 Why atomic per record and not per file: a record is three files (record.json, keyframes.npz,
-keyframes.png) that must agree. Each record is written complete into a hidden temp directory beside its
+keyframes.jpg) that must agree. Each record is written complete into a hidden temp directory beside its
 target, then swapped in with two renames (old → aside, new → target) and the old one removed. A run killed
 at any instant leaves every baseline either the old or the new version; the leftovers (hidden ``.*.tmp-*``
 and ``.*.old-*`` directories) are rolled back or removed the next time a store is opened on that root.
