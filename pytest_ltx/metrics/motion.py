@@ -300,9 +300,9 @@ class _Signals:
         return np.asarray(self.cols[key], np.float64)
 
 
-def _shift_corr(a: np.ndarray, b: np.ndarray, r: int = 2) -> float:
-    """Best normalised correlation of two zero-mean unit-norm thumbnails over shifts of up to ``r`` px:
-    the same content moved a little (a jump) stays near 1, a different picture (a cut) falls towards 0."""
+def _shift_corr(a: np.ndarray, b: np.ndarray, r: int = 4) -> float:
+    """Best normalised correlation of two zero-mean unit-norm thumbnails over shifts of up to ``r`` px
+    (1/8 of the frame): the same content moved (a jump) stays near 1, a new picture (a cut) falls to ~0."""
     h, w = a.shape
     best = -1.0
     for dy in range(-r, r + 1):
