@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import random
 import textwrap
 from pathlib import Path
 
@@ -410,3 +411,45 @@ def test_spec_file_error_pickles_for_xdist() -> None:
     assert str(back) == str(err) == "a.yaml:3: clips[0].frames: bad"
     assert back.errors == err.errors
     assert err.errors[0].to_dict() == {"path": "a.yaml", "line": 3, "field": "clips[0].frames", "message": "bad"}
+
+
+_FUZZ_VALUES = ["", "~", "-1", "1.5", "yes", "[]", "{}", "{a: 1}", "*nope", "!!str 3", "!tag x", "2024-01-01",
+                "<<", ".nan", "[[[", "'", "@", "- x", "9999999999999999999999"]
+
+
+def _mutate(text: str, rng: random.Random) -> str:
+    lines = text.splitlines()
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randrange(len(lines))
+        op = rng.random()
+        if op < 0.25:
+            del lines[i]
+        elif op < 0.5 and ":" in lines[i]:
+            lines[i] = lines[i].split(":", 1)[0] + ": " + rng.choice(_FUZZ_VALUES)
+        elif op < 0.65:
+            lines.insert(i, lines[rng.randrange(len(lines))])
+        elif op < 0.8:
+            lines[i] = " " * rng.randint(1, 3) + lines[i]
+        else:
+            j = rng.randrange(len(lines[i]) + 1)
+            lines[i] = lines[i][:j] + rng.choice("x:-[]{}#&*!'\"\t ") + lines[i][j:]
+        lines = lines or ["x"]
+    return "\n".join(lines) + "\n"
+
+
+def test_mangled_specs_fail_only_with_one_line_spec_errors() -> None:
+    """Whatever the damage, the loader answers with a SpecFile or SpecFileError lines — never a crash."""
+    from tests.test_spec import EXAMPLE
+
+    rng = random.Random(1234)
+    failed = 0
+    for _ in range(300):
+        text = _mutate(EXAMPLE, rng)
+        try:
+            load_spec_text(text, Path("f.yaml"))
+        except SpecFileError as e:
+            failed += 1
+            lines = str(e).splitlines()
+            assert len(lines) == len(e.errors) >= 1, text
+            assert all(line.startswith("f.yaml:") for line in lines), text
+    assert failed > 200  # the mutations do break things

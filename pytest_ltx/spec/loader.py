@@ -28,7 +28,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: a spec is small; this many nodes means an alias bomb, not a spec.
-_NODE_BUDGET = 200_000
+_NODE_BUDGET = 100_000
 
 
 class _LineLoader(yaml.SafeLoader):
