@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -590,8 +590,6 @@ class SpecFile(SpecModel):
         self._lines = dict(lines)
         return self
 
-    _schema_title: ClassVar[str] = "pytest-ltx clip spec"
-
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a spec file (what ``pytest-ltx schema`` prints), for editors and linters.
@@ -608,7 +606,7 @@ def json_schema() -> dict[str, Any]:
     for name in ("ClipDefaults", "ClipSpec"):
         prop = defs[name]["properties"]["testcard"]
         prop.update(ref)
-    schema["title"] = SpecFile._schema_title
+    schema["title"] = "pytest-ltx clip spec"
     schema["description"] = (
         "A pytest-ltx clip-spec file: optional `version` and `defaults`, and the `clips` to render (or read) "
         "and check. Each clip becomes one test item per prompt variant and seed."
