@@ -335,3 +335,28 @@ def test_structural_gate_on_real_clips(clips_carphone_pristine, clips_carphone_d
     (check,) = other.arrays
     assert check.status is Status.FAILED and check.min < 0.3
     assert "keyframe SSIM to the baseline fell to" in check.message
+
+
+def test_library_lifecycle_missing_create_pass_regress_update(tmp_path) -> None:
+    """The sequence the plugin drives: missing → created → passes → a regression fails → update → passes."""
+    from pytest_ltx.baseline.store import BaselineStore
+
+    def run(flicker: float) -> BaselineRecord:
+        return _base({"motion.flicker_score": flicker, "motion.cuts": 0},
+                     environment={"device": "cpu"}, provenance={"seed": 1})
+
+    store = BaselineStore(tmp_path / "baselines")
+    assert store.load(ITEM, MODEL) is None
+    path = store.path_for(ITEM, MODEL).relative_to(tmp_path).as_posix()
+    assert missing_outcome(ITEM, MODEL, path, other_models=store.models_for(ITEM)).status is Status.FAILED
+
+    store.queue(run(0.004))  # --ltx-update-baselines (or create-missing)
+    assert [c.kind.value for c in store.flush().changes] == ["created"]
+    assert compare(run(0.006), store.load(ITEM, MODEL)).ok
+    regressed = compare(run(0.05), store.load(ITEM, MODEL))
+    assert not regressed.ok and "motion.flicker_score moved 0.004 → 0.05" in regressed.message()
+
+    store.queue(run(0.05))  # accepted on purpose
+    (change,) = store.flush().changes
+    assert change.kind.value == "updated" and change.moves[0].text() == "motion.flicker_score 0.004 → 0.05 (+0.046)"
+    assert compare(run(0.05), store.load(ITEM, MODEL)).ok

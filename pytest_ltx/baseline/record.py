@@ -295,7 +295,7 @@ class BaselineRecord:
                 raise ValueError(f"thumbnails must be uint8 [K,h,w,3], got {t.dtype} {t.shape}")
             t = np.ascontiguousarray(t)
             t.setflags(write=False)
-            s(self, "thumbnails", t)
+            s(self, "thumbnails", t if len(t) else None)
 
     # ---- identity / comparison -------------------------------------------------------------------
 
@@ -311,28 +311,28 @@ class BaselineRecord:
 
     def same_content(self, other: "BaselineRecord", *, metrics_only: bool = False) -> bool:
         """Equal apart from the timestamps (``metrics_only``: only scalars, spread, arrays, keyframes)."""
-        a, b = self._manifest(), other._manifest()
+        # the strip is review-only and lossy: never a reason to rewrite a baseline
+        a, b = self._manifest(strip=False), other._manifest(strip=False)
         for d in (a, b):
             d.pop("created", None)
             d.pop("updated", None)
             if metrics_only:
                 for k in ("provenance", "environment", "fps"):
                     d.pop(k, None)
-            d.pop("thumbnails", None)  # review-only and lossy: never a reason to rewrite a baseline
         return a == b
-
-    def with_times(self, created: str | None, updated: str | None = None) -> "BaselineRecord":
-        return replace(self, created=created, updated=updated)
 
     def stamped(self, previous: "BaselineRecord | None" = None) -> "BaselineRecord":
         """Timestamps for a write: ``created`` survives updates, ``updated`` is now."""
         now = _now()
-        return replace(self, created=(previous.created if previous and previous.created else now), updated=now)
+        out = replace(self, created=(previous.created if previous and previous.created else now), updated=now)
+        if "_strip_bytes" in self.__dict__:
+            out.__dict__["_strip_bytes"] = self.__dict__["_strip_bytes"]
+        return out
 
     # ---- serialisation -----------------------------------------------------------------------------
 
-    def _manifest(self) -> dict[str, Any]:
-        """The record.json document (without file I/O)."""
+    def _manifest(self, strip: bool = True) -> dict[str, Any]:
+        """The record.json document (without file I/O); ``strip=False`` skips the review strip."""
         doc: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "item_key": self.item_key,
@@ -349,7 +349,7 @@ class BaselineRecord:
                 for name, a in self.arrays.items()
             },
             "thumbnails": None
-            if self.thumbnails is None
+            if self.thumbnails is None or not strip
             else {"shape": list(self.thumbnails.shape), "sha256": _bytes_digest(self.thumbnails_jpeg())},
             "created": self.created,
             "updated": self.updated,

@@ -390,7 +390,9 @@ class BaselineStore:
         from filelock import FileLock
 
         digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
-        return FileLock(os.path.join(tempfile.gettempdir(), f"pytest-ltx-baselines-{digest}.lock"))
+        # per user: another user's lock file in a shared /tmp would not be writable
+        user = getattr(os, "getuid", lambda: "")()
+        return FileLock(os.path.join(tempfile.gettempdir(), f"pytest-ltx-baselines-{user}-{digest}.lock"))
 
 
 def _fsync_dir(d: Path) -> None:
