@@ -123,9 +123,9 @@ class LtxItem(pytest.Item):
         session = get_session(self.config)
         run = self.run
         ctx = MetricContext(prompt=self.spec.prompt)
-        requested = {k: run.params.get(k) for k in ("frames", "width", "height", "fps")} if run.source == "render" else None
+        expect = self.spec.expect.model_copy(update={"format": self.spec.expected_format()})
         t0 = time.perf_counter()
-        self.evaluation = evaluate(run.clip, expect=self.spec.expect, context=ctx, requested=requested)
+        self.evaluation = evaluate(run.clip, expect=expect, context=ctx)
         metric_s = time.perf_counter() - t0
         outcomes = list(self.evaluation.outcomes) + clip_outcomes(run, self.spec, self.evaluation, session)
         failed = [o for o in outcomes if o.failed]

@@ -175,11 +175,9 @@ def evaluate(
     expect: Expectations | None = None,
     metrics: Iterable[str] | None = None,
     context: MetricContext | None = None,
-    requested: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Compute the needed metric families on ``clip`` and check ``expect`` against them.
 
-    ``requested`` holds what a render asked for (frames, width, height, fps): the format check's defaults.
     A metric that raises is an error outcome for that family (the others still run), never a silent pass.
     """
     ctx = context or MetricContext()
@@ -189,7 +187,7 @@ def evaluate(
     if expect is not None:
         from pytest_ltx.expect.render import check_format
 
-        outcomes += check_format(clip.info(), expect.format, requested=dict(requested or {}))
+        outcomes += check_format(clip.info(), expect.format)
     for fam in families_for(expect, metrics):
         t0 = time.perf_counter()
         try:

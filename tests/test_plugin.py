@@ -1,0 +1,263 @@
+"""End-to-end tests of the plugin with pytester: collection, ids, options, errors, results, cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")
+
+TINY = """
+defaults:
+  model: tiny
+  width: 64
+  height: 64
+  frames: 9
+  fps: 24
+  steps: 1
+  guidance: {stg_blocks: [1]}
+"""
+
+
+def write_spec(pytester: pytest.Pytester, name: str, body: str) -> Path:
+    d = pytester.path / "specs"
+    d.mkdir(exist_ok=True)
+    p = d / name
+    p.write_text(body)
+    return p
+
+
+def results(pytester: pytest.Pytester) -> dict:
+    return json.loads((pytester.path / "ltx-report" / "results.json").read_text())
+
+
+def test_help_lists_every_option_with_its_ini_key(pytester: pytest.Pytester) -> None:
+    from pytest_ltx.options import OPTIONS
+
+    r = pytester.runpytest("--help")
+    out = r.stdout.str()
+    assert "pytest-ltx: creative CI for LTX-2 clips" in out
+    for o in OPTIONS:
+        assert o.flag in out, o.flag
+        assert f"{o.ini} (" in out or f"{o.ini}:" in out or o.ini in out, o.ini
+
+
+@pytest.mark.parametrize(
+    ("ini", "cli", "expected"),
+    [
+        (None, None, "ltx-report"),
+        ("ini-dir", None, "ini-dir"),
+        ("ini-dir", "cli-dir", "cli-dir"),
+        (None, "cli-dir", "cli-dir"),
+    ],
+)
+def test_option_precedence_cli_over_ini_over_default(pytester: pytest.Pytester, ini, cli, expected) -> None:
+    if ini:
+        pytester.makeini(f"[pytest]\nltx_report_dir = {ini}\n")
+    pytester.makeconftest(
+        """
+        def pytest_sessionfinish(session):
+            from pytest_ltx.session import get_session
+            print("REPORT_DIR=" + get_session(session.config).settings.report_dir.name)
+        """
+    )
+    args = ["-s"] + ([f"--ltx-report-dir={cli}"] if cli else [])
+    r = pytester.runpytest(*args)
+    r.stdout.fnmatch_lines([f"*REPORT_DIR={expected}*"])
+
+
+@pytest.mark.parametrize(
+    ("ini", "cli", "expected"),
+    [(None, False, False), ("true", False, True), ("false", True, True), (None, True, True)],
+)
+def test_boolean_option_precedence(pytester: pytest.Pytester, ini, cli, expected) -> None:
+    if ini:
+        pytester.makeini(f"[pytest]\nltx_no_cache = {ini}\n")
+    pytester.makeconftest(
+        """
+        def pytest_sessionfinish(session):
+            from pytest_ltx.session import get_session
+            print("NO_CACHE=%s" % get_session(session.config).settings.no_cache)
+        """
+    )
+    r = pytester.runpytest("-s", *(["--ltx-no-cache"] if cli else []))
+    r.stdout.fnmatch_lines([f"*NO_CACHE={expected}*"])
+
+
+def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nltx_calibrate = many\n")
+    pytester.makeconftest(
+        """
+        def pytest_sessionstart(session):
+            from pytest_ltx.session import get_session
+            get_session(session.config)
+        """
+    )
+    r = pytester.runpytest("--ltx-calibrate=-3")
+    assert r.ret != 0
+    r.stderr.fnmatch_lines(["*--ltx-calibrate*>= 0*"])
+
+
+def test_collects_seed_matrix_with_readable_ids(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "clips.yaml", TINY + """
+clips:
+  - id: robot
+    prompt: a robot
+    seeds: [0, 1, 7]
+  - id: variants
+    prompts: [a cat, a dog]
+    seed: 3
+""")
+    r = pytester.runpytest("--collect-only", "-q", "specs/")
+    r.stdout.fnmatch_lines([
+        "specs/clips.yaml::robot[[]seed=0[]]",
+        "specs/clips.yaml::robot[[]seed=1[]]",
+        "specs/clips.yaml::robot[[]seed=7[]]",
+        "specs/clips.yaml::variants[[]p0-seed=3[]]",
+        "specs/clips.yaml::variants[[]p1-seed=3[]]",
+        "*5 tests collected*",
+    ])
+    r = pytester.runpytest("--collect-only", "-q", "specs/", "-k", "variants and p1")
+    r.stdout.fnmatch_lines(["*variants[[]p1-seed=3[]]*", "*1/5 tests collected (4 deselected)*"])
+
+
+def test_yaml_outside_spec_dirs_is_not_collected(pytester: pytest.Pytester) -> None:
+    (pytester.path / "config.yaml").write_text("clips: not a spec\n")
+    write_spec(pytester, "one.yaml", TINY + "clips:\n  - id: a\n    prompt: a\n")
+    r = pytester.runpytest("--collect-only", "-q")
+    r.stdout.fnmatch_lines(["specs/one.yaml::a[[]seed=0[]]", "*1 test collected*"])
+
+
+def test_spec_marks_and_source_markers_select_items(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "m.yaml", TINY + """
+clips:
+  - id: heavy
+    prompt: a
+    marks: [slow]
+  - id: light
+    prompt: b
+""")
+    pytester.makeini("[pytest]\nmarkers =\n    slow: heavy\n")
+    r = pytester.runpytest("--collect-only", "-q", "-m", "not slow", "specs/")
+    r.stdout.fnmatch_lines(["*light*", "*1/2 tests collected (1 deselected)*"])
+    r = pytester.runpytest("--collect-only", "-q", "-m", "ltx_render", "specs/")
+    r.stdout.fnmatch_lines(["*2 tests collected*"])
+
+
+def test_malformed_spec_is_a_collection_error_for_that_file_only(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "bad.yaml", TINY + """
+clips:
+  - id: broken
+    prompt: a
+    frames: 24
+    negativ_prompt: x
+""")
+    write_spec(pytester, "good.yaml", TINY + "clips:\n  - id: fine\n    prompt: a\n")
+    r = pytester.runpytest("--collect-only", "-q", "specs/")
+    out = r.stdout.str()
+    assert "ERROR collecting specs/bad.yaml" in out
+    assert "bad.yaml:14" in out and "frames" in out and "8k+1" in out
+    assert "did you mean 'negative_prompt'" in out
+    assert "Traceback" not in out
+    r.stdout.fnmatch_lines(["specs/good.yaml::fine[[]seed=0[]]"])
+
+
+def test_render_passes_writes_results_and_second_run_hits_the_cache(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "smoke.yaml", TINY + """
+clips:
+  - id: robot
+    prompt: a robot dancing
+    seeds: [0, 1]
+    expect:
+      format: {audio: true}
+      budget: {render_seconds_max: 600}
+""")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=2)
+    doc = results(pytester)
+    assert doc["summary"] == {"items": 2, "passed": 2, "failed": 0, "error": 0}
+    item = doc["items"][0]
+    assert item["nodeid"] == "specs/smoke.yaml::robot[seed=0]"
+    assert item["source"] == "render"
+    assert item["params"]["seed"] == 0 and item["params"]["frames"] == 9
+    assert item["provenance"]["fingerprint"]
+    assert item["evaluation"]["clip"]["frames"] == 9
+    assert item["evaluation"]["clip"]["audio_sample_rate"] == 48000
+    assert item["timings"]["cached"] is False
+    checks = {o["check"]: o["status"] for o in item["outcomes"]}
+    assert checks["format.frames"] == "passed" and checks["format.audio"] == "passed"
+    assert checks["budget.render_seconds"] == "passed"
+    assert checks["budget.vram_gb"] == "unmeasured"  # no CUDA here: reported, not passed
+
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=2)
+    assert all(i["timings"]["cached"] for i in results(pytester)["items"])
+
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider", "--ltx-no-cache")
+    r.assert_outcomes(passed=2)
+    assert not any(i["timings"]["cached"] for i in results(pytester)["items"])
+
+
+def test_failed_expectation_reads_like_a_review_comment(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "f.yaml", TINY + """
+clips:
+  - id: short
+    prompt: a robot
+    expect:
+      format: {frames: 17, audio: false}
+""")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(failed=1)
+    out = r.stdout.str()
+    assert "2 of" in out and "checks failed" in out
+    assert "format.frames: frame count 9, expected 17" in out
+    assert "format.audio: audio track present, but the spec forbids audio" in out
+    assert "Traceback" not in out and "def runtest" not in out
+    item = results(pytester)["items"][0]
+    assert item["status"] == "failed"
+
+
+def test_unknown_model_profile_is_an_error_not_a_failure(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "m.yaml", TINY + "clips:\n  - id: x\n    prompt: a\n    model: ltx23\n")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(errors=1)
+    out = r.stdout.str()
+    assert "infrastructure error, not a regression" in out
+    assert "unknown model profile 'ltx23'" in out and "[tool.pytest-ltx.models.ltx23]" in out
+    assert results(pytester)["items"][0]["status"] == "error"
+
+
+def test_determinism_renders_twice_and_passes_bit_identical(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "d.yaml", TINY + """
+clips:
+  - id: det
+    prompt: a robot
+    expect:
+      determinism: {}
+""")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=1)
+    outs = {o["check"]: o for o in results(pytester)["items"][0]["outcomes"]}
+    assert outs["determinism.frames"]["status"] == "passed"
+    assert "bit-identical" in outs["determinism.frames"]["message"]
+    assert outs["determinism.audio"]["status"] == "passed"
+
+
+def test_xdist_workers_results_are_merged(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    write_spec(pytester, "x.yaml", TINY + "clips:\n  - id: x\n    prompt: a\n    seeds: [0, 1, 2]\n")
+    r = pytester.runpytest_subprocess("specs/", "-p", "no:cacheprovider", "-n", "2")
+    r.assert_outcomes(passed=3)
+    doc = results(pytester)
+    assert [i["item"] for i in doc["items"]] == ["x[seed=0]", "x[seed=1]", "x[seed=2]"]
+
+
+def test_html_report_has_keyframes_and_clip(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_html")
+    write_spec(pytester, "h.yaml", TINY + "clips:\n  - id: h\n    prompt: a\n")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider", "--html=report.html", "--self-contained-html")
+    r.assert_outcomes(passed=1)
+    html = (pytester.path / "report.html").read_text()
+    assert "Keyframes" in html and "video/mp4" in html and "format.frames" in html
