@@ -1,0 +1,197 @@
+"""CLIP similarity plumbing with a tiny *random* CLIP.
+
+Random weights prove the loading path, determinism, alignment and the checks; they prove nothing about
+whether a picture matches a prompt (their prompt cosines sit near 0). Real weights load the same way.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pytest_ltx.expect.clip_score import ClipScoreExpect, check
+from pytest_ltx.media import Clip
+from pytest_ltx.metrics import clip_score as cs
+from pytest_ltx.metrics.clip_score import ClipModelError, ClipModelProfile
+from pytest_ltx.outcome import Status
+
+
+def _card(seed: int = 1, **kw) -> Clip:
+    from pytest_ltx.testcard import TestCardSpec, draw
+
+    return draw(TestCardSpec(width=160, height=96, frames=25, fps=12, seed=seed, audio=None, **kw)).clip
+
+
+def _one(outcomes, name):
+    found = [o for o in outcomes if o.check == name]
+    assert len(found) == 1, outcomes
+    return found[0]
+
+
+# ---- profiles and loading -----------------------------------------------------------------------------
+
+
+def test_pretrained_file_loads_bit_identical_weights(models_tiny_clip, models_tiny_clip_files):
+    from safetensors.torch import load_file
+
+    weights, _ = models_tiny_clip_files
+    saved = load_file(str(weights))
+    state = models_tiny_clip.model.state_dict()
+    assert set(saved) == set(state)
+    assert all(np.array_equal(saved[k].numpy(), state[k].cpu().numpy()) for k in saved)
+    assert not models_tiny_clip.model.training
+
+
+def test_same_input_same_embeddings_even_after_reloading(models_tiny_clip, models_tiny_clip_profile):
+    clip = _card()
+    a = cs.analyze(clip, prompt="a red ball", model=models_tiny_clip)
+    b = cs.analyze(clip, prompt="a red ball", model=models_tiny_clip)
+    fresh = cs._load.__wrapped__(models_tiny_clip_profile, "cpu")  # bypass the per-process cache
+    c = cs.analyze(clip, prompt="a red ball", model=fresh)
+    assert np.array_equal(a.embeddings, b.embeddings)
+    assert np.allclose(a.embeddings, c.embeddings, atol=1e-6)
+    assert a.embeddings.dtype == np.float32 and a.embeddings.shape == (5, 128)
+    assert np.allclose(np.linalg.norm(a.embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_load_is_memoized_per_profile(models_tiny_clip, models_tiny_clip_profile):
+    assert cs.load_clip_model(models_tiny_clip_profile, device="cpu") is models_tiny_clip
+
+
+def test_missing_weights_file_says_how_to_provide_weights(tmp_path):
+    p = ClipModelProfile(arch="ViT-B-32", weights=str(tmp_path / "nope.safetensors"))
+    with pytest.raises(ClipModelError) as e:
+        cs.load_clip_model(p, device="cpu")
+    msg = str(e.value)
+    assert "not found" in msg and "nope.safetensors" in msg and "[tool.pytest-ltx.clip]" in msg
+
+
+def test_hub_tag_refused_offline_and_no_profile_is_an_error():
+    with pytest.raises(ClipModelError, match="allow_network"):
+        cs.load_clip_model(ClipModelProfile(arch="ViT-B-32", weights="laion2b_s34b_b79k"), device="cpu")
+    with pytest.raises(ClipModelError, match=r"tool\.pytest-ltx\.clip"):
+        cs.resolve_profile(None)
+
+
+def test_pickle_checkpoint_refused_unless_trusted_or_allowed(tmp_path, models_tiny_clip_files, models_tiny_clip):
+    import torch
+    from safetensors.torch import load_file
+
+    weights, cfg = models_tiny_clip_files
+    pt = tmp_path / "downloads" / "clip.pt"
+    pt.parent.mkdir()
+    torch.save(load_file(str(weights)), pt)
+    base = dict(arch="pytest-ltx-test-tiny", weights=str(pt), config=str(cfg), random_weights=True)
+    with pytest.raises(ClipModelError, match="Refusing to load pickle") as e:
+        cs.load_clip_model(ClipModelProfile(**base), device="cpu")
+    assert "safetensors" in str(e.value) and "allow_pickle" in str(e.value)
+    frames = _card().frames[:2]
+    ref = models_tiny_clip.embed_images(frames)
+    for p in (ClipModelProfile(**base, allow_pickle=True), ClipModelProfile(**base, trusted_dirs=(str(pt.parent),))):
+        m = cs._load.__wrapped__(p, "cpu")  # torch.load(weights_only=True) inside open_clip
+        assert np.allclose(m.embed_images(frames), ref, atol=1e-6)
+
+
+def test_profile_from_pyproject_table(tmp_path):
+    p = ClipModelProfile.from_config({"arch": "ViT-B-32", "weights": "models/clip.safetensors",
+                                      "config": "cfg/vit.json"}, root=tmp_path)
+    assert p.weights == str(tmp_path / "models" / "clip.safetensors")
+    assert p.config == str(tmp_path / "cfg" / "vit.json") and not p.allow_network
+    assert ClipModelProfile.from_config({"arch": "ViT-B-32", "weights": "laion2b_s34b_b79k",
+                                         "allow_network": True}).weights == "laion2b_s34b_b79k"
+    assert ClipModelProfile.from_config({"profile": "tiny-random"}).random_weights
+    with pytest.raises(ClipModelError, match="unknown key"):
+        ClipModelProfile.from_config({"arch": "ViT-B-32", "weights": "x.safetensors", "wieghts": 1})
+    with pytest.raises(ClipModelError, match="'weights' is required"):
+        ClipModelProfile.from_config({"arch": "ViT-B-32"})
+
+
+@pytest.mark.slow
+def test_builtin_tiny_random_is_cached_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_LTX_HOME", str(tmp_path))
+    path = cs.ensure_tiny_random(seed=0)
+    assert path.parent == tmp_path / "clip" and path.suffix == ".safetensors"
+    mtime = path.stat().st_mtime_ns
+    assert cs.ensure_tiny_random(seed=0) == path and path.stat().st_mtime_ns == mtime  # built once
+    assert not list(path.parent.glob("*.part"))
+    m = cs._load.__wrapped__(cs.tiny_random_profile(0), "cpu")
+    assert m.profile.random_weights and m.embed_images(_card().frames[:1]).shape == (1, 128)
+
+
+# ---- the metric ---------------------------------------------------------------------------------------
+
+
+def test_identical_clip_has_baseline_similarity_one_perturbed_is_lower(models_tiny_clip):
+    golden = cs.analyze(_card(seed=1), prompt="balls", model=models_tiny_clip)
+    same = cs.analyze(_card(seed=1), prompt="balls", baseline_embeddings=golden.embeddings, model=models_tiny_clip)
+    assert same.aggregates()["baseline_similarity_min"] == pytest.approx(1.0, abs=1e-5)
+    changed = cs.analyze(_card(seed=1, cuts=(12,)), prompt="balls", baseline_embeddings=golden.embeddings,
+                         model=models_tiny_clip)
+    sims = [k.baseline_similarity for k in changed.keyframes]
+    assert sims[0] == pytest.approx(1.0, abs=1e-5) and sims[1] == pytest.approx(1.0, abs=1e-5)
+    assert max(sims[2:]) < 1.0 - 1e-4  # random weights: lower, by how much means nothing
+    bound = (1.0 + min(sims)) / 2
+    out = check(changed, ClipScoreExpect(baseline_similarity_min=bound))
+    o = _one(out, "clip.baseline_similarity")
+    assert o.status is Status.FAILED and o.details["worst_frame"] >= 12 and "plumbing only" in o.message
+    assert _one(check(same, ClipScoreExpect(baseline_similarity_min=0.999)), "clip.baseline_similarity").status \
+        is Status.PASSED
+
+
+def test_scores_aggregates_and_json(models_tiny_clip):
+    r = cs.analyze(_card(), prompt="a bouncing ball", model=models_tiny_clip)
+    assert r.sampled_frames == (0, 6, 12, 18, 24)
+    for k in r.keyframes:
+        assert k.prompt_score == pytest.approx(2.5 * max(k.prompt_cosine, 0.0))
+    assert r.keyframes[0].consistency is None and all(-1 <= k.consistency <= 1 for k in r.keyframes[1:])
+    s = r.scalars()
+    assert s["prompt_score_min"] <= s["prompt_score_mean"] and s["baseline_similarity_min"] is None
+    d = json.loads(json.dumps(r.to_dict()))
+    assert "embeddings" not in d and d["embedding_dim"] == 128 and d["model"]["random_weights"] is True
+    assert r.arrays()["embeddings"].shape == (5, 128)
+
+
+def test_baseline_from_other_model_or_length_is_noted(models_tiny_clip):
+    clip = _card()
+    r = cs.analyze(clip, baseline_embeddings=np.ones((5, 512), np.float32), model=models_tiny_clip)
+    assert r.aggregates()["baseline_similarity_min"] is None and "another CLIP model" in r.baseline_note
+    out = check(r, ClipScoreExpect(baseline_similarity_min=0.9))
+    assert _one(out, "clip.baseline_similarity").status is Status.UNMEASURED
+    golden = cs.analyze(clip, model=models_tiny_clip)
+    short = cs.analyze(Clip(frames=clip.frames[:13], fps=clip.fps), baseline_embeddings=golden.embeddings,
+                       model=models_tiny_clip)
+    assert "relative position" in short.baseline_note
+    # keyframes 0, 6, 12 pair with the baseline's 0, 12, 24 (same relative position): only frame 0 matches
+    sims = [k.baseline_similarity for k in short.keyframes]
+    assert sims[0] == pytest.approx(1.0, abs=1e-5) and sims[1] < 1.0 - 1e-4
+    assert cs.align_keyframes(3, 5) == [0, 2, 4] and cs.align_keyframes(5, 5) == list(range(5))
+
+
+def test_prompt_checks(models_tiny_clip):
+    r = cs.analyze(_card(), prompt="a bouncing ball", model=models_tiny_clip)
+    mean = r.aggregates()["prompt_score_mean"]
+    ok = _one(check(r, ClipScoreExpect(prompt_score_min=0.0)), "clip.prompt_score")
+    assert ok.status is Status.PASSED and "plumbing only" in ok.message
+    bad = _one(check(r, ClipScoreExpect(prompt_score_min=2.0)), "clip.prompt_score")
+    assert bad.status is Status.FAILED and "lowest" in bad.message and "frame" in bad.message
+    drop = ClipScoreExpect(prompt_score_drop_max=0.05)
+    assert _one(check(r, drop), "clip.prompt_score_drop").status is Status.UNMEASURED  # no baseline yet
+    assert _one(check(r, drop, baseline_prompt_score=mean + 0.01), "clip.prompt_score_drop").status is Status.PASSED
+    o = _one(check(r, drop, baseline_prompt_score=mean + 0.2), "clip.prompt_score_drop")
+    assert o.status is Status.FAILED and o.baseline == pytest.approx(mean + 0.2, abs=1e-6)
+    no_prompt = cs.analyze(_card(), model=models_tiny_clip)
+    assert _one(check(no_prompt, ClipScoreExpect(prompt_score_min=0.1)), "clip.prompt_score").status \
+        is Status.UNMEASURED
+
+
+def test_consistency_check_names_the_worst_pair(models_tiny_clip):
+    r = cs.analyze(_card(seed=1, cuts=(12,)), model=models_tiny_clip)
+    cons = [k.consistency for k in r.keyframes]
+    assert min(cons[1:]) < 1.0
+    bound = (min(cons[1:]) + 1.0) / 2
+    o = _one(check(r, ClipScoreExpect(consistency_min=bound)), "clip.consistency")
+    assert o.status is Status.FAILED and "between frame" in o.message
+    one = cs.analyze(Clip(frames=_card().frames[:1], fps=12.0), model=models_tiny_clip)
+    assert _one(check(one, ClipScoreExpect(consistency_min=0.5)), "clip.consistency").status is Status.UNMEASURED
