@@ -7,10 +7,10 @@ Two event envelopes on a common 1 kHz grid, cross-correlated:
   the true onset (it depends on sample rate, window and hop) is *calibrated out* by a zero-offset
   synthetic run of the whole pipeline per (sample rate, fps, window, hop, visual method), cached
   in-process — no hand-typed constant.
-* **picture** — at a small analysis resolution: per-cell frame-difference *onsets* (flashes, cuts,
-  motion starts) plus *changes of the frame's mean optical-flow velocity* (Farneback): a bounce flips
-  the velocity, a start or stop changes it, steady motion does not. Both are placed at frame times
-  (the acceleration at frame i is centred there, so an impact between frames lands between them).
+* **picture** — at a small analysis resolution (96 px): a *return* score (frame i differs from both
+  neighbours while they resemble each other: flashes, and impacts of objects too fast for optical
+  flow) plus the *per-pixel velocity change along the motion* (Farneback flow): starts, stops and
+  direction flips. Steady motion and camera pans score zero in both. Values sit at frame times.
 
 The correlation peak is refined with a parabola (sub-frame). Confidence comes from the peak height
 and how far it stands above the best other peak; periodic content (several similar peaks) is
@@ -193,9 +193,8 @@ def audio_envelope(mono: np.ndarray, sr: int, *, n_fft: int, hop: int) -> tuple[
 
 # -------------------------------------------------------------------------------------------- visual
 
-VISUAL_METHOD = "cell-diff-onset+farneback-mean-accel"
+VISUAL_METHOD = "return+lagrangian-flow-accel"
 ANALYSIS_SIDE = 96
-GRID_CELLS = 4
 
 
 def _gray_small(frames: np.ndarray, side: int) -> np.ndarray:
@@ -211,67 +210,68 @@ def _gray_small(frames: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
-def _cell_means(x: np.ndarray, cells: int) -> np.ndarray:
-    """Mean of ``x[..., H, W]`` (optionally with a trailing channel axis handled by caller) per cell."""
-    h, w = x.shape[-2:]
-    ys = np.linspace(0, h, cells + 1).astype(int)
-    xs = np.linspace(0, w, cells + 1).astype(int)
-    out = np.empty(x.shape[:-2] + (cells, cells))
-    for a in range(cells):
-        for b in range(cells):
-            out[..., a, b] = x[..., ys[a] : ys[a + 1], xs[b] : xs[b + 1]].mean(axis=(-2, -1))
-    return out
+#: flow acceleration below this (px/frame at the analysis size) is flow noise, not an event
+ACCEL_TAU = 0.5
 
 
-def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE, cells: int = GRID_CELLS) -> dict[str, np.ndarray]:
-    """Per-frame visual event strength, value i at frame i's time.
+def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[str, np.ndarray]:
+    """Per-frame visual event strength, value i at frame i's time (``side``: analysis resolution).
 
-    ``diff_onset`` (gray levels): per-cell rise of the mean |frame difference| — a flash, a cut or a
-    motion start, counted once at its first frame (a one-frame flash switching off is not a second event).
-    ``flow_accel`` (pixels/frame at the analysis size): change of the whole-frame mean Farneback velocity
-    between the pairs (i−1, i) and (i, i+1) — impacts, direction flips, starts and stops.
+    ``return`` (gray levels): where frame i differs from both neighbours while they resemble each other
+    (``|i−(i−1)| + |(i+1)−i| − 2·|(i+1)−(i−1)|``, rectified per pixel): a flash, and an impact — a
+    bouncing object is back where it was one frame before, even when it moves faster than optical
+    flow can follow. Steady motion (fast or slow) and camera pans cancel out.
+    ``flow_accel`` (pixels/frame): mean per-pixel velocity change along the motion (Farneback flow of
+    (i−1, i) vs the flow of (i, i+1) sampled where each pixel went), above a noise threshold: starts,
+    stops and direction flips of trackable motion.
     """
     import cv2
 
     g = _gray_small(frames, side)
     t = g.shape[0]
-    diff_onset = np.zeros(t)
-    flow_accel = np.zeros(t)
-    if t < 2:
-        return {"diff_onset": diff_onset, "flow_accel": flow_accel}
-    gf = g.astype(np.float32)
-    d = _cell_means(np.abs(np.diff(gf, axis=0)), cells)  # [t-1, c, c]; d[k] = change into frame k+1
-    d = np.concatenate([np.zeros((1, cells, cells)), d])  # d[i] = change into frame i
-    # a rise counts only where the change more than doubles: new content (flash, cut, start) rather
-    # than an object speeding up, whose difference grows gradually (and would smear ahead of an impact)
-    prev = np.concatenate([d[:1], d[:-1]])
-    rise = np.maximum(0.0, d - 2.0 * prev)
-    diff_onset = rise.reshape(t, -1).mean(axis=1)
+    ret = np.zeros(t)
+    accel = np.zeros(t)
+    if t < 3:
+        return {"return": ret, "flow_accel": accel}
+    gb = np.stack([cv2.GaussianBlur(x, (0, 0), 1.0) for x in g.astype(np.float32)])
+    d1 = np.abs(np.diff(gb, axis=0))  # d1[k]: frame k -> k+1
+    d2 = np.abs(gb[2:] - gb[:-2])  # centred on frame k+1
+    ret[1:-1] = np.maximum(0.0, d1[:-1] + d1[1:] - 2.0 * d2).reshape(t - 2, -1).mean(axis=1)
 
-    # whole-frame mean velocity (a "momentum"): constant under steady motion, it jumps at an impact,
-    # a start or a stop. Per-cell means would also jump when an object crosses a cell border.
-    vel = np.zeros((t, 2))  # vel[i] = mean flow of pair (i-1, i); vel[0] unused
-    for i in range(1, t):
-        f = cv2.calcOpticalFlowFarneback(g[i - 1], g[i], None, 0.5, 3, 9, 3, 5, 1.1, 0)
-        vel[i] = f.reshape(-1, 2).mean(axis=0)
-    if t >= 3:
-        flow_accel[1:-1] = np.linalg.norm(vel[2:] - vel[1:-1], axis=-1)  # centred on frames 1..t-2
-    return {"diff_onset": diff_onset, "flow_accel": flow_accel}
+    h, w = g.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    prev = cv2.calcOpticalFlowFarneback(g[0], g[1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
+    for i in range(1, t - 1):
+        nxt = cv2.calcOpticalFlowFarneback(g[i], g[i + 1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        warped = cv2.remap(nxt, xx + prev[..., 0], yy + prev[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        acc = np.linalg.norm(warped - prev, axis=-1)
+        accel[i] = np.maximum(0.0, acc - ACCEL_TAU).mean()
+        prev = nxt
+    return {"return": ret, "flow_accel": accel}
 
 
 #: below these peak levels a visual component is codec noise, not an event
-DIFF_FLOOR = 0.25  # gray levels (cell mean)
-ACCEL_FLOOR = 0.01  # px/frame at the analysis size (frame mean)
+FLOORS = {"return": 0.3, "flow_accel": 0.004}
+
+
+def _peakiness_weight(x: np.ndarray, floor: float) -> float:
+    """0 for a component that is noise (low, or peaks barely above its median), up to 1 when spiky."""
+    peak = float(x.max()) if x.size else 0.0
+    if peak <= floor:
+        return 0.0
+    ratio = peak / (float(np.median(x)) + 0.05 * peak)
+    return float(np.clip((ratio - 2.0) / 4.0, 0.0, 1.0))
 
 
 def _combine_visual(env: dict[str, np.ndarray]) -> np.ndarray:
-    """Each component scaled to its own peak (when it rises above its noise floor), then summed."""
-    out = np.zeros_like(env["diff_onset"])
-    for key, floor in (("diff_onset", DIFF_FLOOR), ("flow_accel", ACCEL_FLOOR)):
-        x = env[key]
-        peak = float(x.max()) if x.size else 0.0
-        if peak > floor and peak > 3.0 * float(np.median(x)) + 1e-9:
-            out += x / peak
+    """Each component scaled to its own peak, weighted by how event-like (spiky) it is, then summed."""
+    first = next(iter(env.values()))
+    out = np.zeros_like(first)
+    for key, x in env.items():
+        w = _peakiness_weight(x, FLOORS[key])
+        if w > 0:
+            out += w * x / float(x.max())
     return out
 
 
@@ -344,11 +344,19 @@ def _correlate(audio_grid: np.ndarray, visual_grid: np.ndarray, max_lag: int, ex
     r = full[lags % nfft] / (na * nv + 1e-12)
     i = int(np.argmax(r))
     best = _parabolic(r, i) - max_lag
-    # other local maxima outside the main lobe, best first
+    # the main lobe: where r stays above half the peak around it; other peaks are local maxima outside
+    lo = i
+    while lo > 0 and r[lo - 1] > 0.5 * r[i]:
+        lo -= 1
+    hi = i
+    while hi < len(r) - 1 and r[hi + 1] > 0.5 * r[i]:
+        hi += 1
     loc = [j for j in range(1, len(r) - 1) if r[j] >= r[j - 1] and r[j] > r[j + 1]]
-    for j in (0, len(r) - 1):  # a rising edge at the window border is a peak beyond it: count it
-        if (j == 0 and r[0] > r[1]) or (j == len(r) - 1 and r[-1] > r[-2]):
-            loc.append(j)
+    if r[0] > r[1]:  # a rising edge at the window border is a peak beyond it: count it
+        loc.append(0)
+    if r[-1] > r[-2]:
+        loc.append(len(r) - 1)
+    loc = [j for j in loc if not (lo <= j <= hi) and abs(j - i) > exclude_ms]
     loc.sort(key=lambda j: -r[j])
     peaks: list[tuple[float, float]] = [(best, float(r[i]))]
     for j in loc:
@@ -357,6 +365,31 @@ def _correlate(audio_grid: np.ndarray, visual_grid: np.ndarray, max_lag: int, ex
         if len(peaks) >= 5:
             break
     return _Corr(lags.astype(float), r, best, float(r[i]), peaks)
+
+
+def periodicity(grid: np.ndarray, min_lag: int, max_lag: int) -> tuple[float, float | None]:
+    """Strongest repeat of an envelope: (normalised autocorrelation, its lag in ms) for lags in range.
+
+    Irregular events give well under 0.5; a metronome gives ~1. Periodic events let the
+    cross-correlation lock onto a whole period off, so a strong repeat makes the result ambiguous.
+    """
+    x = grid - grid.mean()
+    n = len(x)
+    if n < 2 * min_lag or not np.any(x):
+        return 0.0, None
+    nfft = 1 << (2 * n - 1).bit_length()
+    ac = np.fft.irfft(np.abs(np.fft.rfft(x, nfft)) ** 2, nfft)[: min(max_lag, n - 1) + 1]
+    ac = ac / (ac[0] + 1e-12)
+    # normalise for the shrinking overlap so a repeat far out is not understated
+    ac = ac * n / np.maximum(n - np.arange(len(ac)), 1)
+    seg = ac[min_lag:]
+    if seg.size < 3:
+        return 0.0, None
+    loc = [j for j in range(1, len(seg) - 1) if seg[j] >= seg[j - 1] and seg[j] > seg[j + 1]]
+    if not loc:
+        return 0.0, None
+    j = max(loc, key=lambda k: seg[k])
+    return float(seg[j]), float(j + min_lag)
 
 
 # -------------------------------------------------------------------------------------- calibration
@@ -379,7 +412,8 @@ def _offsets_raw(mono: np.ndarray, sr: int, frames: np.ndarray, fps: float, n_ff
     v_grid = _gauss_smooth(_place_impulses(np.arange(len(v)) / fps, v, n), SMOOTH_MS)
     exclude = max(40.0, 0.6 * 1000.0 / fps)
     corr = _correlate(a_grid, v_grid, max_lag, exclude)
-    return corr, {"audio_t": at, "audio_env": av_, "visual": v, "visual_parts": venv}
+    return corr, {"audio_t": at, "audio_env": av_, "visual": v, "visual_parts": venv,
+                  "audio_grid": a_grid, "visual_grid": v_grid}
 
 
 def _calibration_clip(fps: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
@@ -403,7 +437,7 @@ def calibration_lag_ms(sr: int, fps: float, n_fft: int | None = None, hop: int |
     """Constant lag (ms) the pipeline reports for truly synchronous events; cached per configuration."""
     if n_fft is None or hop is None:
         n_fft, hop = stft_params(sr)
-    key = (int(sr), round(float(fps), 3), n_fft, hop, VISUAL_METHOD, ANALYSIS_SIDE, GRID_CELLS, SMOOTH_MS)
+    key = (int(sr), round(float(fps), 3), n_fft, hop, VISUAL_METHOD, ANALYSIS_SIDE, SMOOTH_MS)
     with _CAL_LOCK:
         if key not in _CAL_CACHE:
             frames, mono = _calibration_clip(fps, sr)
@@ -415,6 +449,8 @@ def calibration_lag_ms(sr: int, fps: float, n_fft: int | None = None, hop: int |
 # ------------------------------------------------------------------------------------------ analyze
 
 SILENCE_DBFS = -60.0
+#: an envelope repeating this strongly (normalised autocorrelation) makes the offset ambiguous
+PERIODIC_THRESHOLD = 0.8
 
 
 def analyze(
@@ -434,8 +470,7 @@ def analyze(
     vdur = clip.duration_s
     base: dict[str, Any] = {"max_lag_ms": float(max_lag), "video_duration_s": vdur}
     sr = clip.sample_rate if clip.has_audio else None
-    config = {"visual_method": VISUAL_METHOD, "analysis_side": ANALYSIS_SIDE, "grid_cells": GRID_CELLS,
-              "smooth_ms": SMOOTH_MS}
+    config = {"visual_method": VISUAL_METHOD, "analysis_side": ANALYSIS_SIDE, "smooth_ms": SMOOTH_MS}
     if not clip.has_audio or sr is None:
         return AVSyncResult(status=AVSyncStatus.NO_AUDIO, offset_ms=None, confidence=0.0, config=config,
                             message="clip has no audio track", **base)
@@ -457,11 +492,11 @@ def analyze(
     corr, parts = _offsets_raw(mono, int(sr), clip.frames, clip.fps, n_fft, hop, max_lag)
     at, aenv, v = parts["audio_t"], parts["audio_env"], parts["visual"]
     a_ev = _event_indices(aenv, max(1, int(0.05 * sr / hop)))
-    v_ev = _event_indices(v, 2) if np.any(v > 0) else np.zeros(0, int)
+    v_ev = _event_indices(v, 2, rel=0.3, k_mad=3.0) if np.any(v > 0) else np.zeros(0, int)
     base.update(audio_events=int(len(a_ev)), visual_events=int(len(v_ev)),
                 audio_event_times_s=tuple(float(at[i]) for i in a_ev),
                 visual_event_times_s=tuple(float(i / clip.fps) for i in v_ev), calibration_lag_ms=cal)
-    if len(v_ev) == 0:
+    if not np.any(v > 0) or len(v_ev) == 0:
         return AVSyncResult(status=AVSyncStatus.NO_VISUAL_EVENTS, offset_ms=None, confidence=0.0, config=config,
                             message="no visual events (no flash, cut, impact or start/stop of motion)", **base)
     if len(a_ev) == 0:
@@ -478,6 +513,16 @@ def analyze(
     confidence = float(np.clip(r1, 0, 1) * min(1.0, distinct / 0.5))
     common = dict(confidence=confidence, candidate_offset_ms=best, peaks=peaks, peak_correlation=corr.best_r,
                   config=config, **base)
+    per_a, lag_a = periodicity(parts["audio_grid"], int(1000 * 2.5 / clip.fps), 2 * max_lag)
+    per_v, lag_v = periodicity(parts["visual_grid"], int(1000 * 2.5 / clip.fps), 2 * max_lag)
+    per, per_lag = max((per_a, lag_a), (per_v, lag_v), key=lambda x: x[0])
+    common["config"] = dict(config, periodicity=round(per, 3), period_ms=per_lag,
+                            periodicity_audio=round(per_a, 3), periodicity_visual=round(per_v, 3))
+    if per >= PERIODIC_THRESHOLD and per_lag is not None:
+        return AVSyncResult(status=AVSyncStatus.AMBIGUOUS, offset_ms=None,
+                            message=(f"ambiguous: the events repeat every {per_lag:.0f} ms (periodicity {per:.2f}), "
+                                     f"so offsets a period apart fit equally well (best {best:+.0f} ms)"),
+                            **common)
     if r1 > 0 and r2 >= ambiguity_ratio * r1:
         alts = ", ".join(f"{p:+.0f} ms (r={r:.2f})" for p, r in peaks[:3])
         return AVSyncResult(status=AVSyncStatus.AMBIGUOUS, offset_ms=None,
