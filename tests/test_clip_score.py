@@ -195,3 +195,13 @@ def test_consistency_check_names_the_worst_pair(models_tiny_clip):
     assert o.status is Status.FAILED and "between frame" in o.message
     one = cs.analyze(Clip(frames=_card().frames[:1], fps=12.0), model=models_tiny_clip)
     assert _one(check(one, ClipScoreExpect(consistency_min=0.5)), "clip.consistency").status is Status.UNMEASURED
+
+
+def test_profile_from_pyproject(tmp_path):
+    assert cs.profile_from_pyproject(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest-ltx.clip]\narch = "ViT-B-32"\nweights = "weights/clip.safetensors"\n')
+    p = cs.profile_from_pyproject(tmp_path)
+    assert p is not None and p.weights == str(tmp_path / "weights" / "clip.safetensors")
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest-ltx.clip]\nprofile = "tiny-random"\n')
+    assert cs.profile_from_pyproject(tmp_path).random_weights

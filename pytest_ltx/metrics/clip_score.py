@@ -46,6 +46,7 @@ __all__ = [
     "clip_home",
     "ensure_tiny_random",
     "load_clip_model",
+    "profile_from_pyproject",
     "resolve_profile",
     "tiny_config",
     "tiny_random_profile",
@@ -68,7 +69,7 @@ _HOW_TO = (
     "    arch = \"ViT-B-32\"                       # an open_clip model name\n"
     "    weights = \"/models/clip/ViT-B-32.safetensors\"  # a local file (.safetensors preferred)\n"
     "(or `allow_network = true` with an open_clip tag such as weights = \"laion2b_s34b_b79k\"), "
-    "or use the plumbing-only random model with `clip_model = \"tiny-random\"`."
+    "or `profile = \"tiny-random\"` there for the plumbing-only random model."
 )
 
 
@@ -159,6 +160,18 @@ def tiny_config() -> dict[str, Any]:
 def tiny_random_profile(seed: int = 0) -> ClipModelProfile:
     """The built-in plumbing-only profile (built on first use by :func:`load_clip_model`)."""
     return ClipModelProfile(arch=_TINY_ARCH, weights=f"{TINY_RANDOM}:{seed}", name=TINY_RANDOM, random_weights=True)
+
+
+def profile_from_pyproject(rootdir: os.PathLike[str] | str) -> ClipModelProfile | None:
+    """The ``[tool.pytest-ltx.clip]`` profile of ``rootdir/pyproject.toml`` (paths relative to it), or None."""
+    from pytest_ltx.models import load_tool_config
+
+    table = load_tool_config(Path(rootdir)).get("clip")
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise ClipModelError(f"{Path(rootdir) / 'pyproject.toml'}: [tool.pytest-ltx.clip] must be a table")
+    return ClipModelProfile.from_config(table, root=rootdir)
 
 
 def resolve_profile(value: "ClipModelProfile | str | Mapping[str, Any] | None",
