@@ -190,7 +190,8 @@ def _open(path: Path):
 
 
 def probe(path: os.PathLike[str] | str) -> ClipInfo:
-    """Stream facts from the container headers (cheap: decodes no pixels unless the frame count is missing)."""
+    """Stream facts from the container headers (cheap: decodes nothing). Containers without a frame count
+    (mkv/webm) get one estimated from the duration, which may overshoot by a frame or two."""
     p = Path(path)
     with _open(p) as c:
         if not c.streams.video:
@@ -199,9 +200,7 @@ def probe(path: os.PathLike[str] | str) -> ClipInfo:
         fps = float(vs.average_rate or vs.guessed_rate or 0)
         if fps <= 0:
             raise ClipReadError(p, "video stream has no frame rate")
-        n = int(vs.frames or 0)
-        if n <= 0 and vs.duration is not None and vs.time_base is not None:
-            n = round(float(vs.duration * vs.time_base) * fps)
+        n = _expected_frames(c, vs) or 0
         sr = None
         ch = None
         adur = None
@@ -217,15 +216,34 @@ def probe(path: os.PathLike[str] | str) -> ClipInfo:
         )
 
 
+def _expected_frames(c, vs) -> int | None:
+    """Frames the headers promise: the stream's frame count, else its (or the container's) duration."""
+    n = int(vs.frames or 0)
+    if n > 0:
+        return n
+    fps = float(vs.average_rate or vs.guessed_rate or 0)
+    if fps <= 0:
+        return None
+    if vs.duration is not None and vs.time_base is not None:
+        return round(float(vs.duration * vs.time_base) * fps)
+    if c.duration is not None:  # container duration, in AV_TIME_BASE (microseconds)
+        return round(c.duration / 1_000_000 * fps)
+    return None
+
+
 def iter_frames(
     path: os.PathLike[str] | str, *, max_side: int | None = None, step: int = 1
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, rgb_uint8_frame)`` one at a time, downscaled on decode to ``max_side``.
 
-    Memory stays at one frame whatever the clip length; ``step`` keeps every ``step``-th frame.
+    Memory stays at one frame whatever the clip length; ``step`` keeps every ``step``-th frame. A stream
+    that decodes fewer frames than its header announces (a truncated file) raises :class:`ClipReadError`
+    once the decoder runs dry, so a half-copied upload can never pass as a short clip.
     """
     import av
 
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
     p = Path(path)
     c = _open(p)
     try:
@@ -233,6 +251,8 @@ def iter_frames(
             raise ClipReadError(p, "contains no video stream")
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
+        expected = _expected_frames(c, vs)
+        exact = bool(vs.frames)
         w, h = _scaled_size(vs.width, vs.height, max_side)
         i = 0
         try:
@@ -248,6 +268,13 @@ def iter_frames(
             raise ClipReadError(p, f"video stream is corrupt or truncated after frame {i} ({e})") from None
         if i == 0:
             raise ClipReadError(p, "video stream decodes to zero frames (truncated or corrupt file)")
+        if expected:
+            # a frame count in the header is exact; a duration-based estimate gets a little slack
+            slack = 0 if exact else max(2, round(0.05 * expected))
+            if i < expected - slack:
+                raise ClipReadError(
+                    p, f"truncated: decoded {i} video frames but the header announces {expected}"
+                )
     finally:
         c.close()
 
@@ -311,6 +338,16 @@ def read_clip(
     return Clip(frames=arr, fps=info.fps, audio=wav, sample_rate=sr, source=str(p))
 
 
+#: suffix -> (container format, video encoder, audio encoder)
+_CONTAINERS: dict[str, tuple[str, str, str]] = {
+    ".mp4": ("mp4", "libx264", "aac"),
+    ".m4v": ("mp4", "libx264", "aac"),
+    ".mov": ("mov", "libx264", "aac"),
+    ".mkv": ("matroska", "libx264", "aac"),
+    ".webm": ("webm", "libvpx-vp9", "libopus"),
+}
+
+
 def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
@@ -348,17 +385,21 @@ def write_frames(
     sample_rate: int | None = None,
     crf: int = 18,
     preset: str = "medium",
+    faststart: bool = False,
 ) -> Path:
-    """Encode frames from an iterable as H.264 + AAC mp4, one frame in memory at a time; atomic.
+    """Encode frames from an iterable, one frame in memory at a time; atomic (temp file, then rename).
 
-    This is how long clips (a 20 s 1080p test card) are written without holding them decoded. Odd sizes
-    are padded by one edge pixel (yuv420p needs even sides). ``audio`` is float32 ``[channels, N]``.
+    This is how long clips (a 20 s 1080p test card) are written without holding them decoded. The
+    container follows the suffix: ``.mp4``/``.mov``/``.mkv`` get H.264 + AAC, ``.webm`` VP9 + Opus.
+    Odd sizes are padded by one edge pixel (yuv420p needs even sides). ``audio`` is float32
+    ``[channels, N]``. ``faststart`` puts the mp4 index first (progressive playback in a browser).
     """
     import av
 
     dest = Path(path)
+    fmt, vcodec, acodec = _CONTAINERS.get(dest.suffix.lower(), _CONTAINERS[".mp4"])
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".mp4.part", dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f"{dest.suffix or '.mp4'}.part", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     it = iter(frames)
@@ -370,10 +411,14 @@ def write_frames(
         if (width is not None and width != w0) or (height is not None and height != h0):
             raise ValueError(f"write_frames: frame is {w0}x{h0}, expected {width}x{height}")
         ph, pw = h0 % 2, w0 % 2
-        with av.open(str(tmp), mode="w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=_fps_fraction(fps))
+        opts = {"movflags": "+faststart"} if faststart and fmt in ("mp4", "mov") else {}
+        with av.open(str(tmp), mode="w", format=fmt, options=opts) as out:
+            vs = out.add_stream(vcodec, rate=_fps_fraction(fps))
             vs.width, vs.height, vs.pix_fmt = w0 + pw, h0 + ph, "yuv420p"
-            vs.options = {"crf": str(crf), "preset": preset}
+            if vcodec == "libx264":
+                vs.options = {"crf": str(crf), "preset": preset}
+            else:
+                vs.options = {"crf": str(crf + 12), "b": "0", "deadline": "realtime", "cpu-used": "8"}
             astream = None
             has_audio = audio is not None and audio.ndim == 2 and audio.shape[-1] > 0
             if has_audio:
@@ -381,7 +426,7 @@ def write_frames(
                 if not sample_rate:
                     raise ValueError("write_frames: audio needs a sample_rate")
                 channels = min(2, audio.shape[0])
-                astream = out.add_stream("aac", rate=int(sample_rate))
+                astream = out.add_stream(acodec, rate=int(sample_rate))
                 astream.layout = "mono" if channels == 1 else "stereo"
             f: np.ndarray | None = first
             while f is not None:
@@ -398,11 +443,19 @@ def write_frames(
             if astream is not None:
                 assert audio is not None and sample_rate
                 wav = np.clip(audio[: min(2, audio.shape[0])], -1.0, 1.0).astype(np.float32)
-                chunk = 1024
+                chunk = int(astream.codec_context.frame_size or 1024)
+                sample_fmt = astream.codec_context.format.name if astream.codec_context.format else "fltp"
                 pts = 0
                 for s in range(0, wav.shape[1], chunk):
                     part = np.ascontiguousarray(wav[:, s : s + chunk])
-                    af = av.AudioFrame.from_ndarray(part, format="fltp", layout=astream.layout.name)
+                    if part.shape[1] < chunk and acodec != "aac":  # fixed-frame codecs: pad the last one
+                        part = np.pad(part, ((0, 0), (0, chunk - part.shape[1])))
+                    if sample_fmt == "flt":  # interleaved
+                        af = av.AudioFrame.from_ndarray(
+                            np.ascontiguousarray(part.T.reshape(1, -1)), format="flt", layout=astream.layout.name
+                        )
+                    else:
+                        af = av.AudioFrame.from_ndarray(part, format="fltp", layout=astream.layout.name)
                     af.sample_rate = int(sample_rate)
                     af.pts = pts
                     pts += part.shape[1]

@@ -1,0 +1,98 @@
+"""Pre-rendered clips as a source: evaluate a file someone already rendered, exactly like a fresh render.
+
+A spec may point at a video file (and optionally a separate audio file) instead of a prompt. Paths are
+resolved against the spec's own directory, so a spec folder can be moved as a whole, and may not escape
+the project root (a spec from a PR must not read ``/etc`` or a sibling checkout) unless the caller allows
+it. Every way a file can be unusable — missing, empty, not a video, wrong extension, truncated, no audio
+when audio is needed — raises :class:`~pytest_ltx.media.ClipReadError` naming the file, which the plugin
+reports as an infrastructure error rather than a metric failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pytest_ltx.media import Clip, ClipReadError
+
+__all__ = ["VIDEO_SUFFIXES", "AUDIO_SUFFIXES", "load_file_source", "resolve_source_path"]
+
+#: accepted video file suffixes -> the ffmpeg demuxer family their content must have
+VIDEO_SUFFIXES: dict[str, str] = {".mp4": "mov", ".mov": "mov", ".webm": "matroska", ".mkv": "matroska"}
+AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"})
+
+
+def resolve_source_path(
+    path: os.PathLike[str] | str, *, spec_dir: Path, root: Path, allow_outside_root: bool = False
+) -> Path:
+    """``path`` made absolute against ``spec_dir`` with symlinks resolved; refused outside ``root``."""
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path(spec_dir) / p
+    resolved = p.resolve()
+    root_r = Path(root).resolve()
+    if not allow_outside_root and not resolved.is_relative_to(root_r):
+        raise ClipReadError(
+            p, f"is outside the project root {root_r} (resolves to {resolved}); move it under the root "
+            "or allow files outside it explicitly"
+        )
+    return resolved
+
+
+def _check_container(p: Path) -> None:
+    import av
+
+    want = VIDEO_SUFFIXES[p.suffix.lower()]
+    try:
+        with av.open(str(p)) as c:
+            fmt = c.format.name
+            if want not in fmt.split(","):
+                raise ClipReadError(p, f"content is a '{fmt}' container, not what the {p.suffix} extension says")
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise ClipReadError(p, f"not a readable video container ({e.__class__.__name__}: {e})") from None
+
+
+def load_file_source(
+    path: os.PathLike[str] | str,
+    audio_path: os.PathLike[str] | str | None = None,
+    *,
+    spec_dir: Path,
+    root: Path,
+    allow_outside_root: bool = False,
+    require_audio: bool = False,
+    max_side: int | None = None,
+) -> Clip:
+    """Read a pre-rendered clip (mp4/mov/webm/mkv), optionally with its audio from a separate file.
+
+    ``require_audio`` makes a clip without any audio track an error (the caller checks A/V sync).
+    ``max_side`` downscales on decode. Raises :class:`ClipReadError` naming the offending file.
+    """
+    from pytest_ltx.media import read_clip
+
+    p = resolve_source_path(path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root)
+    if p.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ClipReadError(
+            p, f"unsupported extension '{p.suffix}'; expected one of {', '.join(sorted(VIDEO_SUFFIXES))}"
+        )
+    if not p.exists():
+        raise ClipReadError(p, "file does not exist")
+    if p.is_file() and p.stat().st_size == 0:
+        raise ClipReadError(p, "file is empty (0 bytes)")
+    a: Path | None = None
+    if audio_path is not None:
+        a = resolve_source_path(audio_path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root)
+        if a.suffix.lower() not in AUDIO_SUFFIXES:
+            raise ClipReadError(
+                a, f"unsupported audio extension '{a.suffix}'; expected one of {', '.join(sorted(AUDIO_SUFFIXES))}"
+            )
+        if not a.exists():
+            raise ClipReadError(a, "audio file does not exist")
+        if a.is_file() and a.stat().st_size == 0:
+            raise ClipReadError(a, "audio file is empty (0 bytes)")
+    _check_container(p)
+    clip = read_clip(p, max_side=max_side, audio=True, audio_path=a)
+    if require_audio and not clip.has_audio:
+        raise ClipReadError(
+            a or p, "has no audio (this clip's checks need audio): give the clip an audio track or an audio file"
+        )
+    return clip

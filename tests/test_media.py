@@ -1,0 +1,141 @@
+"""Clip I/O: round trips through the codec, streaming reads and writes, and refusing broken files."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_ltx.media import (
+    Clip,
+    ClipReadError,
+    iter_frames,
+    probe,
+    read_audio_file,
+    read_clip,
+    resize_frames,
+    write_clip,
+    write_frames,
+)
+from pytest_ltx.testcard import TestCardSpec, draw
+
+
+@pytest.fixture(scope="module")
+def media_card():
+    return draw(TestCardSpec(width=128, height=96, frames=25, seed=4, audio={"sample_rate": 16000, "channels": 1}))
+
+
+def _luma(f: np.ndarray) -> np.ndarray:
+    return f.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_round_trip(tmp_path: Path, media_card) -> None:
+    p = write_clip(media_card.clip, tmp_path / "a.mp4")
+    info = probe(p)
+    assert (info.frames, info.width, info.height, info.fps) == (25, 128, 96, 24.0)
+    assert info.audio_sample_rate == 16000 and info.audio_channels == 1
+    clip = read_clip(p)
+    assert clip.frames.shape == media_card.clip.frames.shape
+    assert np.abs(_luma(clip.frames) - _luma(media_card.clip.frames)).mean() < 4
+    assert clip.audio.shape[0] == 1
+    # AAC pads the end; the track is never shorter than what went in
+    assert clip.audio.shape[1] >= media_card.clip.audio.shape[1]
+    assert list(tmp_path.glob("*.part")) == []
+
+
+def test_write_frames_streams_from_a_generator(tmp_path: Path) -> None:
+    made = []
+
+    def gen():
+        for i in range(9):
+            f = np.full((33, 47, 3), i * 25, np.uint8)  # odd sizes get an edge pixel of padding
+            made.append(i)
+            yield f
+
+    p = write_frames(gen(), tmp_path / "g.mp4", fps=12)
+    info = probe(p)
+    assert (info.frames, info.width, info.height, info.audio_sample_rate) == (9, 48, 34, None)
+    means = [f.mean() for _, f in iter_frames(p)]
+    assert np.allclose(means, np.arange(9) * 25, atol=3)
+
+
+def test_write_frames_rejects_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no frames"):
+        write_frames(iter([]), tmp_path / "e.mp4", fps=24)
+    frames = [np.zeros((16, 16, 3), np.uint8), np.zeros((16, 18, 3), np.uint8)]
+    with pytest.raises(ValueError, match="size changed"):
+        write_frames(frames, tmp_path / "s.mp4", fps=24)
+    assert not (tmp_path / "s.mp4").exists() and list(tmp_path.glob("*.part")) == []
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mkv", ".webm"])
+def test_other_containers(tmp_path: Path, media_card, suffix: str) -> None:
+    c = media_card.clip
+    p = write_frames(iter(c.frames), tmp_path / f"a{suffix}", fps=c.fps, audio=c.audio, sample_rate=c.sample_rate)
+    clip = read_clip(p)
+    assert clip.num_frames == 25 and clip.has_audio
+
+
+def test_iter_frames_downscales_and_steps(tmp_path: Path, media_card) -> None:
+    p = write_clip(media_card.clip, tmp_path / "a.mp4")
+    got = list(iter_frames(p, max_side=64, step=4))
+    assert [i for i, _ in got] == [0, 4, 8, 12, 16, 20, 24]
+    assert got[0][1].shape == (48, 64, 3)
+    small = read_clip(p, max_side=32, audio=False)
+    assert small.frames.shape == (25, 24, 32, 3) and small.audio is None
+    assert resize_frames(media_card.clip.frames[:2], 64).shape == (2, 48, 64, 3)
+    with pytest.raises(ValueError):
+        next(iter_frames(p, step=0))
+
+
+def test_truncated_stream_is_refused(tmp_path: Path, media_card) -> None:
+    c = media_card.clip
+    p = write_frames(iter(c.frames), tmp_path / "fs.mp4", fps=c.fps, faststart=True)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    assert probe(cut).frames == 25  # the header still promises every frame
+    with pytest.raises(ClipReadError, match=r"truncated: decoded \d+ video frames but the header announces 25"):
+        list(iter_frames(cut))
+    with pytest.raises(ClipReadError, match="truncated"):
+        read_clip(cut)
+
+
+def test_broken_inputs_name_the_file(tmp_path: Path) -> None:
+    cases = {
+        tmp_path / "missing.mp4": "does not exist",
+        tmp_path / "empty.mp4": "empty (0 bytes)",
+        tmp_path / "junk.mp4": "not a readable video container",
+        tmp_path: "is a directory",
+    }
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "junk.mp4").write_bytes(b"\x00\x01 definitely not a video" * 100)
+    for path, fragment in cases.items():
+        with pytest.raises(ClipReadError) as ei:
+            probe(path)
+        assert str(ei.value).startswith(str(path)) and fragment in str(ei.value)
+        assert ei.value.path == str(path)
+
+
+def test_audio_only_files(tmp_path: Path) -> None:
+    p = tmp_path / "a.wav"
+    with wave.open(str(p), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.zeros((800, 2), "<i2").tobytes())
+    audio, sr = read_audio_file(p)
+    assert sr == 8000 and audio.shape == (2, 800)
+    with pytest.raises(ClipReadError, match="no video stream"):
+        probe(p)
+
+
+def test_clip_validates() -> None:
+    with pytest.raises(ValueError):
+        Clip(frames=np.zeros((2, 4, 4), np.uint8), fps=24)
+    with pytest.raises(ValueError):
+        Clip(frames=np.zeros((2, 4, 4, 3), np.uint8), fps=0)
+    c = Clip(frames=np.zeros((2, 4, 4, 3), np.uint8), fps=24, audio=np.zeros(100, np.float32), sample_rate=100)
+    assert c.audio.shape == (1, 100) and c.audio_duration_s == 1.0 and c.info().to_dict()["frames"] == 2
