@@ -35,7 +35,7 @@ def _event_shape(kind: EventSound, sr: int, rng: np.random.Generator, beep_hz: f
         t = np.arange(n) / sr
         attack = np.minimum(1.0, (np.arange(n) + 1) / max(1.0, 0.002 * sr))
         env = attack * np.exp(-t / 0.030)
-        sig = np.sin(2 * np.pi * beep_hz * t) * env
+        sig = np.cos(2 * np.pi * beep_hz * t) * env  # cosine: the first sample is already non-zero
     # a raised-cosine fade over the last 30 % so the event ends without a click of its own
     k = max(2, int(0.3 * n))
     sig[-k:] *= 0.5 * (1 + np.cos(np.linspace(0, np.pi, k)))
