@@ -211,7 +211,8 @@ def _file_sha256(p: Path) -> str:
 
 
 def _weights_gb(d: Path) -> float:
-    return sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 1e9
+    """Size of the weights in GiB (the same unit as the VRAM figure it is compared with)."""
+    return sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 2**30
 
 
 class LTX2Renderer:
