@@ -339,7 +339,7 @@ def _hash_weights_file(h: "hashlib._Hash", f: Path) -> None:
 
 
 def fingerprint_dir(d: Path) -> str:
-    """``sha256:<hex>`` of a diffusers folder: every json/txt config (model_index, component configs,
+    """sha256 (64 hex chars) of a diffusers folder: every json/txt config (model_index, component configs,
     shard indexes, tokenizer files) in full plus a cheap digest of each weights file."""
     d = Path(d)
     files = sorted(p for p in d.rglob("*") if p.is_file() and not any(
@@ -356,7 +356,7 @@ def fingerprint_dir(d: Path) -> str:
         elif p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt"):
             h.update(f"weights {rel}\n".encode())
             _hash_weights_file(h, p)
-    out = "sha256:" + h.hexdigest()
+    out = h.hexdigest()
     _FP_MEMO[stat_key] = out
     return out
 

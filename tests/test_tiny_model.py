@@ -115,7 +115,7 @@ def test_image_to_video_on_the_same_folder(
     res = render_tiny_renderer.render(req)
     assert res.clip.frames.shape == (9, 64, 64, 3) and res.clip.sample_rate == 48000
     assert res.provenance["pipeline"] == "LTX2ImageToVideoPipeline"
-    assert res.provenance["image"]["sha256"].startswith("sha256:")
+    assert len(res.provenance["image"]["sha256"]) == 64
     t2v = render_tiny_renderer.render(replace(req, image=None))
     assert not np.array_equal(res.clip.frames, t2v.clip.frames)
     # built over the same modules: no second load

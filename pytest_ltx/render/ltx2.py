@@ -207,7 +207,7 @@ def _file_sha256(p: Path) -> str:
     with p.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    return h.hexdigest()
 
 
 def _weights_gb(d: Path) -> float:
