@@ -88,8 +88,8 @@ class LtxItem(pytest.Item):
         super().__init__(**kwargs)
         self.spec = spec
         self.spec_rel = spec_rel
-        #: baseline identity: spec path (no suffix) + item name
-        self.item_key = f"{spec_rel.rsplit('.', 1)[0]}/{spec.name}"
+        #: baseline identity: spec path relative to the rootdir (no suffix) + item name
+        self.item_key = f"{spec_rel.rsplit('.', 1)[0]}/{spec.name}"  # = baseline.make_item_key
         self.run: ClipRun | None = None
         self.evaluation: Evaluation | None = None
         self.result: ItemResult | None = None
@@ -117,22 +117,58 @@ class LtxItem(pytest.Item):
 
     def runtest(self) -> None:
         from pytest_ltx.evaluate import MetricContext, evaluate
+        from pytest_ltx.golden import golden_step, load_baseline
         from pytest_ltx.runner import clip_outcomes
 
         assert self.run is not None
         session = get_session(self.config)
         run = self.run
-        ctx = MetricContext(prompt=self.spec.prompt)
+        base, base_error = load_baseline(self.spec, self.item_key, run, session)
+        ctx = MetricContext(prompt=self.spec.prompt,
+                            baseline_arrays=dict(base.arrays) if base is not None else {},
+                            baseline_scalars=dict(base.scalars) if base is not None else {})
         expect = self.spec.expect.model_copy(update={"format": self.spec.expected_format()})
         t0 = time.perf_counter()
         self.evaluation = evaluate(run.clip, expect=expect, context=ctx)
         metric_s = time.perf_counter() - t0
         outcomes = list(self.evaluation.outcomes) + clip_outcomes(run, self.spec, self.evaluation, session)
+        golden = golden_step(self.spec, self.item_key, self.nodeid, run, self.evaluation, session,
+                             baseline=base, read_error=base_error, calibration=self._calibration_runs(expect))
+        outcomes += golden.outcomes
+        self.baseline_payload = golden.payload
+        for w in golden.warnings:
+            self.warn(pytest.PytestWarning(f"{self.name}: baseline made in a different environment: {w}"))
         failed = [o for o in outcomes if o.failed]
         self.result = self._make_result("failed" if failed else "passed", outcomes=outcomes,
-                                        timings={"metrics_s": round(metric_s, 4)})
+                                        timings={"metrics_s": round(metric_s, 4)}, baseline=golden.info)
         if failed:
             raise LtxCheckFailed(self, outcomes)
+
+    def _calibration_runs(self, expect: Any) -> list[Any]:
+        """With ``--ltx-calibrate N``: N-1 more runs of this item, evaluated the same way, as baseline
+        records (their spread becomes the baseline's noise model). Renders bypass the cache (same-seed
+        runs would otherwise all be one cached clip and the spread 0)."""
+        from pytest_ltx.baseline import calibration_seeds
+        from pytest_ltx.evaluate import MetricContext, evaluate
+        from pytest_ltx.golden import current_record
+        from pytest_ltx.runner import render_variant
+
+        session = get_session(self.config)
+        n = session.settings.calibrate
+        if n < 2 or self.run is None:
+            return []
+        records = []
+        if self.run.source == "render":
+            assert self.spec.seed is not None
+            seeds = calibration_seeds(self.spec.seed, n, neighbouring=session.settings.calibrate_seeds == "neighbouring")
+            for seed in seeds[1:]:
+                clip = render_variant(self.spec, session, seed)
+                ev = evaluate(clip, expect=expect, context=MetricContext(prompt=self.spec.prompt))
+                records.append(current_record(self.spec, self.item_key, self.run, ev, clip))
+        else:  # a file or test card is the same clip every time: its spread is the metrics' own (zero)
+            for _ in range(n - 1):
+                records.append(current_record(self.spec, self.item_key, self.run, self.evaluation))
+        return records
 
     def teardown(self) -> None:
         # frames of a clip can be hundreds of MB: do not keep them past the item
@@ -146,7 +182,7 @@ class LtxItem(pytest.Item):
 
     # -- results --------------------------------------------------------------------------------------
     def _make_result(self, status: str, *, outcomes: list[Outcome] | None = None, error: str | None = None,
-                     timings: dict[str, Any] | None = None) -> ItemResult:
+                     timings: dict[str, Any] | None = None, baseline: dict[str, Any] | None = None) -> ItemResult:
         run = self.run
         t: dict[str, Any] = {"total_s": round(time.perf_counter() - self._t0, 4)}
         if run is not None:
@@ -175,7 +211,7 @@ class LtxItem(pytest.Item):
             timings=t,
             evaluation=evaluation,
             outcomes=[o.to_dict() for o in (outcomes or [])],
-            baseline=None,
+            baseline=baseline,
             artifacts=artifacts,
             error=error,
         )

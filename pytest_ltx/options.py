@@ -38,6 +38,16 @@ def _parse_str(v: Any) -> str:
     return str(v).strip()
 
 
+def _parse_choice(*choices: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        s = str(v).strip().lower()
+        if s not in choices:
+            raise pytest.UsageError(f"expected one of {', '.join(choices)}, got {v!r}")
+        return s
+
+    return parse
+
+
 def _parse_list(v: Any) -> tuple[str, ...]:
     if isinstance(v, (list, tuple)):
         items = [str(x) for x in v]
@@ -90,6 +100,9 @@ OPTIONS: tuple[Option, ...] = (
            False, _parse_bool, "true"),
     Option("calibrate", "render each item N times (neighbouring seeds) and store the metric spread in its "
            "baseline; implies --ltx-update-baselines", 0, _parse_nonneg_int, metavar="N"),
+    Option("calibrate_seeds", "calibration runs use the item's own seed every time ('same': measures "
+           "run-to-run noise, e.g. GPU kernels) or seed, seed+1, ... ('neighbouring': also seed variance)",
+           "same", _parse_choice("same", "neighbouring"), metavar="same|neighbouring"),
 )
 
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -148,6 +161,7 @@ class Settings:
     create_missing: bool
     prune_baselines: bool
     calibrate: int
+    calibrate_seeds: str
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -174,4 +188,5 @@ def settings(config: pytest.Config) -> Settings:
         create_missing=resolve(config, "create_missing"),
         prune_baselines=resolve(config, "prune_baselines"),
         calibrate=calibrate,
+        calibrate_seeds=resolve(config, "calibrate_seeds"),
     )

@@ -109,7 +109,9 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     except RenderError as e:
         raise InfraError(str(e)) from None
     prov = render_provenance(profile, fp, req, session.settings.device)
-    model_key = f"{profile.name}-{fp[:12]}"
+    from pytest_ltx.baseline.record import make_model_key
+
+    model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
     need_raw = c.expect.determinism is not None
     cache = session.cache
@@ -160,6 +162,26 @@ def render_again(item: "ItemSpec", session: "LtxSession") -> Clip:
         return get_renderer(profile).render(req).clip
     except RenderError as e:
         raise InfraError(str(e)) from None
+
+
+def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Clip:
+    """A fresh render of the item with ``seed``, through the same mp4 encode/decode as the item's own
+    clip (calibration runs: never cached, never the item's result)."""
+    from dataclasses import replace
+
+    from pytest_ltx.render import RenderError, get_renderer
+
+    profile, req = _request(item, session)
+    try:
+        clip = get_renderer(profile).render(replace(req, seed=seed)).clip
+    except RenderError as e:
+        raise InfraError(str(e)) from None
+    mp4 = session.scratch_dir() / f"calibrate-{seed}.mp4"
+    write_clip(clip, mp4)
+    try:
+        return read_clip(mp4)
+    finally:
+        mp4.unlink(missing_ok=True)
 
 
 def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:

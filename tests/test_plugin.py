@@ -9,6 +9,15 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm_render_modules(render_tiny_result) -> None:
+    """In-process pytester runs drop every module an inner run imported, and re-importing torch,
+    PyAV or transformers' lazy model modules in the same process crashes or breaks class identity.
+    One render here (shared session fixture) imports them all before any pytester snapshot is taken."""
+    import pytest_ltx.media  # noqa: F401
+    import pytest_ltx.metrics.structural  # noqa: F401
+
 TINY = """
 defaults:
   model: tiny
@@ -18,6 +27,8 @@ defaults:
   fps: 24
   steps: 1
   guidance: {stg_blocks: [1]}
+  expect:
+    baseline: {enabled: false}   # baselines have their own lifecycle tests (test_plugin_baselines.py)
 """
 
 
@@ -147,7 +158,7 @@ clips:
 
 
 def test_malformed_spec_is_a_collection_error_for_that_file_only(pytester: pytest.Pytester) -> None:
-    write_spec(pytester, "bad.yaml", TINY + """
+    bad = write_spec(pytester, "bad.yaml", TINY + """
 clips:
   - id: broken
     prompt: a
@@ -158,7 +169,8 @@ clips:
     r = pytester.runpytest("--collect-only", "-q", "specs/")
     out = r.stdout.str()
     assert "ERROR collecting specs/bad.yaml" in out
-    assert "bad.yaml:14" in out and "frames" in out and "8k+1" in out
+    line = bad.read_text().splitlines().index("    frames: 24") + 1
+    assert f"bad.yaml:{line}: clips[0].frames: 24 is not 8k+1" in out
     assert "did you mean 'negative_prompt'" in out
     assert "Traceback" not in out
     r.stdout.fnmatch_lines(["specs/good.yaml::fine[[]seed=0[]]"])
@@ -172,7 +184,7 @@ clips:
     seeds: [0, 1]
     expect:
       format: {audio: true}
-      budget: {render_seconds_max: 600}
+      budget: {render_seconds_max: 600, vram_gb_max: 40}
 """)
     r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
     r.assert_outcomes(passed=2)

@@ -1,0 +1,160 @@
+"""The golden-baseline step of one item: build its current record, compare it with the stored one, and
+queue a new one when the user asked for it (``--ltx-update-baselines``, ``--ltx-create-missing``,
+``--ltx-calibrate N``). Writes happen once, at session end, on the controller (see ``finish.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from pytest_ltx.outcome import Outcome, Status
+
+if TYPE_CHECKING:
+    from pytest_ltx.baseline import BaselineRecord
+    from pytest_ltx.evaluate import Evaluation
+    from pytest_ltx.media import Clip
+    from pytest_ltx.runner import ClipRun
+    from pytest_ltx.session import LtxSession
+    from pytest_ltx.spec import ItemSpec
+
+#: the weight-free per-keyframe fingerprint every baseline keeps (see metrics/structural.py)
+STRUCTURAL = "structural.thumbnails"
+
+__all__ = ["GoldenStep", "current_record", "golden_step", "keyframes_for", "load_baseline"]
+
+
+@dataclass
+class GoldenStep:
+    outcomes: list[Outcome] = field(default_factory=list)
+    #: the record to write at session end (JSON payload), or None
+    payload: dict[str, Any] | None = None
+    #: what happened, for results.json: status, path, environment warnings, comparison
+    info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def keyframes_for(item: "ItemSpec", clip: "Clip") -> list[int]:
+    """The keyframes baselines store: the same sampling policy as the per-keyframe metrics."""
+    from pytest_ltx.metrics.sampling import sample_indices
+
+    e = item.expect.clip
+    return sample_indices(clip.num_frames, clip.fps, e.sample_fps if e is not None else 2.0)
+
+
+def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
+    """How the clip was made, without machine-specific values (paths, versions): those would rewrite
+    every baseline on every machine. Versions live in the record's environment instead."""
+    if run.source == "render":
+        req = dict(run.provenance.get("request", {}))
+        req.pop("image", None)
+        if item.clip.image is not None:
+            req["image"] = item.clip.image  # as written in the spec, relative
+        return {"source": "render", "seed": item.seed, "request": req,
+                "fingerprint": run.provenance.get("fingerprint")}
+    if run.source == "file":
+        return {"source": "file", "file": item.clip.file.path if item.clip.file else None,
+                "file_sha256": run.provenance.get("file_sha256")}
+    return {"source": "testcard", "testcard_sha256": run.provenance.get("testcard_sha256")}
+
+
+def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation",
+                   clip: "Clip | None" = None) -> "BaselineRecord":
+    """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance)."""
+    from pytest_ltx.baseline import BaselineRecord, collect_environment, make_thumbnails
+    from pytest_ltx.baseline.record import storable_scalars
+
+    clip = clip or run.clip
+    kf = keyframes_for(item, clip)
+    frames = clip.frames[kf]
+    arrays = {k: np.asarray(v) for k, v in evaluation.arrays().items()}
+    # structural.* scalars are SSIMs *against* the baseline: a comparison, not a property of the clip
+    scalars = {k: v for k, v in storable_scalars(evaluation.scalars()).items() if not k.startswith("structural.")}
+    return BaselineRecord(
+        item_key=item_key,
+        model_key=run.model_key,
+        scalars=scalars,
+        arrays=arrays,
+        keyframe_frames=[clip.original_index(i) for i in kf],
+        fps=clip.fps,
+        thumbnails=make_thumbnails(frames),
+        provenance=_provenance(item, run),
+        environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype")),
+    )
+
+
+def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
+                  session: "LtxSession") -> "tuple[BaselineRecord | None, str | None]":
+    """The stored baseline of this item and model (None when there is none or baselines are off), and
+    the reason it could not be read, if it could not."""
+    from pytest_ltx.baseline import BaselineError
+
+    if not item.expect.baseline.enabled:
+        return None, None
+    try:
+        return session.store.load(item_key, run.model_key), None
+    except BaselineError as err:
+        return None, str(err)
+
+
+def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", evaluation: "Evaluation",
+                session: "LtxSession", *, baseline: "BaselineRecord | None", read_error: str | None = None,
+                calibration: Sequence["BaselineRecord"] = ()) -> GoldenStep:
+    """Compare with the stored baseline (``load_baseline``), or queue a new one. A baseline file that
+    could not be read is an error outcome on this item naming the file and how to regenerate it."""
+    from pytest_ltx.baseline import calibrate_records, compare, missing_outcome
+
+    step = GoldenStep()
+    e = item.expect.baseline
+    if not e.enabled:
+        step.info = {"status": "disabled"}
+        return step
+    st = session.settings
+    store = session.store
+    current = current_record(item, item_key, run, evaluation)
+    if calibration:
+        current = calibrate_records([current, *calibration])
+    rel = store.path_for(item_key, run.model_key)
+    try:
+        rel_s = str(rel.relative_to(st.rootdir))
+    except ValueError:
+        rel_s = str(rel)
+    step.info["path"] = rel_s
+    base = baseline
+    if read_error is not None and not st.update_baselines:  # rewriting a corrupt one is what update is for
+        step.outcomes.append(Outcome("baseline.read", Status.ERROR, read_error))
+        step.info["status"] = "unreadable"
+        return step
+
+    if st.update_baselines or (base is None and st.create_missing):
+        step.payload = current.to_payload()
+        if base is None:
+            step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, created=True, nodeid=nodeid))
+            step.info["status"] = "created"
+        else:
+            cmp = compare(current, base, e, compare_arrays=[STRUCTURAL])
+            moved = [d for d in cmp.metrics if not d.ok]
+            msg = f"baseline {rel_s} will be rewritten"
+            if moved:
+                msg += ": " + "; ".join(d.message() for d in moved[:3]) + (f" (+{len(moved) - 3} more)" if len(moved) > 3 else "")
+            step.outcomes.append(Outcome("baseline.update", Status.PASSED, msg))
+            step.info["status"] = "updated"
+            step.info["comparison"] = cmp.to_dict()
+        return step
+
+    if base is None:
+        step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, nodeid=nodeid,
+                                             other_models=store.models_for(item_key)))
+        step.info["status"] = "missing"
+        return step
+
+    ssim_min = item.expect.clip.structural_similarity_min if item.expect.clip is not None else None
+    # keyframe structure is gated here; CLIP embeddings are gated by the clip family (baseline_similarity_min)
+    cmp = compare(current, base, e, compare_arrays=[STRUCTURAL], keyframe_ssim_min=ssim_min)
+    step.outcomes += cmp.outcomes()
+    step.warnings += list(cmp.warnings)
+    step.info["status"] = "compared"
+    step.info["comparison"] = cmp.to_dict()
+    return step
