@@ -33,7 +33,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except ClipReadError as e:
         print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
         return 2
-    ev = evaluate(clip, metrics=metrics or ["motion", "av_sync"], context=MetricContext(prompt=args.prompt))
+    clip_model = args.clip_model
+    if clip_model is None and metrics and "clip_similarity" in metrics:
+        from pytest_ltx.metrics.clip_score import profile_from_pyproject
+
+        clip_model = profile_from_pyproject(Path.cwd())
+    ev = evaluate(clip, metrics=metrics or ["motion", "av_sync"],
+                  context=MetricContext(prompt=args.prompt, clip_model=clip_model))
     doc = ev.to_dict()
     doc.pop("outcomes", None)
     errors = [o for o in ev.outcomes if o.failed]
@@ -161,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: motion,av_sync)")
     e.add_argument("--audio", default=None, help="use this audio file instead of the clip's track")
     e.add_argument("--prompt", default=None, help="prompt for clip_similarity")
+    e.add_argument("--clip-model", default=None,
+                   help="CLIP profile for clip_similarity: 'tiny-random' (plumbing only) or configure "
+                        "[tool.pytest-ltx.clip] in pyproject.toml")
     e.add_argument("--json", action="store_true", help="print JSON (the format of results.json sections)")
     e.set_defaults(fn=_cmd_evaluate)
     r = sub.add_parser("render", help="render the items of a spec file (with the render cache)")

@@ -125,6 +125,7 @@ class LtxItem(pytest.Item):
         run = self.run
         base, base_error = load_baseline(self.spec, self.item_key, run, session)
         ctx = MetricContext(prompt=self.spec.prompt,
+                            clip_model=session.clip_profile() if self.spec.expect.clip is not None else None,
                             baseline_arrays=dict(base.arrays) if base is not None else {},
                             baseline_scalars=dict(base.scalars) if base is not None else {})
         expect = self.spec.expect.model_copy(update={"format": self.spec.expected_format()})
@@ -163,7 +164,9 @@ class LtxItem(pytest.Item):
             seeds = calibration_seeds(self.spec.seed, n, neighbouring=session.settings.calibrate_seeds == "neighbouring")
             for seed in seeds[1:]:
                 clip = render_variant(self.spec, session, seed)
-                ev = evaluate(clip, expect=expect, context=MetricContext(prompt=self.spec.prompt))
+                ev = evaluate(clip, expect=expect, context=MetricContext(
+                    prompt=self.spec.prompt,
+                    clip_model=session.clip_profile() if self.spec.expect.clip is not None else None))
                 records.append(current_record(self.spec, self.item_key, self.run, ev, clip))
         else:  # a file or test card is the same clip every time: its spread is the metrics' own (zero)
             for _ in range(n - 1):

@@ -76,6 +76,15 @@ class LtxSession:
             self._fingerprints[profile] = fingerprint(profile)
         return self._fingerprints[profile]
 
+    def clip_profile(self) -> Any:
+        """The CLIP model from ``[tool.pytest-ltx.clip]`` (None when not configured: CLIP checks then
+        fail with a message saying how to provide weights)."""
+        if not hasattr(self, "_clip_profile"):
+            from pytest_ltx.metrics.clip_score import profile_from_pyproject
+
+            self._clip_profile = profile_from_pyproject(self.settings.rootdir)
+        return self._clip_profile
+
     # -- storage ------------------------------------------------------------------------------------
     @property
     def cache(self) -> "RenderCache":
