@@ -101,6 +101,16 @@ def test_accuracy_sweep_through_mp4(avsync_card) -> None:
     assert np.mean(errors) <= 10.0 and max(errors) <= 20.0
 
 
+@pytest.mark.parametrize(("offset", "max_lag", "seed"), [(400.0, 200.0, 0), (-350.0, 200.0, 1), (700.0, 500.0, 0)])
+def test_offset_beyond_the_search_window_is_not_a_confident_number(avsync_card, offset, max_lag, seed) -> None:
+    """A true offset outside ±max_lag leaves only chance alignments (or a peak at the window edge):
+    they must come out unmeasured, not as a wrong offset."""
+    clip, _ = avsync_card(25, 16000, offset, seed=seed)
+    res = analyze(clip, max_lag_ms=max_lag)
+    assert res.offset_ms is None, (res.status, res.offset_ms, res.confidence)
+    assert res.status in (AVSyncStatus.LOW_CONFIDENCE, AVSyncStatus.AMBIGUOUS)
+
+
 def test_calibration_is_per_configuration_and_cached() -> None:
     a = calibration_lag_ms(16000, 25.0)
     assert calibration_lag_ms(16000, 25.0) == a  # cached

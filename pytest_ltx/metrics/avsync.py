@@ -392,6 +392,28 @@ def periodicity(grid: np.ndarray, min_lag: int, max_lag: int) -> tuple[float, fl
     return float(seg[j]), float(j + min_lag)
 
 
+#: share of audio events landing on a visual event: at or below MATCH_NONE no confidence, full at MATCH_FULL
+MATCH_NONE = 0.4
+MATCH_FULL = 0.75
+#: a best peak this close to the window edge (ms) is a peak beyond it
+EDGE_MS = 5.0
+
+
+def _matched_fraction(shifted_audio_s: np.ndarray, v: np.ndarray, fps: float) -> float:
+    """Share of (shifted) audio events with a visual candidate event within a frame (±max(1 frame, 30 ms))."""
+    if shifted_audio_s.size == 0 or not np.any(v > 0):
+        return 0.0
+    cand = _event_indices(v, 1, rel=0.15, k_mad=0.0) / fps
+    if cand.size == 0:
+        return 0.0
+    tol = max(1.0 / fps, 0.03)
+    d = np.abs(shifted_audio_s[:, None] - cand[None, :]).min(axis=1)
+    inside = (shifted_audio_s >= 0) & (shifted_audio_s <= len(v) / fps)
+    if not inside.any():
+        return 0.0
+    return float(np.mean(d[inside] <= tol))
+
+
 # -------------------------------------------------------------------------------------- calibration
 
 _CAL_LOCK = threading.Lock()
@@ -422,7 +444,8 @@ def _calibration_clip(fps: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
 
     t_frames = int(round(6.0 * fps))
     rng = np.random.default_rng(1234)
-    gaps = rng.integers(int(0.25 * fps), int(0.7 * fps), size=64)
+    lo = max(2, int(0.25 * fps))
+    gaps = rng.integers(lo, max(lo + 2, int(0.7 * fps)), size=64)
     ev = np.cumsum(gaps) + int(0.3 * fps)
     ev = ev[ev < t_frames - 3]
     frames = np.full((t_frames, 64, 64, 3), 40, np.uint8)
@@ -509,10 +532,22 @@ def analyze(
     r2 = max((r for _, r in corr.peaks[1:]), default=0.0)
     r2 = max(r2, 0.0)
     distinct = (r1 - r2) / r1 if r1 > 0 else 0.0
-    # full confidence needs the best peak to stand at least twice as high as any other
+    # full confidence needs the best peak to stand at least twice as high as any other ...
     confidence = float(np.clip(r1, 0, 1) * min(1.0, distinct / 0.5))
+    # ... and most sounds to land on a visual event once shifted back: a chance alignment of a few
+    # events (the true offset lying outside the search window) matches only some of them
+    matched = _matched_fraction(np.asarray(base["audio_event_times_s"]) - corr.best_ms / 1000.0, v, clip.fps)
+    confidence *= float(np.clip((matched - MATCH_NONE) / (MATCH_FULL - MATCH_NONE), 0.0, 1.0))
+    at_edge = abs(corr.best_ms) >= max_lag - EDGE_MS
+    if at_edge:  # the peak continues beyond the window: the true offset is probably outside it
+        confidence = 0.0
+    config.update(matched_audio_events=round(matched, 3))
     common = dict(confidence=confidence, candidate_offset_ms=best, peaks=peaks, peak_correlation=corr.best_r,
                   config=config, **base)
+    if at_edge:
+        return AVSyncResult(status=AVSyncStatus.LOW_CONFIDENCE, offset_ms=None,
+                            message=(f"best peak {best:+.0f} ms sits at the edge of the ±{max_lag} ms search "
+                                     "window: the offset is probably larger than the window"), **common)
     per_a, lag_a = periodicity(parts["audio_grid"], int(1000 * 2.5 / clip.fps), 2 * max_lag)
     per_v, lag_v = periodicity(parts["visual_grid"], int(1000 * 2.5 / clip.fps), 2 * max_lag)
     per, per_lag = max((per_a, lag_a), (per_v, lag_v), key=lambda x: x[0])
