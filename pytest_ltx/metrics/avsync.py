@@ -149,9 +149,9 @@ def sample_rate_issue(sr: int | None) -> str | None:
 
 
 def stft_params(sr: int) -> tuple[int, int]:
-    """(n_fft, hop) for a sample rate: window ≈ 5–8 ms (power of two), hop = window/4 (≤ 64 samples)."""
+    """(n_fft, hop) for a sample rate: window ≈ 4–8 ms (a power of two), hop = window/4, at most 128."""
     n_fft = 1 << max(6, int(math.floor(math.log2(0.008 * sr))))
-    return n_fft, max(1, n_fft // 4)
+    return n_fft, max(1, min(128, n_fft // 4))
 
 
 def audio_envelope(mono: np.ndarray, sr: int, *, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,21 +167,23 @@ def audio_envelope(mono: np.ndarray, sr: int, *, n_fft: int, hop: int) -> tuple[
     n_frames = 1 + (len(y) - n_fft) // hop
     if n_frames < 2:
         return np.zeros(0), np.zeros(0)
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
     win = np.hanning(n_fft + 1)[:-1]
-    mag = np.abs(np.fft.rfft(y[idx] * win, axis=1))  # [frames, bins]
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     edges = np.geomspace(max(60.0, sr / n_fft), sr / 2, 25)
     band = np.clip(np.searchsorted(edges, freqs) - 1, 0, len(edges) - 2)
-    valid = (freqs >= edges[0])
+    valid = freqs >= edges[0]
     nb = len(edges) - 1
-    bands = np.zeros((n_frames, nb))
-    counts = np.bincount(band[valid], minlength=nb).astype(float)
-    for b in range(nb):
-        m = valid & (band == b)
-        if m.any():
-            bands[:, b] = mag[:, m].mean(axis=1)
-    bands = bands[:, counts > 0]
+    counts = np.bincount(band[valid], minlength=nb)
+    # [bins, bands] averaging matrix: each band is the mean magnitude of its bins
+    avg = np.zeros((len(freqs), nb))
+    avg[np.flatnonzero(valid), band[valid]] = 1.0
+    avg = avg[:, counts > 0] / counts[counts > 0]
+    bands = np.empty((n_frames, avg.shape[1]))
+    step = 4096  # frames per block: memory stays bounded for long clips
+    for s0 in range(0, n_frames, step):
+        k = np.arange(s0, min(n_frames, s0 + step))
+        idx = np.arange(n_fft)[None, :] + hop * k[:, None]
+        bands[k] = np.abs(np.fft.rfft(y[idx] * win, axis=1)) @ avg
     ref = np.percentile(bands, 99.5) if bands.size else 0.0
     if ref <= 0:
         return np.arange(n_frames) * hop / sr, np.zeros(n_frames)
