@@ -246,3 +246,15 @@ def test_get_renderer_missing_model_is_render_error(tmp_path: Path) -> None:
     prof = ModelProfile(name="absent", kind=ModelKind.LOCAL, path=tmp_path / "LTX-2.3")
     with pytest.raises(RenderError, match="does not exist"):
         get_renderer(prof)
+
+
+def test_frames_to_uint8_clips_and_rounds() -> None:
+    import numpy as np
+
+    from pytest_ltx.render.ltx2 import _to_uint8
+
+    a = np.array([-0.5, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 1.0, 2.0], dtype=np.float32).reshape(1, 7, 1, 1)
+    a = np.repeat(a, 3, axis=-1)
+    a.flags.writeable = False  # the pipeline's buffer may be read-only: never write into it
+    out = _to_uint8(a)
+    assert out.dtype == np.uint8 and out[0, :, 0, 0].tolist() == [0, 0, 0, 2, 128, 255, 255]
