@@ -5,6 +5,9 @@
   flashing square, clicks on impacts and flashes) is written with ``media.write_clip`` (H.264 + AAC) and
   read back, then measured. Prints mean/max |error| per fps × rate and overall, how many cases the metric
   declined to measure (and why), and how many *confident wrong numbers* (measured, |error| > 20 ms).
+- **Random cards**: 60 cards with random fps, rate (incl. 22.05/24 kHz), size (128×96 … 320×192),
+  length (49/97/121 frames), click or beep, offset in ±240 ms — how often the metric measures, and how
+  far off it is when it does.
 - **Big Buck Bunny**: its audio shifted by ±80/±160 ms; the estimate must move by the shift or the
   status must say it cannot measure.
 - **Cost**: one estimate on a 121-frame 768×512 24 fps card with 5 s of 48 kHz audio (warm: the
@@ -91,6 +94,41 @@ def print_accuracy(rows: list[dict]) -> dict:
     return summary
 
 
+def random_cards(tmp: Path, n: int) -> dict:
+    from collections import Counter
+
+    from pytest_ltx import testcard as tc
+    from pytest_ltx.media import read_clip, write_clip
+    from pytest_ltx.metrics.avsync import analyze
+
+    rng = np.random.default_rng(99)
+    rows = []
+    for k in range(n):
+        fps = float(rng.choice([24, 25, 30]))
+        sr = int(rng.choice([16000, 22050, 24000, 44100, 48000]))
+        w, h = [(128, 96), (256, 256), (320, 192)][k % 3]
+        frames = int(rng.choice([49, 97, 121]))
+        off = float(np.round(rng.uniform(-240, 240), 1))
+        kind = str(rng.choice(["click", "beep"]))
+        spec = tc.TestCardSpec(width=w, height=h, frames=frames, fps=fps, seed=100 + k,
+                               audio=tc.AudioSpec(sample_rate=sr, offset_ms=off, kind=kind))
+        clip = read_clip(write_clip(tc.draw(spec).clip, tmp / "random.mp4", preset="ultrafast"))
+        res = analyze(clip)
+        rows.append({"status": res.status.value, "kind": kind, "frames": frames,
+                     "error_ms": None if res.offset_ms is None else res.offset_ms - off})
+    counts = Counter(r["status"] for r in rows)
+    print(f"\n== {n} random cards (through mp4) ==")
+    print("  status: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+    for kind in ("click", "beep"):
+        errs = [r["error_ms"] for r in rows if r["kind"] == kind and r["error_ms"] is not None]
+        if errs:
+            print(f"  {kind:5s}: mean|e| {np.mean(np.abs(errs)):.2f} ms, max|e| {np.max(np.abs(errs)):.2f} ms, "
+                  f"mean signed {np.mean(errs):+.2f} ms (n={len(errs)})")
+    wrong = sum(1 for r in rows if r["error_ms"] is not None and abs(r["error_ms"]) > 20)
+    print(f"  confident wrong (>20 ms): {wrong}")
+    return {"counts": dict(counts), "confident_wrong": wrong, "rows": rows}
+
+
 def bbb() -> list[dict]:
     from pytest_ltx.media import read_clip
     from pytest_ltx.metrics.avsync import analyze
@@ -174,9 +212,11 @@ def main() -> None:
         c = cost(tmp, args.repeats)
         acc = accuracy(tmp, offsets)
         summary = print_accuracy(acc["rows"])
+        rnd = random_cards(tmp, 20 if args.quick else 60)
         b = bbb()
     if args.json:
-        args.json.write_text(json.dumps({"cost": c, "accuracy": summary, "rows": acc["rows"], "bbb": b}, indent=1))
+        args.json.write_text(json.dumps({"cost": c, "accuracy": summary, "rows": acc["rows"], "random": rnd,
+                                         "bbb": b}, indent=1))
 
 
 if __name__ == "__main__":
