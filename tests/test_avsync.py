@@ -137,6 +137,7 @@ def test_silent_track(avsync_card) -> None:
     res = analyze(clip)
     assert res.status is AVSyncStatus.SILENT and res.offset_ms is None
     assert check(res, AVSyncExpect())[0].status is Status.UNMEASURED
+    assert check(res, AVSyncExpect(require_measurable=True))[0].status is Status.FAILED
 
 
 def test_no_visual_events(avsync_card) -> None:
@@ -165,7 +166,8 @@ def test_periodic_content_is_ambiguous(avsync_card, fps: int, sr: int, offset: f
     assert res.status is AVSyncStatus.AMBIGUOUS and res.offset_ms is None
     assert "repeat" in res.message
     out = check(res, AVSyncExpect(preset="itu-bt1359-detectable"))
-    assert out[0].status is Status.UNMEASURED
+    assert out[0].status is Status.UNMEASURED and "ambiguous" in out[0].message
+    assert check(res, AVSyncExpect(require_measurable=True))[0].status is Status.FAILED
 
 
 # ----------------------------------------------------------------------------------- checks
