@@ -150,8 +150,9 @@ def bbb() -> list[dict]:
         verdict = ("cannot measure (honest)" if res.offset_ms is None else
                    "baseline" if shift == 0 else
                    "follows the shift" if abs(moved - shift) <= 20 else "CONFIDENT WRONG NUMBER")
+        cand = None if res.candidate_offset_ms is None else round(res.candidate_offset_ms)
         print(f"  shift {shift:+5.0f} ms: {res.status.value:15s} offset {res.offset_ms} confidence "
-              f"{res.confidence:.2f} best candidate {res.candidate_offset_ms and round(res.candidate_offset_ms)} — {verdict}")
+              f"{res.confidence:.2f} best candidate {cand} — {verdict}")
         out.append({"shift_ms": shift, "status": res.status.value, "offset_ms": res.offset_ms,
                     "confidence": res.confidence, "candidate_ms": res.candidate_offset_ms})
     return out
