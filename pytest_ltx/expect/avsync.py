@@ -36,6 +36,11 @@ class AVSyncExpect(ExpectModel):
     max_duration_mismatch_s: float = Field(
         0.25, ge=0, description="allowed |audio duration - video duration| (AAC padding, vocoder length)"
     )
+    expected_offset_ms: float | None = Field(
+        None, description="the offset the clip is known to have (a deliberate delay, or a canary's defect): "
+                          "the measured offset must be within offset_tolerance_ms of it"
+    )
+    offset_tolerance_ms: float = Field(20.0, gt=0, description="allowed |measured - expected_offset_ms|")
 
 
 def bounds(expect: AVSyncExpect) -> tuple[float | None, float | None, str]:
@@ -113,6 +118,9 @@ def check(result: "AVSyncResult", expect: AVSyncExpect) -> list[Outcome]:
             measured=round(off, 1), allowed=allowed, details=details,
         ))
 
+    if expect.expected_offset_ms is not None:
+        out.append(_expected_offset(result, expect, unmeasured, req))
+
     if result.audio_duration_s is not None and result.duration_mismatch_s is not None:
         diff = float(result.duration_mismatch_s)
         pad = float(result.duration_padding_allowance_s) if diff > 0 else 0.0
@@ -134,3 +142,19 @@ def check(result: "AVSyncResult", expect: AVSyncExpect) -> list[Outcome]:
             measured=result.sample_rate, allowed=">= 8000 Hz, a standard rate",
         ))
     return out
+
+
+def _expected_offset(result: "AVSyncResult", expect: AVSyncExpect, unmeasured: Status, req: str) -> Outcome:
+    """The measured offset against a known one (``expected_offset_ms``): how canaries prove the metric."""
+    want = float(expect.expected_offset_ms)  # type: ignore[arg-type]
+    allowed = {"expected_offset_ms": want, "tolerance_ms": expect.offset_tolerance_ms}
+    if result.offset_ms is None or result.confidence < expect.min_confidence:
+        why = result.status.value if result.offset_ms is None else f"confidence {result.confidence:.2f}"
+        return Outcome("av_sync.expected_offset", unmeasured,
+                       f"expected {_fmt_offset(want)}, but the offset could not be measured ({why}){req}",
+                       measured=None, allowed=allowed)
+    off = float(result.offset_ms)
+    ok = abs(off - want) <= expect.offset_tolerance_ms
+    return Outcome("av_sync.expected_offset", Status.PASSED if ok else Status.FAILED,
+                   f"{_fmt_offset(off)}, expected {_fmt_offset(want)} ± {expect.offset_tolerance_ms:g} ms",
+                   measured=round(off, 1), allowed=allowed)
