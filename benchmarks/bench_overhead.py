@@ -6,10 +6,12 @@ hits all of them alike:
 - ``bare``     ``pipe(**kwargs, generator=..., output_type="np")`` — the reference;
 - ``render``   ``LTX2Renderer.render(req)`` — + uint8 conversion, provenance, thread pinning;
 - ``pytest``   ``pytest.main([spec])`` with ``--ltx-no-cache`` — the whole item: collection, render,
-               mp4 encode, cache put, mp4 decode, checks, results.json, report. Reported per item, for a
-               spec of 1 item and of K items (session start-up amortised).
+               mp4 encode, cache put, mp4 decode, metrics + checks (format expectations and the golden
+               baseline comparison, baselines created during warm-up), results.json, report. Reported per
+               item, for a spec of 1 item and of K items (session start-up amortised).
 
-Ratios are medians over repeats. The absolute overhead (seconds) is what matters for real checkpoints:
+Ratios are medians over repeats, in wall time and in process CPU time (all threads; less sensitive to
+other processes on a shared box). The absolute overhead (seconds) is what matters for real checkpoints:
 it does not grow with model size, so it is also shown against a 10 s render (an H100 768×512×121
 distilled clip, from the design notes) for scale.
 
@@ -57,10 +59,28 @@ class PytestPathFailed(Exception):
     """The plugin path could not run an item (e.g. a metric module not landed yet)."""
 
 
-def _pytest_run(project: Path, spec_name: str) -> float:
+#: per-item phase timings read back from results.json after every measured pytest run
+_PHASES: dict[str, list[float]] = {}
+
+
+def _collect_timings(project: Path) -> None:
+    import json
+
+    try:
+        doc = json.loads((project / "ltx-report" / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    for item in doc.get("items", []):
+        t = item.get("timings") or {}
+        for k, v in t.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                _PHASES.setdefault(k, []).append(float(v))
+
+
+def _pytest_run(project: Path, spec_name: str, *extra: str) -> float:
     import pytest
 
-    args = [f"specs/{spec_name}", "-q", "-p", "no:cacheprovider", "--ltx-no-cache", "-p", "no:randomly"]
+    args = [f"specs/{spec_name}", "-q", "-p", "no:cacheprovider", "--ltx-no-cache", "-p", "no:randomly", *extra]
     cwd = os.getcwd()
     os.chdir(project)
     try:
@@ -71,6 +91,7 @@ def _pytest_run(project: Path, spec_name: str) -> float:
         dt = time.perf_counter() - t0
     finally:
         os.chdir(cwd)
+    _collect_timings(project)
     if code != 0:
         lines = [ln for ln in sink.getvalue().splitlines() if ln.startswith(("E ", "FAILED", "ERROR"))]
         raise PytestPathFailed(f"exit code {code}: " + (lines[-1] if lines else sink.getvalue()[-300:]))
@@ -135,12 +156,17 @@ def main(argv: list[str] | None = None) -> int:
 
         # warm-up: first calls pay allocator / kernel selection; the first pytest run pays imports
         bare(), render()
+        _PHASES.clear()
         if have_plugin:
-            try:
+            try:  # golden baselines first (a missing one fails the item), then a plain warm-up run
+                for spec in ("one.yaml", "many.yaml"):
+                    _pytest_run(project, spec, "--ltx-update-baselines")
                 _pytest_run(project, "one.yaml")
             except PytestPathFailed as e:
                 have_plugin, why_no_plugin = False, f"the pytest item did not pass ({e})"
-        t = {"bare": [], "render": [], "pytest1": [], "pytestK": []}
+            _PHASES.clear()
+        t: dict[str, list[float]] = {"bare": [], "render": [], "pytest1": [], "pytestK": []}
+        tc: dict[str, list[float]] = {n: [] for n in t}  # process CPU time: robust to neighbour load
         runs = {
             "bare": bare,
             "render": render,
@@ -151,18 +177,24 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeats):
             # alternate the order (ABBA) so allocator warm-up and neighbour load favour no path
             for name in order if i % 2 == 0 else order[::-1]:
+                c0 = time.process_time()
                 t[name].append(runs[name]())
+                tc[name].append((time.process_time() - c0) / (k if name == "pytestK" else 1))
         med = {name: statistics.median(v) for name, v in t.items() if v}
-        rows.append((size, med))
+        med.update({"cpu_" + name: statistics.median(v) for name, v in tc.items() if v})
+        phases = {k: statistics.median(v) for k, v in _PHASES.items()}
+        _PHASES.clear()
+        rows.append((size, med, phases))
 
     print(f"\npytest-ltx harness overhead (tiny model, 2 steps, full guidance, CPU, 1 torch thread, "
           f"median of {args.repeats}, K={args.items})")
     if not have_plugin:
         print(f"{why_no_plugin}: only renderer.render() vs bare pipe() is measured")
-    hdr = f"{'clip':>13} {'path':>22} {'s/item':>8} {'ratio':>7} {'overhead s':>11} {'vs 10 s render':>15}"
+    hdr = (f"{'clip':>13} {'path':>22} {'s/item':>8} {'ratio':>7} {'overhead s':>11} {'vs 10 s render':>15}"
+           f" {'cpu s/item':>11} {'cpu ratio':>10}")
     print(hdr)
     print("-" * len(hdr))
-    for size, med in rows:
+    for size, med, _ in rows:
         base = med["bare"]
         for name, label in (("bare", "bare pipe()"), ("render", "renderer.render()"),
                             ("pytest1", "pytest, 1 item"), ("pytestK", f"pytest, per item of {args.items}")):
@@ -170,9 +202,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             v = med[name]
             over = v - base
+            cpu, cbase = med["cpu_" + name], med["cpu_bare"]
             print(f"{size:>13} {label:>22} {v:8.3f} {v / base:7.3f} {over:+11.3f} "
-                  f"{over / REFERENCE_RENDER_S * 100:+14.1f}%")
+                  f"{over / REFERENCE_RENDER_S * 100:+14.1f}% {cpu:11.3f} {cpu / cbase:10.3f}")
     print("\nratio = time / bare pipe() time in the same run; target: pytest per item <= 1.05 × bare.")
+    if any(p for _, _, p in rows):
+        print("\nwhere a pytest item's time goes (medians of the plugin's own results.json timings, s):")
+        for size, _, phases in rows:
+            shown = ", ".join(f"{k}={v:.3f}" for k, v in sorted(phases.items()))
+            print(f"{size:>13}  {shown}")
     return 0
 
 
