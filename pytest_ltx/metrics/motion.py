@@ -267,33 +267,34 @@ class _Signals:
         frame = np.ascontiguousarray(frame)
         g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
-        m = float(g.mean())
-        # brightness-normalised copies: a global gain (flicker) changes neither the value histogram nor
-        # the structure thumbnail, so neither can mistake flicker for a new shot
-        norm = 128.0 / max(m, 1.0)
-        gn = cv2.convertScaleAbs(g, alpha=norm)
+        m = float(cv2.mean(g)[0])
+        # brightness-normalised value histogram: a global gain (flicker) does not move it, so flicker
+        # cannot pass for a new shot
+        gn = cv2.convertScaleAbs(g, alpha=128.0 / max(m, 1.0))
         hs = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
         hv = cv2.calcHist([gn], [0], None, [16], [0, 256]).ravel()
-        h, w = g.shape
-        ts = 32 / max(h, w)
-        thumb = cv2.resize(g, (max(4, round(w * ts)), max(4, round(h * ts))), interpolation=cv2.INTER_AREA)
-        thumb = thumb.astype(np.float32)
-        thumb -= thumb.mean()
-        thumb /= float(np.linalg.norm(thumb)) + 1e-6
-        blocks = cv2.resize(g, (4, 4), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
         n = float(g.size)
         gs = g
         # halve until near the flow resolution; DIS needs >= 32 px on the short side (OpenCV 5.0 crashes
         # below that at wide aspect ratios), so tiny or very wide frames are scaled up for the flow instead
         while max(gs.shape) > self._flow_side * 1.5 and min(gs.shape) >= 2 * _MIN_FLOW_SIDE:
             gs = cv2.pyrDown(gs)
+        small = gs  # the cheapest copy that is not upscaled
         if min(gs.shape) < _MIN_FLOW_SIDE:
             up = _MIN_FLOW_SIDE / min(gs.shape)
             size = (max(_MIN_FLOW_SIDE, round(gs.shape[1] * up)), max(_MIN_FLOW_SIDE, round(gs.shape[0] * up)))
             gs = cv2.resize(gs, size, interpolation=cv2.INTER_LINEAR)
         if self._flow_scale == 0.0:
             self._flow_scale = g.shape[1] / gs.shape[1]
-        cur = {"rgb": frame, "g": g, "gs": gs, "hsv": hsv, "hs": hs / n, "hv": hv / n, "m": m, "thumb": thumb}
+        # structure thumbnail (32 px, zero-mean, unit norm: insensitive to brightness) and a 4x4 block grid
+        h, w = small.shape
+        ts = 32 / max(h, w)
+        thumb = cv2.resize(small, (max(4, round(w * ts)), max(4, round(h * ts))), interpolation=cv2.INTER_AREA)
+        thumb = thumb.astype(np.float32)
+        thumb -= float(cv2.mean(thumb)[0])
+        thumb /= float(cv2.norm(thumb)) + 1e-6
+        blocks = cv2.resize(small, (4, 4), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+        cur = {"rgb": frame, "g": g, "gs": gs, "hsv": hsv, "hs": hs / n, "hv": hv / n, "m": m, "thumb": _thumb_parts(thumb)}
         self.luma.append(m)
         self.blocks.append(blocks)
         p = self._prev
@@ -304,7 +305,7 @@ class _Signals:
             c["rgb_diff"].append(cv2.norm(frame, p["rgb"], cv2.NORM_L1) / (3 * npx))
             c["content"].append(cv2.norm(hsv, p["hsv"], cv2.NORM_L1) / (3 * npx))
             c["hist"].append(0.25 * float(np.abs(cur["hs"] - p["hs"]).sum() + np.abs(cur["hv"] - p["hv"]).sum()))
-            c["structure"].append(_shift_corr(p["thumb"], thumb))
+            c["structure"].append(_shift_corr(p["thumb"], cur["thumb"]))
             # flow at the (smaller) flow resolution, after compensating a global brightness change:
             # flicker must not look like motion
             gain = p["m"] / m if m > 1e-3 else 1.0
@@ -330,7 +331,7 @@ class _Signals:
             k = max(1, mag.size // 20)
             c["flow_top5"].append(float(np.partition(mag.ravel(), mag.size - k)[-k:].mean()) * self._flow_scale)
             if self._grid is None:
-                fh, fw = gs.shape
+                fh, fw = gs.shape[:2]
                 self._grid = np.meshgrid(np.arange(fw, dtype=np.float32), np.arange(fh, dtype=np.float32))
             gx, gy = self._grid
             warped = cv2.remap(gc, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
@@ -342,17 +343,28 @@ class _Signals:
         return np.asarray(self.cols[key], np.float64)
 
 
-def _shift_corr(a: np.ndarray, b: np.ndarray, r: int = 4) -> float:
-    """Best normalised correlation of two zero-mean thumbnails over shifts of up to ``r`` px (1/8 of a
-    32 px thumbnail), each shift scored on the overlapping parts only: the same content moved (a jump)
-    stays near 1, a new picture (a cut) falls to ~0. Three tiny ``matchTemplate`` calls, no Python loop."""
+_SHIFT = 4  # structure search radius in thumbnail px (1/8 of a 32 px thumbnail)
+
+
+def _thumb_parts(t: np.ndarray) -> dict[str, np.ndarray]:
+    """What :func:`_shift_corr` needs of a thumbnail, computed once per frame (it is used by two pairs)."""
     import cv2
 
+    r = _SHIFT
     pad = lambda x: cv2.copyMakeBorder(x, r, r, r, r, cv2.BORDER_CONSTANT, value=0)  # noqa: E731
-    ones = np.ones_like(a)
-    num = cv2.matchTemplate(pad(a), b, cv2.TM_CCORR)
-    na = cv2.matchTemplate(pad(a * a), ones, cv2.TM_CCORR)
-    nb = cv2.matchTemplate(pad(ones), b * b, cv2.TM_CCORR)
+    ones = np.ones_like(t)
+    return {"t": t, "t2": t * t, "pad": pad(t), "pad2": pad(t * t), "pad1": pad(ones), "ones": ones}
+
+
+def _shift_corr(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """Best normalised correlation of two zero-mean thumbnails over shifts of up to ``_SHIFT`` px, each
+    shift scored on the overlapping parts only: the same content moved (a jump) stays near 1, a new
+    picture (a cut) falls to ~0. Three tiny ``matchTemplate`` calls, no Python loop."""
+    import cv2
+
+    num = cv2.matchTemplate(a["pad"], b["t"], cv2.TM_CCORR)
+    na = cv2.matchTemplate(a["pad2"], b["ones"], cv2.TM_CCORR)
+    nb = cv2.matchTemplate(a["pad1"], b["t2"], cv2.TM_CCORR)
     den = np.sqrt(np.maximum(na * nb, 0.0))
     ok = den > 1e-9
     if not ok.any():
@@ -563,6 +575,55 @@ def analyze_frames(
     )
 
 
+def _prefetch(items: Iterable[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """Run ``items`` (decode + downscale) in a worker thread, ``depth`` frames ahead of the analysis.
+
+    PyAV's decoder and scaler and OpenCV release the GIL, so on two cores decoding overlaps the analysis
+    instead of adding to it; memory stays bounded at ``depth`` small frames. Errors (a truncated file)
+    are re-raised in the caller's thread.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for it in items:
+                while not stop.is_set():
+                    try:
+                        q.put(it, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, name="motion-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            it = q.get()
+            if it is done:
+                return
+            if isinstance(it, BaseException):
+                raise it
+            yield it
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            t.join(timeout=0.05)
+
+
 def _downscaled(frames: np.ndarray, side: int) -> Iterator[np.ndarray]:
     import cv2
 
@@ -581,7 +642,7 @@ def analyze(
 ) -> MotionResult:
     """Motion continuity of an in-memory clip, analysed at ``analysis_side`` px on the long side."""
     return analyze_frames(
-        _downscaled(clip.frames, analysis_side),
+        _prefetch(_downscaled(clip.frames, analysis_side)),
         fps=clip.fps,
         params=params,
         frame_indices=clip.frame_indices,
@@ -603,7 +664,7 @@ def analyze_file(
 
     info = probe(path)
     return analyze_frames(
-        (f for _, f in iter_frames(path, max_side=analysis_side)),
+        _prefetch(f for _, f in iter_frames(path, max_side=analysis_side)),
         fps=info.fps,
         params=params,
         source=str(path),
