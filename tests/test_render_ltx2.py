@@ -258,3 +258,66 @@ def test_frames_to_uint8_clips_and_rounds() -> None:
     a.flags.writeable = False  # the pipeline's buffer may be read-only: never write into it
     out = _to_uint8(a)
     assert out.dtype == np.uint8 and out[0, :, 0, 0].tolist() == [0, 0, 0, 2, 128, 255, 255]
+
+
+def test_cuda_render_branch_measures_peak_vram(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA bookkeeping in ``render`` (peak-memory reset, synchronize, max allocated, no CPU thread
+    pinning), exercised with a fake pipeline and faked ``torch.cuda`` calls: there is no GPU here."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from pytest_ltx.render.ltx2 import LTX2Renderer, library_versions
+
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda dev=None: calls.append(f"reset {dev}"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda dev=None: calls.append(f"sync {dev}"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda dev=None: 3 * 2**30)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(f"threads {n}"))
+
+    seen: dict = {}
+
+    class Pipe:
+        vocoder = SimpleNamespace(config=SimpleNamespace(output_sampling_rate=48000))
+
+        def __call__(self, **kw):
+            seen.update(kw)
+            f = kw["num_frames"]
+            return SimpleNamespace(frames=np.full((1, f, kw["height"], kw["width"], 3), 0.5, np.float32),
+                                   audio=torch.zeros(1, 2, 4800))
+
+    r = object.__new__(LTX2Renderer)
+    r.profile = replace(LOCAL, device="cuda:1")
+    r.placement = plan_placement(r.profile, cuda_available=True, device_count=2)
+    r.fingerprint, r.versions, r._pipe, r._i2v = "f" * 64, library_versions(), Pipe(), None
+    r._lock = __import__("threading").Lock()
+    res = r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, seed=7))
+    assert (res.device, res.dtype, res.peak_vram_gb) == ("cuda:1", "bfloat16", 3.0)
+    assert calls == ["reset cuda:1", "sync cuda:1"]  # and no CPU thread pinning on CUDA
+    assert res.clip.frames.shape == (9, 64, 64, 3) and int(res.clip.frames[0, 0, 0, 0]) == 128
+    assert seen["generator"].device.type == "cpu" and seen["generator"].initial_seed() == 7
+    assert seen["output_type"] == "np" and seen["spatio_temporal_guidance_blocks"] == [28]
+
+
+def test_pipeline_crash_is_a_render_error_with_a_hint() -> None:
+    import threading
+
+    import torch
+
+    from pytest_ltx.render.ltx2 import LTX2Renderer
+
+    class Pipe:
+        def __call__(self, **kw):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
+
+    r = object.__new__(LTX2Renderer)
+    r.profile = replace(LOCAL, device="cpu", threads=1)
+    r.placement = plan_placement(r.profile, cuda_available=False)
+    r.fingerprint, r.versions, r._pipe, r._i2v, r._lock = "f" * 64, {}, Pipe(), None, threading.Lock()
+    before = torch.get_num_threads()
+    with pytest.raises(RenderError) as ei:
+        r.render(RenderRequest(prompt="p", width=64, height=64, frames=9))
+    msg = str(ei.value)
+    assert "'ltx23'" in msg and "64x64x9 seed 0" in msg and "OutOfMemoryError" in msg and 'offload = "model"' in msg
+    assert torch.get_num_threads() == before  # restored even when the pipeline raised
