@@ -31,6 +31,7 @@ __all__ = [
     "load_profiles",
     "resolve_model_dir",
     "fingerprint",
+    "fingerprint_dir",
 ]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
