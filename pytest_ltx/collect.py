@@ -228,9 +228,8 @@ class LtxItem(pytest.Item):
             self.result = self._make_result("error", error=_crash_message(report))
         report.ltx = {"result": self.result.to_dict(), "baseline": self.baseline_payload,  # type: ignore[attr-defined]
                       "item_key": self.item_key}
-        extras = list(getattr(report, "extras", []))
-        extras += _html_extras(self)
-        report.extras = extras  # type: ignore[attr-defined]
+        if self.config.getoption("htmlpath", None):  # pictures and base64 clips only when a report is made
+            report.extras = list(getattr(report, "extras", [])) + _html_extras(self)  # type: ignore[attr-defined]
 
 
 def _crash_message(report: pytest.TestReport) -> str:

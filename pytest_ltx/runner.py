@@ -63,12 +63,23 @@ class ClipRun:
 
 
 def render_provenance(profile: Any, fingerprint: str, request: Any, device: str | None) -> dict[str, Any]:
-    """Everything that determines a render's pixels, known before loading the model: it keys the cache."""
+    """Everything that determines a render's pixels, known before loading the model: it keys the cache.
+
+    The placement actually used (device, dtype, offload, threads) is in it — with ``auto`` a bf16 GPU
+    render and an fp32 CPU render must not share a key — while the weights' folder path is not (the
+    fingerprint identifies the weights; moving a folder must not invalidate the cache).
+    """
+    import torch
+
+    from pytest_ltx.render.ltx2 import plan_placement
+
+    model = {k: v for k, v in profile.to_dict().items() if k != "path"}
+    placement = plan_placement(profile, torch.cuda.is_available(), device_count=torch.cuda.device_count())
     return {
-        "model": profile.to_dict(),
+        "model": model,
         "fingerprint": fingerprint,
         "request": request.to_dict(),
-        "device_override": device,
+        "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
         "versions": library_versions(),
     }
 

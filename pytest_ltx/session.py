@@ -51,9 +51,13 @@ class LtxSession:
     # -- models -------------------------------------------------------------------------------------
     def profiles(self) -> dict[str, "ModelProfile"]:
         if self._profiles is None:
-            from pytest_ltx.models import load_profiles
+            from pytest_ltx.models import ProfileError, load_profiles
+            from pytest_ltx.render import RenderError
 
-            self._profiles = load_profiles(self.settings.rootdir)
+            try:
+                self._profiles = load_profiles(self.settings.rootdir)
+            except ProfileError as e:  # configuration, not a clip: an error on each item that renders
+                raise RenderError(f"invalid model profile configuration: {e}") from None
         return self._profiles
 
     def profile(self, name: str, *, device: str | None = None) -> "ModelProfile":
