@@ -25,6 +25,36 @@ class SessionReporter:
         self.unused: list[tuple[str, str]] = []
         self.pruned: list[tuple[str, str]] = []
         self.problems: list[str] = []
+        self.session: pytest.Session | None = None
+        #: items were deselected (-k/-m are seen by note_collection; --lf, --sw and plugins only here)
+        self.deselected = False
+        self._xdist_collected = False
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        if items:
+            self.deselected = True
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller collects nothing (its pytest_collection_finish never runs), so it
+        learns the collected items from the workers' node ids: without them no baseline is ever unused."""
+        if self._xdist_collected or self.session is None:
+            return
+        from pytest_ltx.collect import note_collection
+
+        self._xdist_collected = True
+        note_collection(self.session)  # whole-suite check (-k/-m/node ids); its items are empty here
+        keys, specs = set(), set()
+        for nodeid in ids:
+            path, sep, name = nodeid.partition("::")
+            if sep and path.endswith((".yaml", ".yml")) and "::" not in name:
+                keys.add(f"{path.rsplit('.', 1)[0]}/{name}")  # = LtxItem.item_key
+                specs.add(path)
+        self.s.collected_item_keys = keys
+        self.s.collected_specs = specs
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "ltx", None)
@@ -41,7 +71,9 @@ class SessionReporter:
             return
         if s.baseline_payloads:
             self._flush_baselines()
-        if s.whole_suite and getattr(s, "collected_specs", None):
+        if self.problems:  # a requested write that failed must not look like a green run
+            session.exitstatus = max(int(session.exitstatus), int(pytest.ExitCode.TESTS_FAILED))
+        if self._whole_suite(session) and getattr(s, "collected_specs", None):
             self._unused_baselines()
         if s.results:
             self.results_path = s.settings.report_dir / "results.json"
@@ -63,6 +95,14 @@ class SessionReporter:
         except Exception as e:  # never a half-written baseline: the store's flush is atomic per record
             self.problems.append(f"writing baselines failed: {e.__class__.__name__}: {e}")
 
+    def _whole_suite(self, session: pytest.Session) -> bool:
+        """Only a run that selected every item of its spec files may call a baseline unused: not with
+        -k/-m/node ids (note_collection), nor when --lf, --sw or a plugin deselected items."""
+        opts = session.config.option
+        if self.deselected or getattr(opts, "lf", False) or getattr(opts, "stepwise", False):
+            return False
+        return bool(self.s.whole_suite)
+
     def _unused_baselines(self) -> None:
         s = self.s
         try:
@@ -70,14 +110,20 @@ class SessionReporter:
         except Exception as e:
             self.problems.append(f"could not list baselines: {e}")
             return
-        prefixes = {spec.rsplit(".", 1)[0] + "/" for spec in s.collected_specs}
+        # an item key is "<spec path without suffix>/<item name>" and item names hold no "/": match the
+        # spec part exactly (a prefix would also catch specs/a/b.yaml's baselines when only specs/a.yaml ran)
+        stems = {spec.rsplit(".", 1)[0] for spec in s.collected_specs}
         used = getattr(s, "collected_item_keys", set())
         self.unused = sorted(
             (ik, mk) for ik, mk in known
-            if any(ik.startswith(p) for p in prefixes) and ik not in used
+            if ik.rsplit("/", 1)[0] in stems and ik not in used
         )
         if self.unused and s.settings.prune_baselines:
-            s.store.prune(self.unused)
+            try:
+                s.store.prune(self.unused)
+            except Exception as e:  # each removal is atomic; report, do not crash the session
+                self.problems.append(f"pruning baselines failed: {e.__class__.__name__}: {e}")
+                return
             self.pruned = list(self.unused)
 
     def _step_summary(self) -> None:

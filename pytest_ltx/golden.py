@@ -33,6 +33,7 @@ class GoldenStep:
     payload: dict[str, Any] | None = None
     #: what happened, for results.json: status, path, environment warnings, comparison
     info: dict[str, Any] = field(default_factory=dict)
+    #: what differs between the baseline's environment and this run's (``torch 2.4.0 → 2.5.1``), one line
     warnings: list[str] = field(default_factory=list)
 
 
@@ -104,7 +105,9 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
                 calibration: Sequence["BaselineRecord"] = ()) -> GoldenStep:
     """Compare with the stored baseline (``load_baseline``), or queue a new one. A baseline file that
     could not be read is an error outcome on this item naming the file and how to regenerate it."""
-    from pytest_ltx.baseline import calibrate_records, compare, missing_outcome
+    from dataclasses import replace
+
+    from pytest_ltx.baseline import calibrate_records, calibration_seeds, compare, missing_outcome
 
     step = GoldenStep()
     e = item.expect.baseline
@@ -115,7 +118,13 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
     store = session.store
     current = current_record(item, item_key, run, evaluation)
     if calibration:
-        current = calibrate_records([current, *calibration])
+        runs = [current, *calibration]
+        if run.source == "render" and item.seed is not None:
+            # current_record writes the item's own seed into every run's provenance; the record's
+            # calibration.seeds must say which seeds were really rendered
+            seeds = calibration_seeds(item.seed, len(runs), neighbouring=st.calibrate_seeds == "neighbouring")
+            runs = [replace(r, provenance={**r.provenance, "seed": sd}) for r, sd in zip(runs, seeds)]
+        current = calibrate_records(runs)
     rel = store.path_for(item_key, run.model_key)
     try:
         rel_s = str(rel.relative_to(st.rootdir))
@@ -124,11 +133,21 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
     step.info["path"] = rel_s
     base = baseline
     if read_error is not None and not st.update_baselines:  # rewriting a corrupt one is what update is for
-        step.outcomes.append(Outcome("baseline.read", Status.ERROR, read_error))
+        # the generic fix names `pytest <spec>`: say exactly which item to rerun
+        msg = read_error.replace("`pytest <spec> ", f"`pytest '{nodeid}' ")
+        step.outcomes.append(Outcome("baseline.read", Status.ERROR, msg))
         step.info["status"] = "unreadable"
         return step
 
     if st.update_baselines or (base is None and st.create_missing):
+        broken = [o.check for o in evaluation.outcomes if o.status is Status.ERROR]
+        if broken:  # a metric that crashed would be written as "not measured" and gate nothing from then on
+            step.outcomes.append(Outcome(
+                "baseline.update", Status.ERROR,
+                f"baseline {rel_s} not written: {', '.join(broken)} could not be computed in this run "
+                f"(the {'old baseline stays' if base is not None else 'baseline stays missing'})"))
+            step.info["status"] = "not written"
+            return step
         step.payload = current.to_payload()
         if base is None:
             step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, created=True, nodeid=nodeid))
@@ -154,7 +173,8 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
     # keyframe structure is gated here; CLIP embeddings are gated by the clip family (baseline_similarity_min)
     cmp = compare(current, base, e, compare_arrays=[STRUCTURAL], keyframe_ssim_min=ssim_min)
     step.outcomes += cmp.outcomes()
-    step.warnings += list(cmp.warnings)
+    if cmp.environment:  # the caller prefixes "baseline made in a different environment": just what differs
+        step.warnings.append("; ".join(cmp.environment))
     step.info["status"] = "compared"
     step.info["comparison"] = cmp.to_dict()
     return step

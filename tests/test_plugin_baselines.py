@@ -1,0 +1,512 @@
+"""End-to-end tests of the golden-baseline lifecycle through the plugin (pytester).
+
+missing → created on request → pass → a changed clip fails with a readable diff → update → pass → an
+orphan is reported (only when the whole suite ran) → pruned on request; the same under xdist; a flush
+killed half-way; calibration; a baseline from another environment; a corrupt baseline; the GitHub step
+summary. Test cards are the clips (deterministic, ~0.1 s each); calibration uses the tiny render model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")
+
+#: a baseline record directory holds exactly these
+RECORD_FILES = {"record.json", "keyframes.npz", "keyframes.jpg"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm_render_modules(render_tiny_result) -> None:
+    """In-process pytester runs drop every module an inner run imported, and re-importing torch,
+    PyAV or transformers' lazy model modules in the same process crashes or breaks class identity.
+    One render here (shared session fixture) imports them all before any pytester snapshot is taken."""
+    import pytest_ltx.baseline  # noqa: F401
+    import pytest_ltx.media  # noqa: F401
+    import pytest_ltx.metrics.motion  # noqa: F401
+    import pytest_ltx.metrics.structural  # noqa: F401
+
+
+def cards(a: str = "seed: 1", b: str | None = "seed: 2") -> str:
+    """Two 64×64, 9-frame test-card items ``a`` and ``b`` with motion metrics (so baselines hold
+    scalars as well as keyframe thumbnails); ``b=None`` drops item b from the spec."""
+    body = f"""
+    defaults:
+      expect:
+        motion: {{}}
+    clips:
+      - id: a
+        testcard: {{width: 64, height: 64, frames: 9, fps: 24, {a}}}
+    """
+    if b is not None:
+        body += f"""  - id: b
+        testcard: {{width: 64, height: 64, frames: 9, fps: 24, {b}}}
+    """
+    return textwrap.dedent(body)
+
+
+#: card a, changed: another scene (seed) panning faster — structure and motion move
+A_CHANGED = "seed: 5, pan: [0.5, 0.3]"
+
+TINY = """
+defaults:
+  model: tiny
+  width: 64
+  height: 64
+  frames: 9
+  fps: 24
+  steps: 1
+  guidance: {stg_blocks: [1]}
+clips:
+  - id: noise
+    prompt: a robot
+    expect:
+      motion: {}
+"""
+
+
+def write_spec(pytester: pytest.Pytester, body: str, name: str = "life.yaml") -> Path:
+    d = pytester.path / "specs"
+    d.mkdir(exist_ok=True)
+    p = d / name
+    p.write_text(body)
+    return p
+
+
+def run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
+    # the inner run sees the plugin already imported by this process: not the warning under test here
+    argv = ("specs/", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
+    return pytester.runpytest_subprocess(*argv) if subprocess else pytester.runpytest(*argv)
+
+
+def base_dir(pytester: pytest.Pytester, item: str, model: str = "testcard", spec: str = "life") -> Path:
+    return pytester.path / "baselines" / "specs" / spec / item / model
+
+
+def record(pytester: pytest.Pytester, item: str, **kw: str) -> dict:
+    return json.loads((base_dir(pytester, item, **kw) / "record.json").read_text())
+
+
+def results(pytester: pytest.Pytester) -> dict:
+    return json.loads((pytester.path / "ltx-report" / "results.json").read_text())
+
+
+def outcomes(doc: dict, item: str) -> dict[str, dict]:
+    (it,) = [i for i in doc["items"] if i["item"] == item]
+    return {o["check"]: o for o in it["outcomes"]}
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path → bytes)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ---- the lifecycle ---------------------------------------------------------------------------------
+
+
+def _lifecycle(pytester: pytest.Pytester, *xargs: str, subprocess: bool = False) -> None:
+    """The whole walk; ``xargs`` are added to every run (``-n 2`` for xdist)."""
+
+    def go(*args: str) -> pytest.RunResult:
+        return run(pytester, *xargs, *args, subprocess=subprocess)
+
+    write_spec(pytester, cards())
+
+    # 1. missing: fails, says where the baseline would be and the exact command that creates it
+    r = go()
+    r.assert_outcomes(failed=2)
+    out = r.stdout.str()
+    assert ("no golden baseline for specs/life/a [testcard] (expected baselines/specs/life/a/testcard): "
+            "create it with `pytest 'specs/life.yaml::a' --ltx-update-baselines`") in out
+    assert "Traceback" not in out
+    assert not (pytester.path / "baselines").exists()
+
+    # 2. created on request (--ltx-create-missing): passes, says so, writes complete records
+    r = go("--ltx-create-missing")
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["*baselines: 2 created in *baselines",
+                            "*created  specs/life/a [[]testcard[]]",
+                            "*created  specs/life/b [[]testcard[]]"])
+    for item in ("a", "b"):
+        assert {p.name for p in base_dir(pytester, item).iterdir()} == RECORD_FILES
+        rec = record(pytester, item)
+        assert rec["item_key"] == f"specs/life/{item}" and rec["samples"] == 1
+        assert rec["scalars"]["motion.cuts"] == 0 and "motion.flow_mean" in rec["scalars"]
+    a_created = snapshot(base_dir(pytester, "a"))
+
+    # 3. pass: compared metric by metric, nothing rewritten
+    r = go()
+    r.assert_outcomes(passed=2)
+    assert "baselines:" not in r.stdout.str()
+    checks = outcomes(results(pytester), "a")
+    assert checks["baseline.motion.flow_mean"]["status"] == "passed"
+    assert checks["baseline.structural.thumbnails"]["status"] == "passed"
+    assert snapshot(base_dir(pytester, "a")) == a_created
+
+    # ... and --ltx-update-baselines on an unchanged clip does not churn the files either
+    r = go("--ltx-update-baselines")
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["*baselines: 2 unchanged*"])
+    assert snapshot(base_dir(pytester, "a")) == a_created
+
+    # 4. the clip changes: a readable diff, baseline → now, with the tolerance; b is untouched
+    write_spec(pytester, cards(a=A_CHANGED))
+    r = go()
+    r.assert_outcomes(failed=1, passed=1)
+    out = r.stdout.str()
+    assert "specs/life.yaml:" in out and "a: " in out and "checks failed" in out
+    old_flow = record(pytester, "a")["scalars"]["motion.flow_mean"]
+    r.stdout.fnmatch_lines([f"*baseline.motion.flow_mean: motion.flow_mean moved {old_flow:.4g} → * (+*; tolerance ±*"])
+    r.stdout.fnmatch_lines(["*baseline.structural.thumbnails: keyframe SSIM to the baseline fell to * at keyframe *"
+                            "(frame *, * s); min allowed 0.70*"])
+    assert "Traceback" not in out
+    assert snapshot(base_dir(pytester, "a")) == a_created  # a failing run never writes
+
+    # 5. update: passes, the summary names what moved; then a plain run passes on the new baseline
+    r = go("--ltx-update-baselines")
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["*baselines: 1 updated, 1 unchanged in *",
+                            "*updated  specs/life/a [[]testcard[]]",
+                            f"*motion.flow_mean {old_flow:.4g} → *",
+                            "*arrays changed: structural.thumbnails*",
+                            "*provenance changed: testcard_sha256*"])
+    new = record(pytester, "a")
+    assert new["scalars"]["motion.flow_mean"] != old_flow
+    assert new["created"] == json.loads(a_created["record.json"])["created"]  # created survives updates
+    r = go()
+    r.assert_outcomes(passed=2)
+
+    # 6. b leaves the spec: its baseline is reported unused, the run is not failed by it
+    write_spec(pytester, cards(a=A_CHANGED, b=None))
+    write_spec(pytester, cards(), name="other.yaml")  # another spec's baselines are never b's business
+    r = go("--ltx-create-missing")
+    assert r.ret == 0
+    r.stdout.fnmatch_lines(["*1 baseline(s) unused (remove with --ltx-prune-baselines):",
+                            "*specs/life/b [[]testcard[]]"])
+    assert results(pytester)["meta"]["unused_baselines"] == [["specs/life/b", "testcard"]]
+
+    # ... but only when the whole suite ran: not with -k (nor is anything pruned then)
+    r = go("-k", "not other", "--ltx-prune-baselines")
+    assert r.ret == 0
+    assert "unused" not in r.stdout.str() and "removed" not in r.stdout.str()
+    assert base_dir(pytester, "b").is_dir()
+
+    # 7. pruned on request: b's folder goes (and its now-empty parent), everything else stays
+    r = go("--ltx-prune-baselines")
+    assert r.ret == 0
+    r.stdout.fnmatch_lines(["*1 baseline(s) removed:", "*specs/life/b [[]testcard[]]"])
+    assert not (pytester.path / "baselines" / "specs" / "life" / "b").exists()
+    assert base_dir(pytester, "a").is_dir()
+    assert base_dir(pytester, "a", spec="other").is_dir() and base_dir(pytester, "b", spec="other").is_dir()
+    r = go()
+    r.assert_outcomes(passed=3)
+    assert "unused" not in r.stdout.str()
+
+
+def test_lifecycle_missing_create_pass_change_update_orphan_prune(pytester: pytest.Pytester) -> None:
+    _lifecycle(pytester)
+
+
+@pytest.mark.slow
+def test_lifecycle_under_xdist_controller_writes_once(pytester: pytest.Pytester) -> None:
+    """Under ``-n 2`` the items run on workers; their records reach the controller, which writes each
+    one once (and nobody else writes). The controller learns the collection for orphan reporting."""
+    pytest.importorskip("xdist")
+    log = pytester.path / "writes.log"
+    pytester.makeconftest(f"""
+        import os
+        from pytest_ltx.baseline.store import BaselineStore
+
+        _swap_in = BaselineStore._swap_in
+
+        def _logged(self, target, rec):
+            with open({str(log)!r}, "a") as f:
+                f.write(os.environ.get("PYTEST_XDIST_WORKER", "controller") + " " + rec.item_key + "\\n")
+            return _swap_in(self, target, rec)
+
+        BaselineStore._swap_in = _logged
+    """)
+    _lifecycle(pytester, "-n", "2", subprocess=True)
+    writes = log.read_text().splitlines()
+    # created a, b (other.yaml: a, b); updated a — each exactly once, all by the controller
+    assert sorted(writes) == sorted(["controller specs/life/a", "controller specs/life/b",
+                                     "controller specs/life/a",
+                                     "controller specs/other/a", "controller specs/other/b"])
+
+
+def test_orphans_only_within_the_spec_files_that_ran(pytester: pytest.Pytester) -> None:
+    """Running one spec file judges only that file's baselines: not those of ``specs/life/sub.yaml``
+    (whose item keys start with ``specs/life/`` too)."""
+    write_spec(pytester, cards())
+    (pytester.path / "specs" / "life").mkdir()
+    write_spec(pytester, cards(), name="life/sub.yaml")
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=4)
+    r = pytester.runpytest("specs/life.yaml", "-p", "no:cacheprovider", "--ltx-prune-baselines")
+    r.assert_outcomes(passed=2)
+    assert "unused" not in r.stdout.str() and "removed" not in r.stdout.str()
+    assert base_dir(pytester, "a", spec="life/sub").is_dir() and base_dir(pytester, "b", spec="life/sub").is_dir()
+
+
+def test_last_failed_rerun_never_prunes_the_items_it_skipped(pytester: pytest.Pytester) -> None:
+    """``--lf`` deselects the items that passed last time: their baselines are not unused."""
+    write_spec(pytester, cards())
+    args = ("specs/", "-W", "ignore::pytest.PytestAssertRewriteWarning")
+    pytester.runpytest(*args, "--ltx-create-missing").assert_outcomes(passed=2)
+    write_spec(pytester, cards(a=A_CHANGED))
+    pytester.runpytest(*args).assert_outcomes(failed=1, passed=1)
+    r = pytester.runpytest(*args, "--lf", "--ltx-prune-baselines", "--ltx-update-baselines")
+    r.assert_outcomes(passed=1)
+    assert "unused" not in r.stdout.str() and "removed" not in r.stdout.str()
+    assert base_dir(pytester, "b").is_dir()
+
+
+# ---- crash safety ----------------------------------------------------------------------------------
+
+KILLER = """
+    import os
+    import pytest_ltx.baseline.store as store
+
+    _real, _calls = store._rename, [0]
+
+    def _rename(src, dst):
+        _calls[0] += 1
+        if _calls[0] == {at}:
+            {action}
+        return _real(src, dst)
+
+    store._rename = _rename
+"""
+
+
+@pytest.mark.parametrize("kill_at", [2, 3, 4])
+def test_killed_update_leaves_each_baseline_old_or_new_and_next_run_recovers(
+    pytester: pytest.Pytester, kill_at: int
+) -> None:
+    """A flush swaps records in with two renames each (old → aside, new → in), a then b. The process is
+    killed (os._exit) before rename ``kill_at``: 2 = between a's two renames, 3 = a done, b not
+    started, 4 = between b's two renames. No visible baseline is ever partial; the next run restores
+    whatever was moved aside, and an update then finishes the job."""
+    write_spec(pytester, cards())
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=2)
+    old = {i: snapshot(base_dir(pytester, i)) for i in ("a", "b")}
+
+    write_spec(pytester, cards(a=A_CHANGED, b="seed: 6"))
+    pytester.makeconftest(KILLER.format(at=kill_at, action="os._exit(9)"))
+    r = run(pytester, "--ltx-update-baselines", subprocess=True)
+    assert r.ret == 9, r.stdout.str()
+    (pytester.path / "conftest.py").unlink()
+
+    from pytest_ltx.baseline import BaselineRecord
+
+    # right after the kill, before anyone recovers: every visible record is complete and consistent
+    def leftovers() -> list[Path]:  # a record's temp/aside copies lie beside it, hidden
+        return [p for i in ("a", "b") for p in base_dir(pytester, i).parent.iterdir() if p.name.startswith(".")]
+
+    assert leftovers()
+    for i in ("a", "b"):
+        d = base_dir(pytester, i)
+        if d.exists():
+            assert {p.name for p in d.iterdir()} == RECORD_FILES
+            BaselineRecord.read_dir(d)  # digests of npz/jpg match record.json: not a mix of two versions
+
+    # the next (plain) run recovers: leftovers gone, each record old (fails: the cards changed) or new
+    r = run(pytester)
+    assert not leftovers()
+    now = {i: snapshot(base_dir(pytester, i)) for i in ("a", "b")}
+    a_new, b_new = now["a"] != old["a"], now["b"] != old["b"]
+    assert (a_new, b_new) == {2: (False, False), 3: (True, False), 4: (True, False)}[kill_at]
+    for i, is_new in (("a", a_new), ("b", b_new)):
+        assert {p.name for p in base_dir(pytester, i).iterdir()} == RECORD_FILES
+        if is_new:  # a complete new record: the new card's provenance, its own files
+            assert record(pytester, i)["provenance"]["testcard_sha256"] != json.loads(
+                old[i]["record.json"])["provenance"]["testcard_sha256"]
+    r.assert_outcomes(passed=int(a_new) + int(b_new), failed=2 - int(a_new) - int(b_new))
+
+    run(pytester, "--ltx-update-baselines").assert_outcomes(passed=2)
+    run(pytester).assert_outcomes(passed=2)
+
+
+def test_failed_baseline_write_is_reported_and_fails_the_run(pytester: pytest.Pytester) -> None:
+    """A flush that raises (disk full, permissions) keeps the old baselines, says so in the terminal
+    summary and makes the exit status non-zero: a requested update that did not happen is not green."""
+    write_spec(pytester, cards())
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=2)
+    old = snapshot(pytester.path / "baselines")
+    write_spec(pytester, cards(a=A_CHANGED))
+    pytester.makeconftest(KILLER.format(at=1, action="raise OSError(28, 'No space left on device')"))
+    r = run(pytester, "--ltx-update-baselines", subprocess=True)
+    r.assert_outcomes(passed=2)
+    assert r.ret == 1
+    r.stdout.fnmatch_lines(["*pytest-ltx: writing baselines failed: OSError: *No space left on device*"])
+    (pytester.path / "conftest.py").unlink()
+    run(pytester).assert_outcomes(passed=1, failed=1)  # recovered: a is still the old baseline
+    assert snapshot(pytester.path / "baselines") == old
+
+
+def test_update_never_writes_a_baseline_from_a_crashed_metric(pytester: pytest.Pytester) -> None:
+    """A metric that raised is an error outcome; writing that run as the baseline would record the
+    metric as unmeasured and stop gating it. The old baseline stays, and the item says why."""
+    write_spec(pytester, cards())
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=2)
+    old = snapshot(pytester.path / "baselines")
+    pytester.makeconftest("""
+        import pytest_ltx.metrics.motion as motion
+
+        def _broken(clip, **kw):
+            raise RuntimeError("simulated metric bug")
+
+        motion.analyze = _broken
+    """)
+    r = run(pytester, "--ltx-update-baselines", subprocess=True)
+    r.assert_outcomes(failed=2)
+    r.stdout.fnmatch_lines(["*ERROR motion.error: motion could not be computed: RuntimeError: simulated metric bug*",
+                            "*ERROR baseline.update: baseline baselines/specs/life/a/testcard not written: motion.error "
+                            "could not be computed in this run (the old baseline stays)*"])
+    assert snapshot(pytester.path / "baselines") == old
+    assert "baselines:" not in r.stdout.str()
+
+
+# ---- calibration -----------------------------------------------------------------------------------
+
+
+def test_calibrate_render_neighbouring_and_same_seeds(pytester: pytest.Pytester) -> None:
+    """``--ltx-calibrate 3`` stores means, σ and samples=3. Neighbouring seeds (0, 1, 2) give the tiny
+    model's noise clips a nonzero spread on some motion metric; the same seed three times on CPU renders
+    identical clips, so the spread is zero (up to float summation: ~1e-16)."""
+    write_spec(pytester, TINY, name="r.yaml")
+    r = run(pytester, "--ltx-calibrate", "3", "--ltx-calibrate-seeds", "neighbouring")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*baselines: 1 created*"])
+    model = next((pytester.path / "baselines" / "specs" / "r" / "noise[seed=0]").iterdir()).name
+    rec = record(pytester, "noise[seed=0]", model=model, spec="r")
+    assert rec["samples"] == 3
+    assert rec["provenance"]["calibration"]["seeds"] == [0, 1, 2]
+    assert set(rec["spread"]) >= {"motion.flow_mean", "motion.cuts"}
+    assert max(rec["spread"].values()) > 0, rec["spread"]
+
+    r = run(pytester, "--ltx-calibrate", "3", "--ltx-calibrate-seeds", "same")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*updated  specs/r/noise[[]seed=0[]]*", "*spread recalibrated (3 → 3 runs)*"])
+    rec = record(pytester, "noise[seed=0]", model=model, spec="r")
+    assert rec["samples"] == 3 and rec["provenance"]["calibration"]["seeds"] == [0, 0, 0]
+    assert max(rec["spread"].values()) < 1e-12, rec["spread"]
+
+    # the calibrated spread now sets the tolerances of a plain run
+    run(pytester).assert_outcomes(passed=1)
+    tol = outcomes(results(pytester), "noise[seed=0]")["baseline.motion.flow_mean"]["details"]["tolerance"]
+    assert tol["source"] == "calibrated", tol
+
+
+def test_calibrate_testcard_stores_zero_spread(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, cards(b=None))
+    r = run(pytester, "--ltx-calibrate", "3")
+    r.assert_outcomes(passed=1)
+    rec = record(pytester, "a")
+    # the same clip three times: σ is zero up to float summation (mean of 3 equal floats: ~1e-17)
+    assert rec["samples"] == 3 and rec["spread"] and max(rec["spread"].values()) < 1e-12, rec["spread"]
+
+
+# ---- environment, corruption -------------------------------------------------------------------------
+
+
+def test_baseline_from_another_environment_is_compared_with_a_warning(pytester: pytest.Pytester) -> None:
+    from importlib.metadata import version
+
+    write_spec(pytester, cards(b=None))
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=1)
+    p = base_dir(pytester, "a") / "record.json"
+    doc = json.loads(p.read_text())
+    doc["environment"]["libraries"]["torch"] = "2.0.0"
+    doc["environment"]["device"] = "cuda"
+    p.write_text(json.dumps(doc, indent=2, sort_keys=True))
+
+    r = run(pytester)
+    r.assert_outcomes(passed=1, warnings=1)
+    r.stdout.fnmatch_lines([f"*PytestWarning: a: baseline made in a different environment: "
+                            f"device cuda → (none); torch 2.0.0 → {version('torch')}"])
+    item = results(pytester)["items"][0]
+    assert item["baseline"]["status"] == "compared"
+    assert item["baseline"]["comparison"]["environment_diff"] == ["device cuda → (none)",
+                                                                  f"torch 2.0.0 → {version('torch')}"]
+    assert outcomes(results(pytester), "a")["baseline.motion.flow_mean"]["status"] == "passed"
+
+    # a regression against it names the environment difference in the failure itself
+    write_spec(pytester, cards(a=A_CHANGED, b=None))
+    r = run(pytester)
+    r.assert_outcomes(failed=1, warnings=1)
+    r.stdout.fnmatch_lines(["*baseline.motion.flow_mean: * [[]baseline environment differs: device cuda → (none);*"])
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "says"),
+    [
+        ("record.json", b'{"format": 1, "item_key": ', "corrupt JSON"),
+        ("record.json", b"<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> theirs\n", "contains git merge-conflict markers"),
+        ("keyframes.npz", b"PK\x03\x04 not really a zip", "corrupt"),
+        ("keyframes.jpg", None, "missing (record.json lists thumbnails)"),
+    ],
+    ids=["truncated-json", "merge-conflict", "bad-npz", "missing-strip"],
+)
+def test_corrupt_baseline_is_an_error_on_that_item_naming_the_file(
+    pytester: pytest.Pytester, file: str, damage: bytes | None, says: str
+) -> None:
+    write_spec(pytester, cards())
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=2)
+    target = base_dir(pytester, "a") / file
+    if damage is None:
+        target.unlink()
+    else:
+        target.write_bytes(damage)
+
+    r = run(pytester)
+    assert r.ret == 1  # failed tests, not an internal error or a crash
+    r.assert_outcomes(failed=1, passed=1)
+    out = r.stdout.str()
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    r.stdout.fnmatch_lines([f"*ERROR baseline.read: {target}: {says}*regenerat* it with "
+                            "`pytest 'specs/life.yaml::a' --ltx-update-baselines`*"])
+    assert outcomes(results(pytester), "a")["baseline.read"]["status"] == "error"
+
+    # --ltx-create-missing does not paper over it; --ltx-update-baselines replaces it
+    run(pytester, "--ltx-create-missing").assert_outcomes(failed=1, passed=1)
+    r = run(pytester, "--ltx-update-baselines")
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["*updated  specs/life/a [[]testcard[]]", "*replaced an unusable baseline: *"])
+    run(pytester).assert_outcomes(passed=2)
+
+
+# ---- GitHub step summary ------------------------------------------------------------------------------
+
+
+def test_github_step_summary_has_items_and_baseline_changes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    write_spec(pytester, cards())
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=2)
+    text = summary.read_text()
+    assert "2 clips: 2 passed, 0 failed, 0 errors" in text
+    assert "| ✅ | `specs/life.yaml::a` | testcard |" in text
+    assert "| ✅ | `specs/life.yaml::b` | testcard |" in text
+    assert "### baselines: 2 created" in text
+    assert "| created | `specs/life/a` | `testcard` | — |" in text
+
+    summary.unlink()
+    write_spec(pytester, cards(a=A_CHANGED))
+    run(pytester).assert_outcomes(failed=1, passed=1)
+    text = summary.read_text()
+    assert "| ❌ | `specs/life.yaml::a` | testcard |" in text and "baselines:" not in text
+
+    summary.unlink()
+    run(pytester, "--ltx-update-baselines").assert_outcomes(passed=2)
+    text = summary.read_text()
+    assert "### baselines: 1 updated, 1 unchanged" in text
+    row = next(line for line in text.splitlines() if line.startswith("| updated |"))
+    assert "`specs/life/a`" in row and "`motion.flow_mean " in row and "→" in row
+    assert "1 baseline(s) unchanged." in text
