@@ -201,3 +201,36 @@ def test_big_buck_bunny_is_continuous(clips_bigbuckbunny) -> None:
 def test_carphone_has_no_events(which: str, request: pytest.FixtureRequest) -> None:
     r = analyze_file(request.getfixturevalue(which))
     assert r.events == (), [e.describe() for e in r.events]
+
+
+def test_analyze_file_refuses_a_truncated_file(tmp_path) -> None:
+    from pytest_ltx.media import ClipReadError, write_frames
+    from pytest_ltx.testcard import iter_frames
+
+    spec = TestCardSpec(width=96, height=64, frames=33, seed=1, audio=None)
+    p = write_frames(iter_frames(spec), tmp_path / "fs.mp4", fps=24, faststart=True)
+    data = p.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ClipReadError, match="truncated"):  # raised in the decode thread, re-raised here
+        analyze_file(tmp_path / "cut.mp4")
+
+
+def test_prefetch_stops_its_worker_when_abandoned() -> None:
+    import threading
+
+    from pytest_ltx.metrics.motion import _prefetch
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield np.zeros((4, 4, 3), np.uint8)
+            i += 1
+
+    it = _prefetch(endless(), depth=2)
+    next(it)
+    it.close()
+    assert not any(t.name == "motion-decode" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) < 10

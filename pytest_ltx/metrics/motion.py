@@ -9,16 +9,27 @@ analysis resolution (256 px long side by default):
 * ``content`` — PySceneDetect's ContentDetector value: mean |ΔH|, |ΔS|, |ΔV|;
 * ``hist_distance`` — total-variation distance of hue/saturation and value histograms (0 same, 1 disjoint):
   position-free, so it stays low under any motion of the same content and jumps at a new shot;
-* ``flow_mean`` / ``flow_top5`` — DIS optical-flow magnitude (mean, and mean of the top 5 %), in analysis
-  pixels, computed after compensating the global brightness change so flicker does not fake motion;
+* structure — correlation of 32 px brightness-normalised thumbnails, best over small shifts: near 1 for
+  the same picture moved a little, near 0 for a different picture;
+* ``flow_mean`` / ``flow_top5`` — DIS optical-flow magnitude (mean, and mean of the top 5 %), computed
+  on a ~128 px pyramid level after compensating the global brightness change (so flicker does not fake
+  motion) and reported in analysis pixels;
+* ``motion_gain`` — median over moving pixels of how far each moved along its previous motion (1 =
+  steady, k+1 when k frames were skipped);
 * ``warp_error`` — what the flow cannot explain: |frame i warped back - frame i-1|;
-* ``luma_mean`` — per frame; its frame-to-frame alternation is flicker.
+* ``luma_mean`` — per frame (plus a 4x4 grid of block means for flicker).
 
 Events are spikes *relative to the clip's own neighbourhood* (a pair against the median of the pairs on
 each side), with small absolute floors, so one threshold set works from a 12 fps 160 px card to 1080p
-footage: a **cut** is a histogram spike (new content); a **jump** a one-pair spike in flow (or in warp
-error and difference when the flow breaks) while the content stays; a **freeze** a run of near-identical
-frames; a **flicker** a run of frames whose mean brightness alternates up/down against its neighbours.
+footage: a **cut** is a colour-histogram spike, or a structure break the flow cannot follow (new
+content); a **jump** a one-pair spike in flow that continues the previous motion (or in warp error and
+difference when the flow breaks) while the content stays; a **freeze** a run of pairs with almost no
+change and no flow; a **flicker** a run of frames whose brightness, across most of the picture,
+alternates up/down against its neighbours.
+
+Known limits: a jump is only visible where something moves (a skip in a static shot is invisible and
+harmless), and sub-pixel skips (< ~1 px at 256 px) are not reported; a single repeated frame is counted
+in ``repeated_frames`` but is not a freeze event (frame-rate conversions duplicate frames routinely).
 
 Frame numbers are 0-based indices into the source; an event "at frame i" is the discontinuity between
 frames i-1 and i. A freeze spans the frames that repeat their predecessor; a flicker the frames whose
@@ -101,17 +112,21 @@ class MotionParams:
     #: cut: histogram distance spike ratio and floor (0..1)
     cut_ratio: float = 3.0
     cut_min_hist: float = 0.15
-    #: cut without a colour change: the 32 px structure thumbnails correlate at most this much
+    #: cut without a colour change: the 32 px structure thumbnails correlate at most this much, and the
+    #: flow-warp error spikes by this ratio
     cut_max_structure: float = 0.5
+    cut_warp_ratio: float = 2.0
     #: jump: flow spike ratio; minimum extra mean flow over the neighbours, as a fraction of the analysis
     #: long side (1 px at 256: sub-pixel stutter of a badly compressed clip is not a jump)
     jump_ratio: float = 2.0
     jump_min_flow: float = 0.004
     #: ... and the motion must continue along the previous pair's direction, this many times further
     jump_min_gain: float = 2.0
-    #: jump when the flow breaks: warp-error and difference spike ratios
+    #: jump when the flow breaks: warp-error and difference spike ratios, and a floor on the difference
+    #: (luma levels)
     jump_warp_ratio: float = 3.0
     jump_diff_ratio: float = 2.0
+    jump_min_diff: float = 2.0
     #: freeze: a pair is frozen below this fraction of the clip's median difference (capped at
     #: ``freeze_max_diff``, at least ``freeze_min_diff``; luma levels 0..255) and of its median flow
     #: (at least ``freeze_min_flow`` px)
@@ -436,7 +451,7 @@ def _detect(sig: _Signals, fps: float, p: MotionParams, frame_indices: np.ndarra
     new_layout = (
         (struct_loss >= 1.0 - p.cut_max_structure)
         & (struct_loss >= p.cut_ratio * np.maximum(struct_ref, eps))
-        & (warp >= 2.0 * np.maximum(warp_ref, eps))
+        & (warp >= p.cut_warp_ratio * np.maximum(warp_ref, eps))
     )
     is_cut = new_colours | new_layout
     gain = sig.array("gain")
@@ -447,7 +462,7 @@ def _detect(sig: _Signals, fps: float, p: MotionParams, frame_indices: np.ndarra
     )
     broken = (warp >= p.jump_warp_ratio * np.maximum(warp_ref, eps)) & (
         diff >= p.jump_diff_ratio * np.maximum(diff_ref, eps)
-    ) & (diff >= 2.0)
+    ) & (diff >= p.jump_min_diff)
     is_jump = ~is_cut & (flow_jump | broken)
     for k in np.nonzero(is_cut)[0]:
         events.append(ev(MotionEventKind.CUT, k + 1, k + 1, max(hist[k], struct_loss[k])))
@@ -478,11 +493,9 @@ def _detect(sig: _Signals, fps: float, p: MotionParams, frame_indices: np.ndarra
         rb = (blk[1:-1] - 0.5 * (blk[:-2] + blk[2:])) / np.maximum(blk[1:-1], 1.0)
         resid[1:-1] = np.median(rb, axis=1)
         rel = np.abs(resid)
-        # a cut or jump makes one +/- pair of residuals: not brightness, keep it out
-        for e in events:
-            if e.kind in (MotionEventKind.CUT, MotionEventKind.JUMP):
-                i = _local(e.start_frame, frame_indices)
-                rel[max(0, i - 1) : i + 1] = 0.0
+        # a cut or jump into frame k+1 makes a +/- pair of residuals on frames k, k+1: not brightness
+        for k in np.nonzero(is_cut | is_jump)[0]:
+            rel[k : k + 2] = 0.0
         noise = float(np.median(rel[1:-1]))
         thr = max(p.flicker_min_rel, min(p.flicker_noise_factor * noise, 3 * p.flicker_min_rel))
         above = rel >= thr
@@ -503,17 +516,10 @@ def _detect(sig: _Signals, fps: float, p: MotionParams, frame_indices: np.ndarra
                     if hi - lo + 1 >= p.min_flicker_frames:
                         events.append(ev(MotionEventKind.FLICKER, lo, hi, float(np.median(rel[lo : hi + 1]))))
                     start = i
-        win = max(1, int(round(fps)))
-        r = rel
-        flicker_score = float(max(r[i : i + win].mean() for i in range(0, max(1, len(r) - win + 1))))
+        win = min(len(rel), max(1, int(round(fps))))
+        flicker_score = float(np.convolve(rel, np.ones(win) / win, mode="valid").max())
     events.sort(key=lambda e: (e.start_frame, e.kind.value))
     return {"events": tuple(events), "repeated": repeated, "flicker_score": flicker_score}
-
-
-def _local(orig_frame: int, frame_indices: np.ndarray | None) -> int:
-    if frame_indices is None:
-        return orig_frame
-    return int(np.searchsorted(frame_indices, orig_frame))
 
 
 # ------------------------------------------------------------------------------------------ entries
