@@ -234,3 +234,14 @@ def test_prefetch_stops_its_worker_when_abandoned() -> None:
     it.close()
     assert not any(t.name == "motion-decode" and t.is_alive() for t in threading.enumerate())
     assert len(produced) < 10
+
+
+def test_still_flicker_is_flicker_not_freeze() -> None:
+    spec = TestCardSpec(width=128, height=96, frames=49, seed=6, audio=None,
+                        flickers=[{"start": 20, "length": 6, "amplitude": 0.1, "still": True}])
+    card = draw(spec)
+    f = card.clip.frames.astype(float)
+    assert card.truth.source_frame[20:26] == (19,) * 6  # nothing moves while it flickers
+    assert not np.array_equal(f[20], f[19])
+    r = analyze(card.clip)
+    assert [(e.kind.value, e.start_frame, e.end_frame) for e in r.events] == [("flicker", 20, 25)]

@@ -115,6 +115,7 @@ class FlickerSpec(_Model):
     start: int = Field(..., ge=1, description="first flickering frame")
     length: int = Field(..., ge=2, description="number of flickering frames")
     amplitude: float = Field(0.12, gt=0, le=0.6, description="relative brightness swing a")
+    still: bool = Field(False, description="pause the scene while it flickers: only the brightness changes")
 
 
 class TextSpec(_Model):
@@ -357,6 +358,7 @@ def _timeline(spec: TestCardSpec) -> _Timeline:
     cuts = set(spec.cuts)
     jumps = {j.at: j.skip for j in spec.jumps}
     frozen = {i for f in spec.freezes for i in range(f.start, f.start + f.length)}
+    frozen |= {i for f in spec.flickers if f.still for i in range(f.start, f.start + f.length)}
     scene = np.zeros(n, np.int64)
     src = np.zeros(n, np.int64)
     gain = np.ones(n, np.float64)
