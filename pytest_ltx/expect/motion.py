@@ -88,7 +88,8 @@ def _bound(
     allowed = {"min": lo, "max": hi}
     if value is None:
         return Outcome(check_name, Status.UNMEASURED, f"{what} not measurable (fewer than 2 frames)", None, allowed)
-    rng = " and ".join(s for s in (f">= {lo:.3f}" if lo is not None else "", f"<= {hi:.3f}" if hi is not None else "") if s)
+    parts = (f">= {lo:.3f}" if lo is not None else "", f"<= {hi:.3f}" if hi is not None else "")
+    rng = " and ".join(s for s in parts if s)
     ok = (lo is None or value >= lo) and (hi is None or value <= hi)
     msg = f"{what} {value:.3f}, {'within' if ok else 'outside'} the allowed {rng}"
     if extra:

@@ -268,7 +268,8 @@ class _Signals:
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
         self.size: tuple[int, int] | None = None
         self.cols: dict[str, list[float]] = {
-            k: [] for k in ("diff", "content", "hist", "structure", "flow_mean", "flow_top5", "warp", "rgb_diff", "gain")
+            k: []
+            for k in ("diff", "content", "hist", "structure", "flow_mean", "flow_top5", "warp", "rgb_diff", "gain")
         }
         self.luma: list[float] = []
         self.blocks: list[np.ndarray] = []
@@ -309,7 +310,10 @@ class _Signals:
         thumb -= float(cv2.mean(thumb)[0])
         thumb /= float(cv2.norm(thumb)) + 1e-6
         blocks = cv2.resize(small, (4, 4), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
-        cur = {"rgb": frame, "g": g, "gs": gs, "hsv": hsv, "hs": hs / n, "hv": hv / n, "m": m, "thumb": _thumb_parts(thumb)}
+        cur = {
+            "rgb": frame, "g": g, "gs": gs, "hsv": hsv, "hs": hs / n, "hv": hv / n, "m": m,
+            "thumb": _thumb_parts(thumb),
+        }
         self.luma.append(m)
         self.blocks.append(blocks)
         p = self._prev

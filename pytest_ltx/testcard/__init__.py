@@ -440,7 +440,8 @@ class _Object:
         if k is MotionKind.FLASH:
             return [(e, VisualEventKind.FLASH) for e in self.events]
         if k is MotionKind.START_STOP:
-            return [(e, VisualEventKind.START if i % 2 == 0 else VisualEventKind.STOP) for i, e in enumerate(self.events)]
+            kinds = (VisualEventKind.START, VisualEventKind.STOP)
+            return [(e, kinds[i % 2]) for i, e in enumerate(self.events)]
         return []
 
     def _moved(self, s: float) -> float:
@@ -583,7 +584,10 @@ class _Scene:
 def _texts(spec: TestCardSpec) -> list[tuple[TextSpec, str]]:
     from pytest_ltx.testcard.text import garbled
 
-    return [(t, t.text if t.text is not None else garbled(t.garbled or 1, spec.seed + 101 * k)) for k, t in enumerate(spec.text)]
+    return [
+        (t, t.text if t.text is not None else garbled(t.garbled or 1, spec.seed + 101 * k))
+        for k, t in enumerate(spec.text)
+    ]
 
 
 def _burn(frame: np.ndarray, t: TextSpec, text: str) -> tuple[int, int, int, int]:
@@ -658,7 +662,8 @@ def truth(spec: TestCardSpec) -> Truth:
     texts: list[BurnedText] = []
     for t, s in _texts(spec):
         box = _burn(np.zeros((spec.height, spec.width, 3), np.uint8), t, s)
-        texts.append(BurnedText(s, t.start, t.end if t.end is not None else spec.frames - 1, box, t.garbled is not None))
+        last = t.end if t.end is not None else spec.frames - 1
+        texts.append(BurnedText(s, t.start, last, box, t.garbled is not None))
     return Truth(
         frames=spec.frames,
         fps=spec.fps,
