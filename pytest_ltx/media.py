@@ -237,14 +237,17 @@ def _downscale_i420(yuv: np.ndarray, fw: int, fh: int, w: int, h: int) -> np.nda
     """
     import cv2
 
-    ew, eh = w + w % 2, h + h % 2  # I420 needs even sides; an odd target drops the extra row/column
-    y = _shrink(yuv[:fh], ew, eh)
-    q = fh // 4
-    u = _shrink(yuv[fh : fh + q].reshape(fh // 2, fw // 2), ew // 2, eh // 2)
-    v = _shrink(yuv[fh + q : fh + 2 * q].reshape(fh // 2, fw // 2), ew // 2, eh // 2)
+    ew, eh = w + w % 2, h + h % 2  # I420 needs even sides; an odd target is reached by a last resize
+    flat = yuv.reshape(-1)  # Y, then U, then V, each plane packed without padding
+    ny, nc = fw * fh, (fw // 2) * (fh // 2)
+    y = _shrink(flat[:ny].reshape(fh, fw), ew, eh)
+    u = _shrink(flat[ny : ny + nc].reshape(fh // 2, fw // 2), ew // 2, eh // 2)
+    v = _shrink(flat[ny + nc : ny + 2 * nc].reshape(fh // 2, fw // 2), ew // 2, eh // 2)
     i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(eh * 3 // 2, ew)
     rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
-    return np.ascontiguousarray(rgb[:h, :w])
+    if (ew, eh) != (w, h):
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return rgb
 
 
 def _expected_frames(c, vs) -> int | None:

@@ -139,3 +139,22 @@ def test_clip_validates() -> None:
         Clip(frames=np.zeros((2, 4, 4, 3), np.uint8), fps=0)
     c = Clip(frames=np.zeros((2, 4, 4, 3), np.uint8), fps=24, audio=np.zeros(100, np.float32), sample_rate=100)
     assert c.audio.shape == (1, 100) and c.audio_duration_s == 1.0 and c.info().to_dict()["frames"] == 2
+
+
+@pytest.mark.parametrize("size", [(202, 130), (258, 130), (320, 180)])
+def test_fast_downscale_matches_swscale_area(tmp_path: Path, size: tuple[int, int]) -> None:
+    """The yuv420p fast path (OpenCV planes) gives the same picture as swscale's area filter."""
+    import av
+
+    from pytest_ltx.media import _scaled_size
+    from pytest_ltx.testcard import iter_frames as card_frames
+
+    w, h = size
+    p = write_frames(card_frames(TestCardSpec(width=w, height=h, frames=3, audio=None)), tmp_path / "a.mp4", fps=24)
+    with av.open(str(p)) as c:
+        vs = c.streams.video[0]
+        tw, th = _scaled_size(vs.width, vs.height, 100)
+        ref = [f.reformat(width=tw, height=th, format="rgb24", interpolation="AREA").to_ndarray() for f in c.decode(vs)]
+    got = [f for _, f in iter_frames(p, max_side=100)]
+    assert got[0].shape == ref[0].shape == (th, tw, 3)
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(ref, got)]) < 5
