@@ -219,14 +219,16 @@ def test_lifecycle_under_xdist_controller_writes_once(pytester: pytest.Pytester)
     pytest.importorskip("xdist")
     log = pytester.path / "writes.log"
     pytester.makeconftest(f"""
-        import os
         from pytest_ltx.baseline.store import BaselineStore
 
-        _swap_in = BaselineStore._swap_in
+        _swap_in, _role = BaselineStore._swap_in, []
+
+        def pytest_configure(config):
+            _role.append(config.workerinput["workerid"] if hasattr(config, "workerinput") else "controller")
 
         def _logged(self, target, rec):
             with open({str(log)!r}, "a") as f:
-                f.write(os.environ.get("PYTEST_XDIST_WORKER", "controller") + " " + rec.item_key + "\\n")
+                f.write(_role[0] + " " + rec.item_key + "\\n")
             return _swap_in(self, target, rec)
 
         BaselineStore._swap_in = _logged
