@@ -195,34 +195,42 @@ def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Clip:
         mp4.unlink(missing_ok=True)
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     from pytest_ltx.render.file import load_file_source
 
     assert item.file_path is not None
     try:
         clip = load_file_source(item.file_path, item.audio_path, spec_dir=item.base_dir,
-                                root=session.settings.rootdir)
+                                root=session.settings.rootdir, require_audio=item.expect.av_sync is not None)
     except ClipReadError as e:
         raise InfraError(f"{_where(item)}: {e}") from None
-    digest = hashlib.sha256(Path(item.file_path).read_bytes()).hexdigest()
-    params = {"file": str(item.file_path), "audio": None if item.audio_path is None else str(item.audio_path)}
-    return ClipRun(clip=clip, source="file", params=params, provenance={"file_sha256": digest},
-                   model_key="file", mp4=Path(item.file_path))
+    source = Path(clip.source or item.file_path)
+    params = {"file": str(source), "audio": None if item.audio_path is None else str(item.audio_path)}
+    return ClipRun(clip=clip, source="file", params=params, provenance={"file_sha256": _file_sha256(source)},
+                   model_key="file", mp4=source)
 
 
 def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
-    from pytest_ltx.testcard import draw
+    from pytest_ltx.testcard import write
 
-    card = draw(item.clip.testcard)
-    # through the same encode/decode path as a render, so the metrics see codec effects
-    key = hashlib.sha256(item.clip.testcard.model_dump_json().encode()).hexdigest()[:16]
+    spec = item.clip.testcard
+    key = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
     stem = item.spec_path.stem if item.spec_path else "spec"
     mp4 = session.report_clip_path(f"{stem}__{item.name}")
-    write_clip(card.clip, mp4)
+    # drawn frame by frame straight into the mp4, then read back like a render: the metrics see the
+    # codec's effect, and a large card is never held in memory twice
+    truth = write(spec, mp4)
     clip = read_clip(mp4)
-    return ClipRun(clip=clip, source="testcard", params=item.clip.testcard.model_dump(mode="json"),
-                   provenance={"testcard_sha256": key}, model_key="testcard", mp4=mp4,
-                   truth=card.truth.to_dict())
+    return ClipRun(clip=clip, source="testcard", params=spec.model_dump(mode="json"),
+                   provenance={"testcard_sha256": key}, model_key="testcard", mp4=mp4, truth=truth.to_dict())
 
 
 def obtain_clip(item: "ItemSpec", session: "LtxSession") -> ClipRun:
