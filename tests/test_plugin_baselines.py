@@ -241,6 +241,20 @@ def test_lifecycle_under_xdist_controller_writes_once(pytester: pytest.Pytester)
                                      "controller specs/other/a", "controller specs/other/b"])
 
 
+def test_the_command_a_missing_baseline_suggests_creates_just_that_one(pytester: pytest.Pytester) -> None:
+    """The missing message's command (a node id + --ltx-update-baselines) creates that item's baseline
+    only; a node-id run is not the whole suite, so the other item's absence is not 'unused' talk."""
+    write_spec(pytester, cards())
+    run(pytester).assert_outcomes(failed=2)
+    r = pytester.runpytest("specs/life.yaml::a", "-p", "no:cacheprovider", "--ltx-update-baselines")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*baselines: 1 created*", "*created  specs/life/a [[]testcard[]]"])
+    assert base_dir(pytester, "a").is_dir() and not (pytester.path / "baselines" / "specs" / "life" / "b").exists()
+    r = run(pytester)
+    r.assert_outcomes(passed=1, failed=1)
+    r.stdout.fnmatch_lines(["*no golden baseline for specs/life/b [[]testcard[]]*"])
+
+
 def test_orphans_only_within_the_spec_files_that_ran(pytester: pytest.Pytester) -> None:
     """Running one spec file judges only that file's baselines: not those of ``specs/life/sub.yaml``
     (whose item keys start with ``specs/life/`` too)."""
