@@ -264,3 +264,16 @@ def test_real_footage_with_caption_reports_it(models_ocr_reader, bbb_keyframes):
     r0 = ocr.analyze(bbb_keyframes, sample_fps=25.0, reader=models_ocr_reader)
     miss = _by_check(check(r0, TextExpect(expected=[ExpectedText(text="big buck bunny")])), "text.expected")
     assert miss.failed and "missing" in miss.message
+
+
+@pytest.mark.slow
+def test_cpu_policy_detects_downscaled_but_reads_full_resolution(models_ocr_reader):
+    # 17 px caption on a 768x432 frame: detection runs at 384x216 (8 px text), reading at full size
+    frame = np.full((432, 768, 3), 90, np.uint8)
+    box = burn_text(frame, "OPEN HOUSE SUNDAY", x=0.1, y=0.8, height_frac=0.04)
+    lines = sorted(ocr.read_frame(frame, models_ocr_reader, max_side=ocr.CPU_MAX_SIDE), key=lambda r: r[2][0])
+    text = " ".join(t for t, _, _ in lines)  # EasyOCR may return the words as separate boxes
+    assert cer("OPEN HOUSE SUNDAY", text) <= 0.1, text
+    hull = (min(b[0] for _, _, b in lines), min(b[1] for _, _, b in lines),
+            max(b[2] for _, _, b in lines), max(b[3] for _, _, b in lines))
+    assert _iou(hull, box) > 0.5  # boxes in original-frame pixels
