@@ -138,7 +138,7 @@ class LtxItem(pytest.Item):
         outcomes += golden.outcomes
         self.baseline_payload = golden.payload
         for w in golden.warnings:
-            self.warn(pytest.PytestWarning(f"{self.name}: baseline made in a different environment: {w}"))
+            self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
         failed = [o for o in outcomes if o.failed]
         self.result = self._make_result("failed" if failed else "passed", outcomes=outcomes,
                                         timings={"metrics_s": round(metric_s, 4)}, baseline=golden.info)

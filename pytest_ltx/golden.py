@@ -86,6 +86,21 @@ def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: 
     )
 
 
+def _request_changes(base: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between the request a baseline was made from and this run's (prompt, steps…): a
+    prompt edit on a model that barely reacts to it would otherwise pass silently."""
+    b, n = base.get("request") or {}, now.get("request") or {}
+    out = []
+    for k in sorted(set(b) | set(n)):
+        if k in ("profile",) or b.get(k) == n.get(k):
+            continue
+        out.append(f"{k} {b.get(k)!r} → {n.get(k)!r}")
+    for k in ("testcard_sha256", "file_sha256"):
+        if base.get(k) and now.get(k) and base[k] != now[k]:
+            out.append(f"{k.split('_')[0]} content changed")
+    return out
+
+
 def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
                   session: "LtxSession") -> "tuple[BaselineRecord | None, str | None]":
     """The stored baseline of this item and model (None when there is none or baselines are off), and
@@ -173,8 +188,13 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
     # keyframe structure is gated here; CLIP embeddings are gated by the clip family (baseline_similarity_min)
     cmp = compare(current, base, e, compare_arrays=[STRUCTURAL], keyframe_ssim_min=ssim_min)
     step.outcomes += cmp.outcomes()
-    if cmp.environment:  # the caller prefixes "baseline made in a different environment": just what differs
-        step.warnings.append("; ".join(cmp.environment))
+    if cmp.environment:
+        step.warnings.append("baseline made in a different environment: " + "; ".join(cmp.environment))
+    changed = _request_changes(base.provenance, current.provenance)
+    if changed:
+        step.warnings.append("baseline made from a different request (update it if the change is intended): "
+                             + "; ".join(changed))
+        step.info["request_changes"] = changed
     step.info["status"] = "compared"
     step.info["comparison"] = cmp.to_dict()
     return step

@@ -86,7 +86,12 @@ def spread_of(samples: Sequence[Mapping[str, Any]]) -> Calibration:
             continue
         n = len(nums)
         mean = math.fsum(nums) / n
-        sigma = math.sqrt(math.fsum((v - mean) ** 2 for v in nums) / (n - 1)) if n >= 2 else None
+        if n < 2:
+            sigma = None
+        elif len(set(nums)) == 1:
+            sigma = 0.0  # identical runs: exactly no spread (the float mean would leave ~1e-16)
+        else:
+            sigma = math.sqrt(math.fsum((v - mean) ** 2 for v in nums) / (n - 1))
         if all(isinstance(v, int) for v in nums) and len(set(nums)) == 1:
             value: float | int = nums[0]
         else:
