@@ -204,9 +204,10 @@ def _register_config(arch: str, cfg: Mapping[str, Any]) -> None:
 
     if arch in open_clip.list_models():
         return
-    d = Path(tempfile.mkdtemp(prefix="pytest-ltx-clipcfg-"))
-    (d / f"{arch}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(d)
+    # open_clip reads the file at registration and keeps the parsed config, so the folder can go at once
+    with tempfile.TemporaryDirectory(prefix="pytest-ltx-clipcfg-") as d:
+        (Path(d) / f"{arch}.json").write_text(json.dumps(cfg))
+        open_clip.add_model_config(d)
 
 
 def ensure_tiny_random(seed: int = 0, home: Path | None = None) -> Path:
