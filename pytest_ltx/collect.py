@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pytest_ltx.runner import ClipRun
     from pytest_ltx.spec import ItemSpec
 
-__all__ = ["LtxItem", "SpecFile", "is_spec_file", "note_collection", "LtxCheckFailed"]
+__all__ = ["InvalidSpec", "LtxCheckFailed", "LtxItem", "SpecFile", "is_spec_file", "note_collection"]
 
 _SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -59,19 +59,53 @@ class LtxCheckFailed(Exception):
 
 
 class SpecFile(pytest.File):
-    """One YAML spec file. A malformed file is a collection error for this file only, one line per
-    problem (file:line: field: what is wrong); the other spec files still run."""
+    """One YAML spec file. A malformed file becomes a single erroring item for this file only, one line
+    per problem (file:line: field: what is wrong): a pytest collection error would interrupt the whole
+    session, and the other spec files must still run."""
 
-    def collect(self) -> Iterator["LtxItem"]:
+    def collect(self) -> Iterator[pytest.Item]:
         from pytest_ltx.spec import SpecFileError, expand, load_spec_file
 
+        rel = _relpath(self.path, Path(self.config.rootpath))
         try:
             spec = load_spec_file(self.path)
         except SpecFileError as e:
-            raise self.CollectError(str(e)) from None
-        rel = _relpath(self.path, Path(self.config.rootpath))
+            yield InvalidSpec.from_parent(self, name=INVALID_SPEC, message=str(e), spec_rel=rel)
+            return
         for item_spec in expand(spec):
             yield LtxItem.from_parent(self, name=item_spec.name, spec=item_spec, spec_rel=rel)
+
+
+#: name of the item that stands for a spec file that could not be loaded
+INVALID_SPEC = "invalid-spec"
+
+
+class InvalidSpec(pytest.Item):
+    """Stands for a malformed spec file: errors in setup (no traceback) with one line per problem."""
+
+    def __init__(self, *, message: str, spec_rel: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+        self.spec_rel = spec_rel
+        self.add_marker("ltx")
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, 0, f"invalid clip spec {self.spec_rel}"
+
+    def setup(self) -> None:
+        n = len(self.message.splitlines())
+        pytest.fail(f"invalid clip spec ({n} problem{'s' if n != 1 else ''}), nothing in it was run:\n"
+                    f"{self.message}", pytrace=False)
+
+    def runtest(self) -> None:  # pragma: no cover - setup always fails
+        raise AssertionError("unreachable")
+
+    def decorate_report(self, report: pytest.TestReport) -> None:
+        if report.when != "setup":
+            return
+        report.ltx = {"result": ItemResult(  # type: ignore[attr-defined]
+            nodeid=self.nodeid, spec=self.spec_rel, clip_id="", item=self.name, source="spec",
+            status="error", error=self.message).to_dict(), "baseline": None, "item_key": None}
 
 
 def _relpath(p: Path, root: Path) -> str:

@@ -47,9 +47,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
-    from pytest_ltx.collect import LtxItem
+    from pytest_ltx.collect import InvalidSpec, LtxItem
 
-    if isinstance(item, LtxItem):
+    if isinstance(item, (LtxItem, InvalidSpec)):
         item.decorate_report(report)
     return report
 

@@ -157,7 +157,7 @@ clips:
     r.stdout.fnmatch_lines(["*2 tests collected*"])
 
 
-def test_malformed_spec_is_a_collection_error_for_that_file_only(pytester: pytest.Pytester) -> None:
+def test_malformed_spec_errors_for_that_file_only_and_the_others_still_run(pytester: pytest.Pytester) -> None:
     bad = write_spec(pytester, "bad.yaml", TINY + """
 clips:
   - id: broken
@@ -166,14 +166,18 @@ clips:
     negativ_prompt: x
 """)
     write_spec(pytester, "good.yaml", TINY + "clips:\n  - id: fine\n    prompt: a\n")
-    r = pytester.runpytest("--collect-only", "-q", "specs/")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=1, errors=1)
     out = r.stdout.str()
-    assert "ERROR collecting specs/bad.yaml" in out
     line = bad.read_text().splitlines().index("    frames: 24") + 1
-    assert f"bad.yaml:{line}: clips[0].frames: 24 is not 8k+1" in out
+    assert f"bad.yaml:{line}: clips[0].frames: 24 is not 8k+1 (nearest valid: 17 or 25)" in out
     assert "did you mean 'negative_prompt'" in out
-    assert "Traceback" not in out
-    r.stdout.fnmatch_lines(["specs/good.yaml::fine[[]seed=0[]]"])
+    assert "invalid clip spec (2 problems), nothing in it was run" in out
+    assert "Traceback" not in out and "Interrupted" not in out
+    doc = results(pytester)
+    assert [(i["item"], i["status"]) for i in doc["items"]] == [("invalid-spec", "error"), ("fine[seed=0]", "passed")]
+    r = pytester.runpytest("--collect-only", "-q", "specs/")
+    r.stdout.fnmatch_lines(["specs/bad.yaml::invalid-spec", "specs/good.yaml::fine[[]seed=0[]]"])
 
 
 def test_render_passes_writes_results_and_second_run_hits_the_cache(pytester: pytest.Pytester) -> None:

@@ -15,7 +15,8 @@ MAX_EMBED_BYTES = 4 * 1024 * 1024
 
 def _outcome_table(result: dict[str, Any]) -> str:
     rows = []
-    for o in result.get("outcomes", []):
+    order = {"failed": 0, "error": 0, "unmeasured": 1}
+    for o in sorted(result.get("outcomes", []), key=lambda o: order.get(o.get("status", ""), 2)):
         status = o.get("status", "")
         colour = {"passed": "#2e7d32", "failed": "#c62828", "error": "#c62828", "unmeasured": "#8d6e00"}.get(
             status, "#555")

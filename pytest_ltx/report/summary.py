@@ -18,7 +18,7 @@ def _timing(r: ItemResult) -> str:
     if t.get("cached"):
         return "cached render"
     s = t.get("render_s")
-    return f"rendered in {s:.1f} s" if isinstance(s, (int, float)) else "rendered"
+    return f"rendered in {s:.1f} s" if isinstance(s, (int, float)) else "not rendered"
 
 
 def terminal_lines(results: Iterable[ItemResult]) -> list[str]:
