@@ -58,7 +58,8 @@ def canonical_json(obj: Any) -> str:
                       default=_json_default)
 
 
-def _sha256_file(p: Path) -> str:
+def sha256_file(p: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks (clips can be gigabytes)."""
     h = hashlib.sha256()
     with p.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -141,7 +142,7 @@ class RenderCache:
             raise _Corrupt("clip.mp4 is missing")
         if clip_path.stat().st_size != clip.get("size"):
             raise _Corrupt(f"clip.mp4 has {clip_path.stat().st_size} bytes, expected {clip.get('size')}")
-        if _sha256_file(clip_path) != clip.get("sha256"):
+        if sha256_file(clip_path) != clip.get("sha256"):
             raise _Corrupt("clip.mp4 content does not match its recorded sha256")
         return CachedRender(key=key, clip_path=clip_path, meta_path=meta_path, meta=record.get("meta") or {})
 
@@ -207,7 +208,7 @@ class RenderCache:
             record = {
                 "format": _FORMAT,
                 "key": key,
-                "clip": {"file": _CLIP, "size": dest_clip.stat().st_size, "sha256": _sha256_file(dest_clip)},
+                "clip": {"file": _CLIP, "size": dest_clip.stat().st_size, "sha256": sha256_file(dest_clip)},
                 "meta": json.loads(canonical_json(dict(meta))),
             }
             (tmp / _META).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -10,7 +10,6 @@ cached render and baseline comparison knows it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import struct
 from dataclasses import dataclass, fields, replace

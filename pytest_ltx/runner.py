@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,26 +19,12 @@ if TYPE_CHECKING:
     from pytest_ltx.session import LtxSession
     from pytest_ltx.spec import ItemSpec
 
-__all__ = ["ClipRun", "InfraError", "obtain_clip", "render_provenance", "library_versions"]
+__all__ = ["ClipRun", "InfraError", "obtain_clip", "render_provenance"]
 
 
 class InfraError(Exception):
     """The clip could not be produced (missing model, unreadable file, device unavailable): an error in
     the test infrastructure, reported as a pytest error, never as a metric failure."""
-
-
-_VERSIONED = ("torch", "diffusers", "transformers", "av", "opencv-python-headless", "numpy")
-
-
-def library_versions() -> dict[str, str | None]:
-    """Versions that change what a render or a metric produces (read from metadata: no imports)."""
-    out: dict[str, str | None] = {}
-    for name in _VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 @dataclass
@@ -72,6 +57,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, device: str 
     import torch
 
     from pytest_ltx.render.ltx2 import plan_placement
+    from pytest_ltx.versions import package_versions
 
     model = {k: v for k, v in profile.to_dict().items() if k != "path"}
     placement = plan_placement(profile, torch.cuda.is_available(), device_count=torch.cuda.device_count())
@@ -80,7 +66,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, device: str 
         "fingerprint": fingerprint,
         "request": request.to_dict(),
         "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
-        "versions": library_versions(),
+        "versions": package_versions(),
     }
 
 
@@ -195,15 +181,8 @@ def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Clip:
         mp4.unlink(missing_ok=True)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+    from pytest_ltx.cache import sha256_file
     from pytest_ltx.render.file import load_file_source
 
     assert item.file_path is not None
@@ -214,7 +193,7 @@ def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
         raise InfraError(f"{_where(item)}: {e}") from None
     source = Path(clip.source or item.file_path)
     params = {"file": str(source), "audio": None if item.audio_path is None else str(item.audio_path)}
-    return ClipRun(clip=clip, source="file", params=params, provenance={"file_sha256": _file_sha256(source)},
+    return ClipRun(clip=clip, source="file", params=params, provenance={"file_sha256": sha256_file(source)},
                    model_key="file", mp4=source)
 
 

@@ -9,7 +9,6 @@ summary. Test cards are the clips (deterministic, ~0.1 s each); calibration uses
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 

@@ -33,6 +33,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from pytest_ltx.versions import METRIC_LIBRARIES, package_versions
+
 __all__ = [
     "FORMAT_VERSION",
     "RECORD_FILE",
@@ -65,19 +67,7 @@ _MAX_SEGMENT = 100
 _SAFE_CHARS = re.compile(r"[A-Za-z0-9._\-=,+@\[\]()]")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(10)} | {f"LPT{i}" for i in range(10)}
 #: libraries whose versions can change a render or a metric; recorded so a moved baseline can say why
-_LIBRARIES = (
-    "torch",
-    "torchvision",
-    "diffusers",
-    "transformers",
-    "open-clip-torch",
-    "easyocr",
-    "librosa",
-    "opencv-python-headless",
-    "av",
-    "numpy",
-    "pytest-ltx",
-)
+_LIBRARIES = METRIC_LIBRARIES
 
 
 class BaselineError(Exception):
@@ -559,14 +549,8 @@ def collect_environment(
 ) -> dict[str, Any]:
     """Library versions (from package metadata: nothing heavy is imported) plus the render placement."""
     import platform
-    from importlib import metadata
 
-    libs: dict[str, str | None] = {}
-    for name in libraries:
-        try:
-            libs[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            libs[name] = None
+    libs = package_versions(libraries)
     return {
         "python": platform.python_version(),
         "platform": platform.system().lower(),

@@ -8,13 +8,13 @@ CUDA branches are unit-tested on machines without a GPU.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from pytest_ltx.cache import sha256_file
 from pytest_ltx.models import ModelProfile, Offload, fingerprint_dir, resolve_model_dir
 from pytest_ltx.render.base import RenderError, RenderRequest, RenderResult
 
@@ -182,32 +182,11 @@ def call_kwargs(profile: ModelProfile, req: RenderRequest) -> dict[str, Any]:
     return kw
 
 
-def library_versions() -> dict[str, str]:
+def library_versions() -> dict[str, str | None]:
     """Versions that change render bits; part of every provenance record and cache key."""
-    import diffusers
-    import torch
-    import transformers
+    from pytest_ltx.versions import package_versions
 
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ours = version("pytest-ltx")
-    except PackageNotFoundError:
-        ours = "unknown"
-    return {
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-        "pytest_ltx": ours,
-    }
-
-
-def _file_sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return package_versions(("torch", "diffusers", "transformers", "pytest-ltx"))
 
 
 def _to_uint8(frames: Any) -> Any:
@@ -313,7 +292,7 @@ class LTX2Renderer:
         image = None
         if req.image is not None:
             p = Path(req.image)
-            image = {"path": str(p), "sha256": _file_sha256(p) if p.is_file() else None}
+            image = {"path": str(p), "sha256": sha256_file(p) if p.is_file() else None}
         return {
             "backend": "ltx2",
             "pipeline": "LTX2ImageToVideoPipeline" if req.image is not None else "LTX2Pipeline",
