@@ -114,9 +114,15 @@ class SessionReporter:
         # spec part exactly (a prefix would also catch specs/a/b.yaml's baselines when only specs/a.yaml ran)
         stems = {spec.rsplit(".", 1)[0] for spec in s.collected_specs}
         used = getattr(s, "collected_item_keys", set())
+        covered = self._covered_spec_dirs()
         self.unused = sorted(
             (ik, mk) for ik, mk in known
-            if ik.rsplit("/", 1)[0] in stems and ik not in used
+            if ik not in used and (
+                ik.rsplit("/", 1)[0] in stems
+                # a spec file that was deleted or renamed: its baselines belong to no collected file, and
+                # are only judged when the run covered its whole spec folder
+                or any(ik.startswith(d + "/") for d in covered)
+            )
         )
         if self.unused and s.settings.prune_baselines:
             try:
@@ -125,6 +131,26 @@ class SessionReporter:
                 self.problems.append(f"pruning baselines failed: {e.__class__.__name__}: {e}")
                 return
             self.pruned = list(self.unused)
+
+    def _covered_spec_dirs(self) -> list[str]:
+        """The ``ltx_specs`` folders (rootdir-relative, posix) this run collected entirely: named on the
+        command line, or inside a folder that was."""
+        s = self.s
+        if self.session is None:
+            return []
+        config = self.session.config
+        root = s.settings.rootdir.resolve()
+        args = [Path(a.split("::")[0]) for a in config.args]
+        args = [(a if a.is_absolute() else Path(config.invocation_params.dir) / a).resolve() for a in args]
+        out = []
+        for d in s.settings.specs:
+            spec_dir = (root / d).resolve()
+            if any(a.is_dir() and (a == spec_dir or a in spec_dir.parents) for a in args):
+                try:
+                    out.append(spec_dir.relative_to(root).as_posix())
+                except ValueError:
+                    continue
+        return out
 
     def _step_summary(self) -> None:
         target = os.environ.get("GITHUB_STEP_SUMMARY")

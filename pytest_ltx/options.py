@@ -98,6 +98,8 @@ OPTIONS: tuple[Option, ...] = (
            "true"),
     Option("prune_baselines", "delete baselines that no collected item uses (only when the whole suite ran)",
            False, _parse_bool, "true"),
+    Option("allow_outside_root", "let `file:` clips point outside the rootdir (by default a spec may only "
+           "read clips inside the project)", False, _parse_bool, "true"),
     Option("calibrate", "render each item N times (neighbouring seeds) and store the metric spread in its "
            "baseline; implies --ltx-update-baselines", 0, _parse_nonneg_int, metavar="N"),
     Option("calibrate_seeds", "calibration runs use the item's own seed every time ('same': measures "
@@ -162,6 +164,7 @@ class Settings:
     prune_baselines: bool
     calibrate: int
     calibrate_seeds: str
+    allow_outside_root: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -189,4 +192,5 @@ def settings(config: pytest.Config) -> Settings:
         prune_baselines=resolve(config, "prune_baselines"),
         calibrate=calibrate,
         calibrate_seeds=resolve(config, "calibrate_seeds"),
+        allow_outside_root=resolve(config, "allow_outside_root"),
     )

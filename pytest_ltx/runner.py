@@ -188,7 +188,8 @@ def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     assert item.file_path is not None
     try:
         clip = load_file_source(item.file_path, item.audio_path, spec_dir=item.base_dir,
-                                root=session.settings.rootdir, require_audio=item.expect.av_sync is not None)
+                                root=session.settings.rootdir, require_audio=item.expect.av_sync is not None,
+                                allow_outside_root=session.settings.allow_outside_root)
     except ClipReadError as e:
         raise InfraError(f"{_where(item)}: {e}") from None
     source = Path(clip.source or item.file_path)

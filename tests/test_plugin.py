@@ -277,3 +277,24 @@ def test_html_report_has_keyframes_and_clip(pytester: pytest.Pytester) -> None:
     r.assert_outcomes(passed=1)
     html = (pytester.path / "report.html").read_text()
     assert "Keyframes" in html and "video/mp4" in html and "format.frames" in html
+
+
+def test_file_clip_outside_the_project_needs_permission(pytester: pytest.Pytester,
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pytest_ltx.testcard import TestCardSpec, write
+
+    outside = tmp_path_factory.mktemp("elsewhere") / "export.mp4"
+    write(TestCardSpec(width=64, height=64, frames=9, audio=None), outside)
+    write_spec(pytester, "f.yaml", f"""
+clips:
+  - id: export
+    file: {outside}
+    expect: {{baseline: {{enabled: false}}, motion: {{cuts: 0}}}}
+""")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(errors=1)
+    assert "outside" in r.stdout.str() and str(outside) in r.stdout.str()
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider", "--ltx-allow-outside-root")
+    r.assert_outcomes(passed=1)
+    item = results(pytester)["items"][0]
+    assert item["source"] == "file" and item["provenance"]["file_sha256"]

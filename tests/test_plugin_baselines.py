@@ -267,6 +267,25 @@ def test_orphans_only_within_the_spec_files_that_ran(pytester: pytest.Pytester) 
     assert base_dir(pytester, "a", spec="life/sub").is_dir() and base_dir(pytester, "b", spec="life/sub").is_dir()
 
 
+def test_baselines_of_a_deleted_spec_file_are_unused_when_its_folder_ran(pytester: pytest.Pytester) -> None:
+    """A renamed or deleted spec file leaves baselines no file claims: a run of the whole spec folder
+    reports them (and prunes on request); a run of one file does not judge them."""
+    write_spec(pytester, cards())
+    write_spec(pytester, cards(), name="gone.yaml")
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=4)
+    (pytester.path / "specs" / "gone.yaml").unlink()
+
+    r = pytester.runpytest("specs/life.yaml", "-p", "no:cacheprovider")
+    assert "baseline(s) unused" not in r.stdout.str()
+    r = run(pytester)
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["*2 baseline(s) unused (remove with --ltx-prune-baselines):*",
+                            "*specs/gone/a [[]testcard[]]*", "*specs/gone/b [[]testcard[]]*"])
+    run(pytester, "--ltx-prune-baselines").assert_outcomes(passed=2)
+    assert not base_dir(pytester, "a", spec="gone").exists()
+    assert base_dir(pytester, "a").is_dir()
+
+
 def test_last_failed_rerun_never_prunes_the_items_it_skipped(pytester: pytest.Pytester) -> None:
     """``--lf`` deselects the items that passed last time: their baselines are not unused."""
     write_spec(pytester, cards())
