@@ -53,6 +53,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+#: the motion scalars worth a line in the readable summary (the rest are in --json)
+_MOTION_SCORES = ("flicker_score", "vbench_flicker", "dynamic_degree", "flow_mean")
+
+
 def _readable(path: str, doc: dict) -> str:
     c = doc["clip"]
     audio = f"{c['audio_sample_rate']} Hz audio" if c.get("audio_sample_rate") else "no audio"
@@ -63,7 +67,8 @@ def _readable(path: str, doc: dict) -> str:
         evs = m.get("events", [])
         lines.append(f"motion: {len(evs)} event(s)" + "".join(
             f"\n  {e['kind']:8} frames {e['start_frame']}–{e['end_frame']}" for e in evs))
-        scores = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        scores = {k: v for k, v in (m.get("scalars") or {}).items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and k in _MOTION_SCORES}
         if scores:
             lines.append("  " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     a = doc.get("av_sync")
@@ -71,7 +76,7 @@ def _readable(path: str, doc: dict) -> str:
         off = a.get("offset_ms")
         lines.append(f"av_sync: {a.get('status')}" + (
             f", audio {abs(off):.1f} ms {'late' if off >= 0 else 'early'} (confidence {a.get('confidence', 0):.2f})"
-            if off is not None else ""))
+            if off is not None else (f" — {a['message']}" if a.get("message") else "")))
     t = doc.get("text")
     if t is not None:
         dets = t.get("detections", [])
