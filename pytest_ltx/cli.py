@@ -76,7 +76,8 @@ def _readable(path: str, doc: dict) -> str:
         off = a.get("offset_ms")
         lines.append(f"av_sync: {a.get('status')}" + (
             f", audio {abs(off):.1f} ms {'late' if off >= 0 else 'early'} (confidence {a.get('confidence', 0):.2f})"
-            if off is not None else (f" — {a['message']}" if a.get("message") else "")))
+            if off is not None else (f" — {a['message'].removeprefix(str(a.get('status')) + ': ')}"
+                                     if a.get("message") else "")))
     t = doc.get("text")
     if t is not None:
         dets = t.get("detections", [])
