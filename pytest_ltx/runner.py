@@ -47,7 +47,7 @@ class ClipRun:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def render_provenance(profile: Any, fingerprint: str, request: Any, device: str | None) -> dict[str, Any]:
+def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str, Any]:
     """Everything that determines a render's pixels, known before loading the model: it keys the cache.
 
     The placement actually used (device, dtype, offload, threads) is in it — with ``auto`` a bf16 GPU
@@ -70,13 +70,6 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, device: str 
     }
 
 
-def _frames_digest(clip: Clip) -> str:
-    h = hashlib.sha256(clip.frames.tobytes())
-    if clip.audio is not None:
-        h.update(clip.audio.tobytes())
-    return h.hexdigest()
-
-
 def _where(item: "ItemSpec") -> str:
     return f"{item.spec_path}:{item.line}" if item.spec_path else item.name
 
@@ -97,6 +90,7 @@ def _request(item: "ItemSpec", session: "LtxSession") -> tuple[Any, Any]:
 
 
 def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+    from pytest_ltx.baseline.record import make_model_key
     from pytest_ltx.render import RenderError, get_renderer
 
     c = item.clip
@@ -105,9 +99,7 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
         fp = session.fingerprint(profile)
     except RenderError as e:
         raise InfraError(str(e)) from None
-    prov = render_provenance(profile, fp, req, session.settings.device)
-    from pytest_ltx.baseline.record import make_model_key
-
+    prov = render_provenance(profile, fp, req)
     model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
     need_raw = c.expect.determinism is not None
@@ -131,17 +123,13 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
         wall = time.perf_counter() - t0
     except RenderError as e:
         raise InfraError(str(e)) from None
-    tmp_mp4 = session.scratch_dir() / f"{key[:16]}.mp4"
-    write_clip(result.clip, tmp_mp4)
     meta = {
         "seconds": result.seconds,
         "peak_vram_gb": result.peak_vram_gb,
         "render": {"device": result.device, "dtype": result.dtype},
-        "digest": _frames_digest(result.clip),
         "provenance": result.provenance,
     }
-    entry = cache.put(key, tmp_mp4, meta)
-    tmp_mp4.unlink(missing_ok=True)
+    entry = cache.put(key, result.clip, meta)  # encoded straight into the cache entry (atomically)
     clip = read_clip(entry.clip_path)
     return ClipRun(clip=clip, source="render", params=params,
                    provenance={**prov, "device": result.device, "dtype": result.dtype},
@@ -150,11 +138,16 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
                    raw=result.clip if need_raw else None, timings={"render_call_s": wall})
 
 
-def render_again(item: "ItemSpec", session: "LtxSession") -> Clip:
-    """A second, uncached render of the same request (for the determinism check)."""
+def fresh_render(item: "ItemSpec", session: "LtxSession", seed: int | None = None) -> Clip:
+    """An uncached render of the item's request (with another ``seed`` for calibration runs), raw: not
+    encoded. The determinism check compares two of these bit for bit."""
+    from dataclasses import replace
+
     from pytest_ltx.render import RenderError, get_renderer
 
     profile, req = _request(item, session)
+    if seed is not None:
+        req = replace(req, seed=seed)
     try:
         return get_renderer(profile).render(req).clip
     except RenderError as e:
@@ -162,17 +155,9 @@ def render_again(item: "ItemSpec", session: "LtxSession") -> Clip:
 
 
 def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Clip:
-    """A fresh render of the item with ``seed``, through the same mp4 encode/decode as the item's own
-    clip (calibration runs: never cached, never the item's result)."""
-    from dataclasses import replace
-
-    from pytest_ltx.render import RenderError, get_renderer
-
-    profile, req = _request(item, session)
-    try:
-        clip = get_renderer(profile).render(replace(req, seed=seed)).clip
-    except RenderError as e:
-        raise InfraError(str(e)) from None
+    """A fresh render with ``seed`` through the same mp4 encode/decode as the item's own clip
+    (calibration runs: never cached, never the item's result)."""
+    clip = fresh_render(item, session, seed)
     mp4 = session.scratch_dir() / f"calibrate-{seed}.mp4"
     write_clip(clip, mp4)
     try:
@@ -233,5 +218,5 @@ def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", sess
         if run.source != "render" or run.raw is None:
             out.append(Outcome("determinism", Status.UNMEASURED, "determinism applies to rendered clips only"))
         else:
-            out += check_determinism(run.raw, render_again(item, session), e.determinism)
+            out += check_determinism(run.raw, fresh_render(item, session), e.determinism)
     return out
