@@ -298,3 +298,21 @@ clips:
     r.assert_outcomes(passed=1)
     item = results(pytester)["items"][0]
     assert item["source"] == "file" and item["provenance"]["file_sha256"]
+
+
+def test_plugin_import_and_collection_do_not_load_heavy_libraries(pytester: pytest.Pytester) -> None:
+    """`pytest --help` and collection stay fast: torch, diffusers, cv2, PyAV, easyocr, open_clip and
+    librosa are imported only when a clip is produced or measured."""
+    write_spec(pytester, "c.yaml", TINY + "clips:\n  - id: a\n    prompt: a\n")
+    pytester.makeconftest(
+        """
+        import sys
+        HEAVY = ("torch", "diffusers", "transformers", "cv2", "av", "easyocr", "open_clip", "librosa")
+
+        def pytest_collection_finish(session):
+            loaded = sorted(m for m in HEAVY if m in sys.modules)
+            print("HEAVY_LOADED=" + ",".join(loaded))
+        """
+    )
+    r = pytester.runpytest_subprocess("--collect-only", "-q", "-s", "specs/")
+    r.stdout.fnmatch_lines(["HEAVY_LOADED="])
