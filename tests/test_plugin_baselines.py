@@ -14,21 +14,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning"),
+    pytest.mark.usefixtures("plugin_warm_modules"),  # see tests/fixtures/plugin.py
+]
 
 #: a baseline record directory holds exactly these
 RECORD_FILES = {"record.json", "keyframes.npz", "keyframes.jpg"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _warm_render_modules(render_tiny_result) -> None:
-    """In-process pytester runs drop every module an inner run imported, and re-importing torch,
-    PyAV or transformers' lazy model modules in the same process crashes or breaks class identity.
-    One render here (shared session fixture) imports them all before any pytester snapshot is taken."""
-    import pytest_ltx.baseline  # noqa: F401
-    import pytest_ltx.media  # noqa: F401
-    import pytest_ltx.metrics.motion  # noqa: F401
-    import pytest_ltx.metrics.structural  # noqa: F401
 
 
 def cards(a: str = "seed: 1", b: str | None = "seed: 2") -> str:
