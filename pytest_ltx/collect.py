@@ -150,7 +150,7 @@ class LtxItem(pytest.Item):
                         pytrace=False)
 
     def runtest(self) -> None:
-        from pytest_ltx.evaluate import MetricContext, evaluate
+        from pytest_ltx.evaluate import evaluate
         from pytest_ltx.golden import golden_step, load_baseline
         from pytest_ltx.runner import clip_outcomes
 
@@ -158,10 +158,7 @@ class LtxItem(pytest.Item):
         session = get_session(self.config)
         run = self.run
         base, base_error = load_baseline(self.spec, self.item_key, run, session)
-        ctx = MetricContext(prompt=self.spec.prompt,
-                            clip_model=session.clip_profile() if self.spec.expect.clip is not None else None,
-                            baseline_arrays=dict(base.arrays) if base is not None else {},
-                            baseline_scalars=dict(base.scalars) if base is not None else {})
+        ctx = self._metric_context(base)
         expect = self.spec.expect.model_copy(update={"format": self.spec.expected_format()})
         t0 = time.perf_counter()
         self.evaluation = evaluate(run.clip, expect=expect, context=ctx)
@@ -179,12 +176,21 @@ class LtxItem(pytest.Item):
         if failed:
             raise LtxCheckFailed(self, outcomes)
 
+    def _metric_context(self, base: Any) -> Any:
+        """What the metrics need besides the pixels: prompt, CLIP profile, the baseline's arrays."""
+        from pytest_ltx.evaluate import MetricContext
+
+        clip_model = get_session(self.config).clip_profile() if self.spec.expect.clip is not None else None
+        return MetricContext(prompt=self.spec.prompt, clip_model=clip_model,
+                             baseline_arrays=dict(base.arrays) if base is not None else {},
+                             baseline_scalars=dict(base.scalars) if base is not None else {})
+
     def _calibration_runs(self, expect: Any) -> list[Any]:
         """With ``--ltx-calibrate N``: N-1 more runs of this item, evaluated the same way, as baseline
         records (their spread becomes the baseline's noise model). Renders bypass the cache (same-seed
         runs would otherwise all be one cached clip and the spread 0)."""
         from pytest_ltx.baseline import calibration_seeds
-        from pytest_ltx.evaluate import MetricContext, evaluate
+        from pytest_ltx.evaluate import evaluate
         from pytest_ltx.golden import current_record
         from pytest_ltx.runner import render_variant
 
@@ -198,9 +204,7 @@ class LtxItem(pytest.Item):
             seeds = calibration_seeds(self.spec.seed, n, neighbouring=session.settings.calibrate_seeds == "neighbouring")
             for seed in seeds[1:]:
                 clip = render_variant(self.spec, session, seed)
-                ev = evaluate(clip, expect=expect, context=MetricContext(
-                    prompt=self.spec.prompt,
-                    clip_model=session.clip_profile() if self.spec.expect.clip is not None else None))
+                ev = evaluate(clip, expect=expect, context=self._metric_context(None))
                 records.append(current_record(self.spec, self.item_key, self.run, ev, clip))
         else:  # a file or test card is the same clip every time: its spread is the metrics' own (zero)
             for _ in range(n - 1):
