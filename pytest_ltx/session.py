@@ -44,9 +44,11 @@ class LtxSession:
         self.results: list[ItemResult] = []
         #: baseline records (JSON payloads) queued by items for writing at session end
         self.baseline_payloads: list[dict[str, Any]] = []
-        #: (item_key, model_key) of every baseline a collected item looks for
-        self.used_baselines: set[tuple[str, str]] = set()
+        #: set at the end of collection (collect.note_collection): was every item of the collected spec
+        #: files selected, and which items / spec files were collected — what "unused baseline" means
         self.whole_suite = False
+        self.collected_item_keys: set[str] = set()
+        self.collected_specs: set[str] = set()
 
     # -- models -------------------------------------------------------------------------------------
     def profiles(self) -> dict[str, "ModelProfile"]:
