@@ -30,7 +30,6 @@ comparable clips sit within a few hundredths of each other, so 0.02 is a real mo
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -492,40 +491,14 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> list[float]:
 
 
 def structural_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Wang et al. 2004; Gaussian window σ=1.5, 7×7) of two small gray uint8 images.
+    """Mean SSIM of two small gray uint8 images: :func:`pytest_ltx.metrics.structural.ssim`, so the gate
+    and the structural metric always agree (colour inputs are averaged to gray first)."""
+    from pytest_ltx.metrics.structural import ssim
 
-    Uses :func:`pytest_ltx.metrics.structural.ssim` when that module provides one, so the gate and the
-    structural metric agree; this local version keeps the baseline layer usable on its own.
-    """
-    shared = _shared_ssim()
-    if shared is not None:
-        return float(shared(a, b))
-    import cv2
-
-    x = np.asarray(a, np.float64)
-    y = np.asarray(b, np.float64)
+    x, y = np.asarray(a), np.asarray(b)
     if x.ndim == 3:
         x, y = x.mean(axis=2), y.mean(axis=2)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(z: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(z, (7, 7), 1.5, borderType=cv2.BORDER_REFLECT)
-
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(m.mean())
-
-
-@functools.lru_cache(maxsize=1)
-def _shared_ssim() -> Callable[[np.ndarray, np.ndarray], float] | None:
-    try:
-        from pytest_ltx.metrics.structural import ssim  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - not written yet, or no such function: the local one serves
-        return None
-    return ssim if callable(ssim) else None
+    return ssim(x, y)
 
 
 def environment_diff(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:

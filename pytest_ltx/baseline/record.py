@@ -572,11 +572,8 @@ def make_thumbnails(frames: np.ndarray, height: int = 72) -> np.ndarray:
 
 
 def make_structural_thumbs(frames: np.ndarray, size: int = 32) -> np.ndarray:
-    """uint8 [K,H,W,3] keyframes → gray [K,size,size] fingerprints (weight-free structural comparison)."""
-    import cv2
+    """uint8 [K,H,W,3] keyframes → gray [K,size,size] fingerprints (weight-free structural comparison),
+    made exactly as the structural metric makes its own."""
+    from pytest_ltx.metrics.structural import thumbnail
 
-    out = []
-    for f in np.asarray(frames):
-        gray = cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY)
-        out.append(cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA))
-    return np.stack(out).astype(np.uint8)
+    return np.stack([thumbnail(f, size) for f in np.asarray(frames)]).astype(np.uint8)

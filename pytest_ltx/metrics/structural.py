@@ -24,7 +24,7 @@ from pytest_ltx.metrics.sampling import sample_indices
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
-__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralResult", "analyze", "compare", "fingerprint", "ssim"]
+__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralResult", "analyze", "compare", "fingerprint", "ssim", "thumbnail"]
 
 #: thumbnail side in pixels: big enough for an 11×11 SSIM window to see structure, small enough to store
 THUMB_SIZE = 64
@@ -64,7 +64,8 @@ class Fingerprint:
         return tuple(f / self.fps for f in self.frames)
 
 
-def _thumb(frame: np.ndarray, size: int) -> np.ndarray:
+def thumbnail(frame: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
+    """One RGB frame as a ``size``×``size`` grayscale uint8 fingerprint (area-averaged)."""
     import cv2
 
     gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
@@ -74,7 +75,7 @@ def _thumb(frame: np.ndarray, size: int) -> np.ndarray:
 def fingerprint(clip: "Clip", sample_fps: float = 2.0, size: int = THUMB_SIZE) -> Fingerprint:
     """The keyframes of ``clip`` (shared sampling policy) as ``size``×``size`` grayscale thumbnails."""
     idx = sample_indices(clip.num_frames, clip.fps, sample_fps)
-    thumbs = np.stack([_thumb(clip.frames[i], size) for i in idx]) if idx else np.zeros((0, size, size), np.uint8)
+    thumbs = np.stack([thumbnail(clip.frames[i], size) for i in idx]) if idx else np.zeros((0, size, size), np.uint8)
     return Fingerprint(thumbnails=thumbs.astype(np.uint8), frames=tuple(clip.original_index(i) for i in idx),
                        fps=float(clip.fps))
 
