@@ -50,11 +50,16 @@ def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
     every baseline on every machine. Versions live in the record's environment instead."""
     if run.source == "render":
         req = dict(run.provenance.get("request", {}))
-        req.pop("image", None)
+        image = req.pop("image", None)
+        out: dict[str, Any] = {"source": "render", "seed": item.seed, "request": req,
+                               "fingerprint": run.provenance.get("fingerprint")}
         if item.clip.image is not None:
             req["image"] = item.clip.image  # as written in the spec, relative
-        return {"source": "render", "seed": item.seed, "request": req,
-                "fingerprint": run.provenance.get("fingerprint")}
+            if isinstance(image, dict):
+                out["image_sha256"] = image.get("sha256")
+        if run.provenance.get("model_identity"):
+            out["model_identity"] = run.provenance["model_identity"]
+        return out
     if run.source == "file":
         return {"source": "file", "file": item.clip.file.path if item.clip.file else None,
                 "file_sha256": run.provenance.get("file_sha256")}
@@ -95,10 +100,31 @@ def _request_changes(base: dict[str, Any], now: dict[str, Any]) -> list[str]:
         if k in ("profile",) or b.get(k) == n.get(k):
             continue
         out.append(f"{k} {b.get(k)!r} → {n.get(k)!r}")
-    for k in ("testcard_sha256", "file_sha256"):
+    for k in ("testcard_sha256", "file_sha256", "image_sha256"):
         if base.get(k) and now.get(k) and base[k] != now[k]:
             out.append(f"{k.split('_')[0]} content changed")
     return out
+
+
+def _identity_change(store: Any, item_key: str, others: Sequence[str], run: "ClipRun") -> list[str]:
+    """What changed in the model since a baseline of the same profile was made (``transformer: weights``):
+    a "missing" baseline then says why, instead of leaving the user to guess."""
+    from pytest_ltx.baseline import BaselineError
+    from pytest_ltx.model_identity import describe_change
+
+    now = run.provenance.get("model_identity")
+    profile = run.model_key.rsplit("-", 1)[0]
+    for other in others:
+        if other.rsplit("-", 1)[0] != profile:
+            continue
+        try:
+            old = store.load(item_key, other)
+        except BaselineError:
+            continue
+        change = describe_change((old.provenance if old else {}).get("model_identity"), now)
+        if change:
+            return [f"{other}: " + "; ".join(change)]
+    return []
 
 
 def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
@@ -179,8 +205,9 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
         return step
 
     if base is None:
-        step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, nodeid=nodeid,
-                                             other_models=store.models_for(item_key)))
+        others = store.models_for(item_key)
+        step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, nodeid=nodeid, other_models=others,
+                                             identity_change=_identity_change(store, item_key, others, run)))
         step.info["status"] = "missing"
         return step
 

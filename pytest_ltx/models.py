@@ -3,21 +3,24 @@
 A profile is declared once in ``pyproject.toml`` (``[tool.pytest-ltx.models.<name>]``) and named by specs,
 so a spec never carries machine paths. The built-in ``tiny`` profile needs no declaration: it is a real
 LTX-2.3-architecture pipeline with random weights, built locally on first use (see ``render/tiny.py``).
-The fingerprint is recorded with every result and keys the render cache: change the weights, and every
-cached render and baseline comparison knows it.
+The fingerprint (see ``model_identity.py``: canonical configs + full weight digests of the components the
+pipeline loads) is recorded with every result and keys the render cache and the baselines: change the
+weights, and every cached render and baseline comparison knows it; re-save them with newer libraries, and
+nothing moves.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import struct
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pytest_ltx.render.base import RenderError
+
+if TYPE_CHECKING:
+    from pytest_ltx.model_identity import ModelIdentity
 
 __all__ = [
     "ModelKind",
@@ -31,6 +34,9 @@ __all__ = [
     "resolve_model_dir",
     "fingerprint",
     "fingerprint_dir",
+    "identity",
+    "identity_dir",
+    "DIFFUSERS_REPOS",
 ]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -262,19 +268,59 @@ def load_profiles(rootdir: Path) -> dict[str, ModelProfile]:
 
 # ------------------------------------------------------------------------------------ locating weights
 
+#: diffusers-format repositories of each variant (the original Lightricks repositories of 2.3 hold
+#: single-file checkpoints, which must be converted first)
+DIFFUSERS_REPOS: dict[str, str] = {
+    "2.0": "Lightricks/LTX-2",
+    "2.3": "diffusers/LTX-2.3-Diffusers",
+    "2.5": "Lightricks/LTX-2.5-Diffusers",
+}
+
 
 def _how_to_provide(profile: ModelProfile) -> str:
-    hub = profile.hub_id or ("Lightricks/LTX-2" if profile.variant == "2.0" else "Lightricks/LTX-2.3")
+    hub = profile.hub_id or DIFFUSERS_REPOS.get(profile.variant, DIFFUSERS_REPOS["2.3"])
+    local = f"/models/{hub.split('/')[-1]}"
     return (
-        "Provide the model as a diffusers folder (model_index.json + transformer/ vae/ audio_vae/ vocoder/ "
-        "connectors/ text_encoder/ tokenizer/ scheduler/). Either declare it in pyproject.toml:\n"
+        "Provide the model as a diffusers folder (model_index.json + the component folders it names: "
+        "transformer/ vae/ audio_vae/ vocoder/ connectors/ text_encoder/ tokenizer/ scheduler/). Download it "
+        "on a machine with network access and copy it here, or fill the Hugging Face cache there:\n"
+        f"    hf download {hub} --local-dir {local}\n"
+        "then declare it in pyproject.toml:\n"
         f"    [tool.pytest-ltx.models.{profile.name}]\n"
-        '    path = "/models/LTX-2.3"\n'
-        "or download it on a machine with network access and copy it here:\n"
-        f"    huggingface-cli download {hub} --local-dir /models/{hub.split('/')[-1]}\n"
-        "(single-file checkpoints must be converted to diffusers format first). "
+        f'    path = "{local}"          # or hub_id = "{hub}" to use the local Hugging Face cache\n'
+        "Diffusers-format repositories: " + ", ".join(f"{v} ({k})" for k, v in DIFFUSERS_REPOS.items())
+        + "; single-file checkpoints must be converted to diffusers format first. "
         "The embedded `tiny` profile needs no download."
     )
+
+
+def _hub_snapshot(profile: ModelProfile) -> Path:
+    """The local Hugging Face cache snapshot of a hub profile, never touching the network.
+
+    ``snapshot_download(local_files_only=True)`` refuses a *partial* snapshot (``IncompleteSnapshotError``)
+    — yet a partial snapshot is what ``from_pretrained`` leaves behind (it fetches only the files the
+    pipeline loads, not READMEs or other variants). Whether the files the pipeline loads are all there is
+    checked by the model identity, which names what is missing.
+    """
+    from huggingface_hub import snapshot_download, try_to_load_from_cache
+
+    rev = f"@{profile.revision}" if profile.revision else ""
+    try:
+        return Path(snapshot_download(profile.hub_id, revision=profile.revision, local_files_only=True))
+    except Exception as e:  # LocalEntryNotFoundError, IncompleteSnapshotError, RevisionNotFoundError, ...
+        partial = getattr(e, "snapshot_path", None)
+        if partial and (Path(partial) / "model_index.json").is_file():
+            return Path(partial)
+        try:
+            found = try_to_load_from_cache(profile.hub_id, "model_index.json", revision=profile.revision)
+        except Exception:  # an invalid repo id or revision
+            found = None
+        if isinstance(found, str):
+            return Path(found).parent
+        raise ModelNotFoundError(
+            f"model profile '{profile.name}': hub id '{profile.hub_id}{rev}' is not in the local Hugging Face "
+            f"cache, and pytest-ltx never downloads ({e.__class__.__name__}).\n" + _how_to_provide(profile)
+        ) from None
 
 
 def resolve_model_dir(profile: ModelProfile) -> Path:
@@ -287,16 +333,7 @@ def resolve_model_dir(profile: ModelProfile) -> Path:
 
         return ensure_tiny_model()
     if profile.kind is ModelKind.HUB:
-        from huggingface_hub import snapshot_download
-
-        try:
-            d = Path(snapshot_download(profile.hub_id, revision=profile.revision, local_files_only=True))
-        except Exception as e:  # LocalEntryNotFoundError, RevisionNotFoundError, ...
-            raise ModelNotFoundError(
-                f"model profile '{profile.name}': hub id "
-                f"'{profile.hub_id}{'@' + profile.revision if profile.revision else ''}' is not in the local Hugging Face "
-                f"cache, and pytest-ltx never downloads ({e.__class__.__name__}).\n" + _how_to_provide(profile)
-            ) from None
+        d = _hub_snapshot(profile)
     else:
         assert profile.path is not None
         d = profile.path
@@ -312,56 +349,55 @@ def resolve_model_dir(profile: ModelProfile) -> Path:
     return d
 
 
-# ------------------------------------------------------------------------------------------ fingerprint
+# ----------------------------------------------------------------------------------------- identity
 
-_SAMPLE = 64 * 1024
-_FP_MEMO: dict[tuple, str] = {}
+_IDENTITY_MEMO: dict[tuple, "ModelIdentity"] = {}
 
 
-def _hash_weights_file(h: "hashlib._Hash", f: Path) -> None:
-    """Hash a weights file cheaply: its size, its safetensors header (names, dtypes, shapes, offsets)
-    and a 64 KiB sample from the start and the end of the tensor data (re-trained weights with the same
-    layout change the samples). Never reads the full file."""
-    size = f.stat().st_size
-    h.update(f"size={size}\n".encode())
-    with f.open("rb") as fh:
-        data_start = 0
-        if f.suffix == ".safetensors" and size >= 8:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if 0 < n <= size - 8:
-                h.update(fh.read(n))
-                data_start = 8 + n
-        fh.seek(data_start)
-        h.update(fh.read(_SAMPLE))
-        if size - data_start > 2 * _SAMPLE:
-            fh.seek(size - _SAMPLE)
-            h.update(fh.read(_SAMPLE))
+def _stat_key(d: Path) -> tuple:
+    """Cheap change detector for the in-process memo: stat of every file under ``d`` (links followed)."""
+    out = []
+    for p in sorted(d.rglob("*")):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((str(p), st.st_size, st.st_mtime_ns, st.st_ino))
+    return (str(d.resolve()), tuple(out))
+
+
+def identity_dir(d: Path, *, extras: Mapping[str, Any] | None = None) -> "ModelIdentity":
+    """The :class:`~pytest_ltx.model_identity.ModelIdentity` of a diffusers folder (memoised per process;
+    file digests cached machine-wide). Raises :class:`ModelNotFoundError` when a component the pipeline
+    loads is missing."""
+    from pytest_ltx.model_identity import IdentityError, model_identity
+
+    d = Path(d)
+    memo_key = (_stat_key(d), tuple(sorted((extras or {}).items())))
+    if memo_key not in _IDENTITY_MEMO:
+        try:
+            _IDENTITY_MEMO[memo_key] = model_identity(d, extras=extras)
+        except IdentityError as e:
+            raise ModelNotFoundError(f"{e}; the folder {d} is not a complete pipeline.") from None
+    return _IDENTITY_MEMO[memo_key]
 
 
 def fingerprint_dir(d: Path) -> str:
-    """sha256 (64 hex chars) of a diffusers folder: every json/txt config (model_index, component configs,
-    shard indexes, tokenizer files) in full plus a cheap digest of each weights file."""
-    d = Path(d)
-    files = sorted(p for p in d.rglob("*") if p.is_file() and not any(
-        part.startswith(".") for part in p.relative_to(d).parts))
-    stat_key = (str(d.resolve()),) + tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    if stat_key in _FP_MEMO:
-        return _FP_MEMO[stat_key]
-    h = hashlib.sha256()
-    for p in files:
-        rel = p.relative_to(d).as_posix()
-        if p.suffix in (".json", ".txt", ".model", ".yaml"):
-            h.update(f"file {rel}\n".encode())
-            h.update(p.read_bytes())
-        elif p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt"):
-            h.update(f"weights {rel}\n".encode())
-            _hash_weights_file(h, p)
-    out = h.hexdigest()
-    _FP_MEMO[stat_key] = out
-    return out
+    """sha256 (64 hex chars) of what a diffusers folder's pipeline loads: canonical configs and the full
+    content of every weights file of the components in model_index.json (see ``model_identity``)."""
+    return identity_dir(d).fingerprint
+
+
+def identity(profile: ModelProfile) -> "ModelIdentity":
+    """The identity of ``profile``'s model; raises :class:`ModelNotFoundError` when the weights (or part
+    of them) are not on this machine, saying how to provide them."""
+    d = resolve_model_dir(profile)
+    try:
+        return identity_dir(d)
+    except ModelNotFoundError as e:
+        raise ModelNotFoundError(f"model profile '{profile.name}': {e}\n" + _how_to_provide(profile)) from None
 
 
 def fingerprint(profile: ModelProfile) -> str:
-    """Cheap weight fingerprint of ``profile`` (see :func:`fingerprint_dir`); raises
-    :class:`ModelNotFoundError` when the weights are not on this machine."""
-    return fingerprint_dir(resolve_model_dir(profile))
+    """The model identity's fingerprint (see :func:`identity`)."""
+    return identity(profile).fingerprint

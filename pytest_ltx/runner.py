@@ -64,10 +64,25 @@ def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str,
     return {
         "model": model,
         "fingerprint": fingerprint,
-        "request": request.to_dict(),
+        "request": keyed_request(request),
         "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
         "versions": package_versions(),
     }
+
+
+def keyed_request(request: Any) -> dict[str, Any]:
+    """The request as the cache keys it: file inputs by their content, never by their path (editing the
+    conditioning image must miss the cache; moving the checkout must not)."""
+    from pytest_ltx.cache import sha256_file
+
+    d = request.to_dict()
+    if request.image is not None:
+        p = Path(request.image)
+        try:
+            d["image"] = {"sha256": sha256_file(p)}
+        except OSError as e:
+            raise InfraError(f"conditioning image {p} cannot be read ({e.strerror or e})") from None
+    return d
 
 
 def _where(item: "ItemSpec") -> str:
@@ -96,9 +111,10 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     c = item.clip
     profile, req = _request(item, session)
     try:
-        fp = session.fingerprint(profile)
+        ident = session.identity(profile)
     except RenderError as e:
         raise InfraError(str(e)) from None
+    fp = ident.fingerprint
     prov = render_provenance(profile, fp, req)
     model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
@@ -113,7 +129,8 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
             hit = None  # a damaged entry is a miss; the cache drops it on the next put
         else:
             meta = hit.meta
-            return ClipRun(clip=clip, source="render", params=params, provenance={**prov, **meta.get("render", {})},
+            return ClipRun(clip=clip, source="render", params=params,
+                           provenance={**prov, **meta.get("render", {}), "model_identity": ident.summary()},
                            model_key=model_key, mp4=hit.clip_path, render_seconds=meta.get("seconds"),
                            peak_vram_gb=meta.get("peak_vram_gb"), cached=True)
     try:
@@ -132,7 +149,8 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     entry = cache.put(key, result.clip, meta)  # encoded straight into the cache entry (atomically)
     clip = read_clip(entry.clip_path)
     return ClipRun(clip=clip, source="render", params=params,
-                   provenance={**prov, "device": result.device, "dtype": result.dtype},
+                   provenance={**prov, "device": result.device, "dtype": result.dtype,
+                               "model_identity": ident.summary()},
                    model_key=model_key, mp4=entry.clip_path, render_seconds=result.seconds,
                    peak_vram_gb=result.peak_vram_gb, cached=False,
                    raw=result.clip if need_raw else None, timings={"render_call_s": wall})

@@ -19,6 +19,7 @@ from pytest_ltx.report.results import ItemResult
 
 if TYPE_CHECKING:
     from pytest_ltx.cache import RenderCache
+    from pytest_ltx.model_identity import ModelIdentity
     from pytest_ltx.models import ModelProfile
 
 __all__ = ["LtxSession", "SESSION_KEY", "get_session", "safe_name"]
@@ -37,7 +38,7 @@ class LtxSession:
         self.settings: Settings = settings(config)
         self.is_worker = hasattr(config, "workerinput")
         self._profiles: dict[str, ModelProfile] | None = None
-        self._fingerprints: dict[Any, str] = {}
+        self._identities: dict[Any, "ModelIdentity"] = {}
         self._cache: RenderCache | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._store: Any = None
@@ -75,12 +76,16 @@ class LtxSession:
         p = profiles[name]
         return replace(p, device=device) if device else p
 
-    def fingerprint(self, profile: "ModelProfile") -> str:
-        if profile not in self._fingerprints:
-            from pytest_ltx.models import fingerprint
+    def identity(self, profile: "ModelProfile") -> "ModelIdentity":
+        """The model identity of ``profile`` (computed once per session; digests cached machine-wide)."""
+        if profile not in self._identities:
+            from pytest_ltx.models import identity
 
-            self._fingerprints[profile] = fingerprint(profile)
-        return self._fingerprints[profile]
+            self._identities[profile] = identity(profile)
+        return self._identities[profile]
+
+    def fingerprint(self, profile: "ModelProfile") -> str:
+        return self.identity(profile).fingerprint
 
     def clip_profile(self) -> Any:
         """The CLIP model from ``[tool.pytest-ltx.clip]`` (None when not configured: CLIP checks then

@@ -16,11 +16,11 @@ import pytest
 
 from pytest_ltx.models import TINY_PROFILE, fingerprint_dir
 from pytest_ltx.render.base import RenderRequest, RenderResult
-from pytest_ltx.render.tiny import TINY_BUILDER_VERSION, ensure_tiny_model, save_tiny_model
+from pytest_ltx.render.tiny import build_inputs_digest, ensure_tiny_model, save_tiny_model
 
 
 def test_saved_folder_is_a_real_ltx2_checkpoint_layout(render_tiny_dir: Path) -> None:
-    assert render_tiny_dir.name == f"tiny-{TINY_BUILDER_VERSION}"
+    assert render_tiny_dir.name == f"tiny-{build_inputs_digest()}"
     index = json.loads((render_tiny_dir / "model_index.json").read_text())
     assert index["_class_name"] == "LTX2Pipeline"
     assert index["tokenizer"] == ["transformers", "GemmaTokenizer"]
@@ -40,6 +40,26 @@ def test_ensure_is_idempotent(render_tiny_dir: Path, render_home: Path) -> None:
     stamp = (render_tiny_dir / "model_index.json").stat().st_mtime_ns
     assert ensure_tiny_model(render_home) == render_tiny_dir
     assert (render_tiny_dir / "model_index.json").stat().st_mtime_ns == stamp
+
+
+def test_new_library_versions_rebuild_the_model_but_keep_its_identity(
+        render_tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the model is built *from* names its folder (a new transformers rebuilds it); what was built
+    is its identity (the committed baselines stay valid when the rebuild yields the same weights)."""
+    import pytest_ltx.versions as versions
+
+    real = versions.package_versions
+
+    def newer(names=versions.RENDER_LIBRARIES):  # type: ignore[no-untyped-def]
+        return {n: ("99.0.0" if n == "transformers" else v) for n, v in real(names).items()}
+
+    monkeypatch.setattr(versions, "package_versions", newer)
+    rebuilt = ensure_tiny_model(tmp_path / "home")
+    assert rebuilt.name != render_tiny_dir.name
+    cfg = json.loads((rebuilt / "text_encoder" / "config.json").read_text())
+    cfg["transformers_version"] = "99.0.0"  # what the newer library would write
+    (rebuilt / "text_encoder" / "config.json").write_text(json.dumps(cfg, indent=2))
+    assert fingerprint_dir(rebuilt) == fingerprint_dir(render_tiny_dir)
 
 
 @pytest.mark.slow
@@ -169,7 +189,7 @@ def test_parallel_workers_build_once(tmp_path: Path) -> None:
     results = [q.get(timeout=5) for _ in procs]
     assert results[0] == results[1]  # same folder, same mtime: the second process did not rebuild
     models = tmp_path / "models"
-    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == [f"tiny-{TINY_BUILDER_VERSION}"]
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == [f"tiny-{build_inputs_digest()}"]
 
 
 @pytest.mark.slow

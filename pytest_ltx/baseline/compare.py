@@ -521,6 +521,7 @@ def missing_outcome(
     other_models: Sequence[str] = (),
     created: bool = False,
     nodeid: str | None = None,
+    identity_change: Sequence[str] = (),
 ) -> Outcome:
     """The outcome for an item without a baseline: a failure that says how to create one, or (with
     ``created``, when the user asked to create missing baselines) a pass that says one was queued."""
@@ -530,9 +531,13 @@ def missing_outcome(
     target = nodeid or item_key
     msg = (f"no golden baseline for {item_key} [{model_key}] (expected {path}): create it with "
            f"`pytest '{target}' --ltx-update-baselines`, review the new files and commit them")
-    if other_models:
+    if identity_change:
+        msg += ("; the model changed since the baseline of " + ", ".join(identity_change)
+                + " was made (library versions alone never change the model identity)")
+    elif other_models:
         msg += f"; baselines exist for {', '.join(other_models)} — did the model or its weights change?"
-    return Outcome("baseline.missing", Status.FAILED, msg, details={"other_models": list(other_models)})
+    return Outcome("baseline.missing", Status.FAILED, msg,
+                   details={"other_models": list(other_models), "identity_change": list(identity_change)})
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,18 +8,23 @@ with ``save_pretrained`` and load it back with ``LTX2Pipeline.from_pretrained``:
 real checkpoint takes. It renders noise, deterministically; never use it to prove a metric.
 
 The folder is built once per machine (``$PYTEST_LTX_HOME`` or ``~/.cache/pytest-ltx``), atomically and
-under a file lock so parallel xdist workers don't race; bump :data:`TINY_BUILDER_VERSION` whenever the
-recipe changes so old folders are not reused.
+under a file lock so parallel xdist workers don't race. Its name is a digest of what it is built *from*
+(this module's source and the versions of the libraries that execute it), so a changed recipe or a new
+torch rebuilds it; its *identity* is the content of what was built (``model_identity.py``), so a rebuild
+that yields the same weights and configs keeps every baseline valid.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from pytest_ltx.model_identity import pytest_ltx_home
 
 __all__ = [
     "TINY_BUILDER_VERSION",
@@ -45,14 +50,24 @@ _MEL_BINS = 8
 _WORDS = ("robot", "dancing", "the", "cat", "dog", "car", "city", "light", "red", "blue")
 
 
-def pytest_ltx_home() -> Path:
-    """Root for machine-wide pytest-ltx state (the tiny model): ``$PYTEST_LTX_HOME`` or ~/.cache/pytest-ltx."""
-    env = os.environ.get("PYTEST_LTX_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-ltx"
+#: the libraries whose code runs while the tiny model is built and saved
+_BUILD_LIBRARIES = ("torch", "diffusers", "transformers", "safetensors", "tokenizers")
+
+
+def build_inputs_digest() -> str:
+    """Digest of everything the tiny model is built from: this module's source, the builder version and
+    the versions of the libraries that initialise and save it (12 hex chars)."""
+    from pytest_ltx.versions import package_versions
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(f"builder={TINY_BUILDER_VERSION}".encode())
+    for name, version in sorted(package_versions(_BUILD_LIBRARIES).items()):
+        h.update(f"{name}={version}".encode())
+    return h.hexdigest()[:12]
 
 
 def tiny_model_dir(home: Path | None = None) -> Path:
-    return (home or pytest_ltx_home()) / "models" / f"tiny-{TINY_BUILDER_VERSION}"
+    return (home or pytest_ltx_home()) / "models" / f"tiny-{build_inputs_digest()}"
 
 
 # -------------------------------------------------------------------------------------------- builder
