@@ -115,14 +115,26 @@ class SessionReporter:
         stems = {spec.rsplit(".", 1)[0] for spec in s.collected_specs}
         used = getattr(s, "collected_item_keys", set())
         covered = self._covered_spec_dirs()
+        # the model keys items really compared against: a baseline of the same profile under another model
+        # identity (the weights changed) is no longer in use; another profile's baselines are left alone
+        models_used: dict[str, set[str]] = {}
+        for r in s.results:
+            b = r.baseline or {}
+            if b.get("item_key") and b.get("model_key"):
+                models_used.setdefault(b["item_key"], set()).add(b["model_key"])
+
+        def superseded(ik: str, mk: str) -> bool:
+            now = models_used.get(ik, set())
+            return mk not in now and any(m.rsplit("-", 1)[0] == mk.rsplit("-", 1)[0] for m in now)
+
         self.unused = sorted(
             (ik, mk) for ik, mk in known
-            if ik not in used and (
+            if (ik in used and superseded(ik, mk)) or (ik not in used and (
                 ik.rsplit("/", 1)[0] in stems
                 # a spec file that was deleted or renamed: its baselines belong to no collected file, and
                 # are only judged when the run covered its whole spec folder
                 or any(ik.startswith(d + "/") for d in covered)
-            )
+            ))
         )
         if self.unused and s.settings.prune_baselines:
             try:

@@ -155,6 +155,8 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
     if not e.enabled:
         step.info = {"status": "disabled"}
         return step
+    # which baseline this item used: an older model identity's baseline of the same profile is then unused
+    step.info = {"item_key": item_key, "model_key": run.model_key}
     st = session.settings
     store = session.store
     current = current_record(item, item_key, run, evaluation)
