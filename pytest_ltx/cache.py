@@ -93,8 +93,32 @@ class _Corrupt(Exception):
 class RenderCache:
     """The cache under ``root`` (layout: ``renders/<key[:2]>/<key>/{clip.mp4,meta.json}``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, fence: Path | None = None) -> None:
+        """``fence`` is the project root: a cache folder inside it that is a symlink pointing outside
+        it is not used (every lookup misses, every store fails with one line)."""
         self.root = Path(root)
+        #: why this cache may not be used (its root leaves the project through a symlink)
+        self.refused: str | None = None
+        if fence is not None:
+            from pytest_ltx.confine import escaping_symlink
+
+            link = escaping_symlink(self.root, Path(fence))
+            if link is not None:
+                self.refused = (f"{link} is a symlink to {link.resolve()}, outside the project "
+                                f"{Path(fence).resolve()}; point --ltx-cache-dir at the real folder if that is intended")
+
+    def _escapes(self, d: Path) -> Path | None:
+        from pytest_ltx.confine import escaping_symlink
+
+        return escaping_symlink(d, self.root)
+
+    def sweep(self, older_than: float) -> list[Path]:
+        """Remove staging folders and ``.part`` files a killed run left (older than ``older_than``)."""
+        from pytest_ltx.storage import sweep_stale
+
+        if self.refused is not None:
+            return []
+        return sweep_stale(self.root / "tmp", ("",), older_than) + sweep_stale(self.root, (".part",), older_than)
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -149,10 +173,24 @@ class RenderCache:
     def get(self, key: str) -> CachedRender | None:
         """The entry for ``key``, or None. A corrupt or partial entry is logged, removed, and a miss."""
         d = self.entry_dir(key)
+        if self.refused is not None:
+            log.warning("pytest-ltx render cache not used: %s", self.refused)
+            return None
+        link = self._escapes(d)
+        if link is not None:  # never read (or later write) through a symlink out of the cache
+            log.warning("pytest-ltx render cache: dropping %s (a symlink out of the cache)", link)
+            try:
+                link.unlink()
+            except OSError:
+                pass
+            return None
         if not d.exists():
             return None
         try:
             return self._load(key, d)
+        except OSError as e:  # an unreadable entry (permissions): a miss, not a crash
+            log.warning("pytest-ltx render cache: cannot read %s (%s); treated as a miss", d, e)
+            return None
         except _Corrupt as why:
             with self._lock(key):
                 try:  # a concurrent writer may have just replaced it with a good entry
@@ -187,14 +225,35 @@ class RenderCache:
         The clip is probed before it is stored, so an unreadable file never becomes a cache hit. When
         another process stored the same key first, its entry wins and is returned (same key, same bits).
         """
-        from pytest_ltx.media import Clip, probe, write_clip
+        from pytest_ltx.storage import StoreError, describe_os_error, is_write_fault
 
-        self.entry_dir(key)  # validates the key
+        final = self.entry_dir(key)  # validates the key
+        if self.refused is not None:
+            raise StoreError("render cache", self.root, self.refused, "the render was not cached")
+        link = self._escapes(final)
+        if link is not None:
+            raise StoreError("render cache", link, f"a symlink to {link.resolve()}, outside the cache",
+                             "the render was not cached; remove the symlink")
+        try:
+            return self._put(key, clip, meta)
+        except OSError as e:
+            if not is_write_fault(e):
+                raise
+            where = e.filename if isinstance(e.filename, str) else self.root
+            raise StoreError("render cache", where, describe_os_error(e, with_path=False),
+                             "the render was not cached and no cache entry was changed (free space or "
+                             "point --ltx-cache-dir elsewhere)") from None
+
+    def _put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any]) -> CachedRender:
+        from pytest_ltx.media import Clip, probe, write_clip
+        from pytest_ltx.storage import make_readable
+
         self._ensure_root()
         staging = self.root / "tmp"
         staging.mkdir(parents=True, exist_ok=True)
         self._sweep_staging(staging)
         tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=staging))
+        make_readable(tmp)  # mkdtemp makes 0700: a shared cache must be readable by the other CI users
         try:
             dest_clip = tmp / _CLIP
             if isinstance(clip, Clip):

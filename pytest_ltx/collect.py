@@ -64,11 +64,12 @@ class SpecFile(pytest.File):
     session, and the other spec files must still run."""
 
     def collect(self) -> Iterator[pytest.Item]:
+        from pytest_ltx.confine import PathPolicy
         from pytest_ltx.spec import SpecFileError, expand, load_spec_file
 
         rel = _relpath(self.path, Path(self.config.rootpath))
-        try:
-            spec = load_spec_file(self.path)
+        try:  # paths in a spec (image:, file:, audio:) must stay inside the project or an allowed folder
+            spec = load_spec_file(self.path, confine=PathPolicy.from_settings(get_session(self.config).settings))
         except SpecFileError as e:
             yield InvalidSpec.from_parent(self, name=INVALID_SPEC, message=str(e), spec_rel=rel)
             return

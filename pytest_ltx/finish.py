@@ -94,6 +94,10 @@ class SessionReporter:
             self.baseline_summary = store.flush()
         except Exception as e:  # never a half-written baseline: the store's flush is atomic per record
             self.problems.append(f"writing baselines failed: {e.__class__.__name__}: {e}")
+            return
+        line = self.baseline_summary.failure_line()
+        if line:  # a requested write that did not happen must not look like success
+            self.problems.append(line)
 
     def _whole_suite(self, session: pytest.Session) -> bool:
         """Only a run that selected every item of its spec files may call a baseline unused: not with
@@ -137,12 +141,29 @@ class SessionReporter:
             ))
         )
         if self.unused and s.settings.prune_baselines:
+            self._announce_prune()
             try:
-                s.store.prune(self.unused)
+                summary = s.store.prune(self.unused)
             except Exception as e:  # each removal is atomic; report, do not crash the session
                 self.problems.append(f"pruning baselines failed: {e.__class__.__name__}: {e}")
                 return
-            self.pruned = list(self.unused)
+            self.pruned = [(c.item_key, c.model_key) for c in summary.pruned]
+            for c in summary.failed:
+                self.problems.append(f"baseline store {s.store.root}: could not remove {c.path or c.item_key}: "
+                                     f"{c.notes[0] if c.notes else 'unknown error'}; it was kept")
+
+    def _announce_prune(self) -> None:
+        """List what --ltx-prune-baselines is about to delete *before* deleting it (a log of a run cut
+        short still says what went)."""
+        if self.session is None:
+            return
+        tr = self.session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        tr.write_line("")
+        tr.write_line(f"pytest-ltx: pruning {len(self.unused)} unused baseline(s) from {self.s.store.root}:")
+        for ik, mk in self.unused:
+            tr.write_line(f"  delete {ik} [{mk}] ({self.s.store.path_for(ik, mk)})")
 
     def _covered_spec_dirs(self) -> list[str]:
         """The ``ltx_specs`` folders (rootdir-relative, posix) this run collected entirely: named on the

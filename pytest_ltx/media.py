@@ -265,6 +265,53 @@ def _expected_frames(c, vs) -> int | None:
     return None
 
 
+class _RateCheck:
+    """Variable frame rate detection on the decoded frames' timestamps.
+
+    Every metric (motion events, A/V sync) takes frame ``i`` to be at ``i / fps``. A variable-frame-rate
+    file (a phone recording, a screen capture) breaks that silently, so it is refused with a message
+    saying how to make it constant-rate, instead of being misread. Timestamps rounded to the stream's
+    time base (41/42 ms at 24 fps in a millisecond base) are constant rate; a frame lasting a quarter
+    longer or shorter than the nominal one is not.
+    """
+
+    TOLERANCE = 0.25
+
+    def __init__(self, path: Path, vs) -> None:
+        self.path = path
+        self.tb = float(vs.time_base) if vs.time_base else None
+        rate = vs.average_rate or vs.guessed_rate
+        self.nominal = 1.0 / float(rate) if rate else None
+        self.prev: int | None = None
+        self.worst: tuple[float, int] | None = None  # (duration s, frame index)
+        self.n = 0
+
+    def add(self, pts: int | None) -> None:
+        if pts is None or self.tb is None or self.nominal is None:
+            self.prev = None
+            self.n += 1
+            return
+        if self.prev is not None:
+            d = (pts - self.prev) * self.tb
+            dev = abs(d - self.nominal)
+            if dev > self.TOLERANCE * self.nominal and (self.worst is None or dev > abs(self.worst[0] - self.nominal)):
+                self.worst = (d, self.n)
+        self.prev = pts
+        self.n += 1
+
+    def check(self) -> None:
+        if self.worst is None or self.nominal is None:
+            return
+        d, i = self.worst
+        raise ClipReadError(
+            self.path,
+            f"variable frame rate: frame {i} comes {d * 1000:.1f} ms after frame {i - 1}, the stream's nominal "
+            f"rate is {1 / self.nominal:.3g} fps ({self.nominal * 1000:.1f} ms per frame); motion and A/V sync "
+            "assume a constant rate, so the clip is refused rather than misread. Re-encode it at a constant "
+            "rate, e.g. `ffmpeg -i IN -fps_mode cfr -r 24 OUT.mp4`",
+        )
+
+
 def iter_frames(
     path: os.PathLike[str] | str, *, max_side: int | None = None, step: int = 1
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -289,8 +336,10 @@ def iter_frames(
         exact = bool(vs.frames)
         w, h = _scaled_size(vs.width, vs.height, max_side)
         i = 0
+        rate = _RateCheck(p, vs)
         try:
             for frame in c.decode(vs):
+                rate.add(frame.pts)
                 if i % step == 0:
                     if (w, h) == (frame.width, frame.height):
                         yield i, frame.to_ndarray(format="rgb24")
@@ -304,6 +353,7 @@ def iter_frames(
             raise ClipReadError(p, f"video stream is corrupt or truncated after frame {i} ({e})") from None
         if i == 0:
             raise ClipReadError(p, "video stream decodes to zero frames (truncated or corrupt file)")
+        rate.check()
         if expected:
             # a frame count in the header is exact; a duration-based estimate gets a little slack
             slack = 0 if exact else max(2, round(0.05 * expected))
@@ -323,14 +373,22 @@ def _read_audio(p: Path) -> tuple[np.ndarray | None, int | None]:
             return None, None
         a = c.streams.audio[0]
         sr = int(a.rate or a.sample_rate)
+        _check_audio_budget(p, sr, None)
+        from pytest_ltx.limits import current
+
+        max_samples = current().audio_s * sr  # headers may not tell the length: count while decoding
         channels = max(1, a.channels or 1)
         layout = "mono" if channels == 1 else "stereo"
         res = av.AudioResampler(format="fltp", layout=layout, rate=sr)
         chunks: list[np.ndarray] = []
         try:
+            n = 0
             for frame in c.decode(a):
                 for out in res.resample(frame):
                     chunks.append(out.to_ndarray())
+                    n += chunks[-1].shape[-1]
+                if n > max_samples:
+                    _check_audio_budget(p, None, n / sr)
             for out in res.resample(None):
                 chunks.append(out.to_ndarray())
         except av.FFmpegError as e:
@@ -338,6 +396,34 @@ def _read_audio(p: Path) -> tuple[np.ndarray | None, int | None]:
         if not chunks:
             return np.zeros((min(channels, 2), 0), np.float32), sr
         return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), sr
+
+
+def check_decode_budget(p: Path, info: ClipInfo, max_side: int | None = None) -> None:
+    """Refuse, before decoding, a clip whose frames would not fit the ``clip_mb`` budget (frames ×
+    height × width × 3 bytes after the downscale) or whose audio is over ``audio_hz`` / ``audio_s``."""
+    from pytest_ltx.limits import current, raise_hint
+
+    lim = current()
+    w, h = _scaled_size(info.width, info.height, max_side)
+    need = info.frames * w * h * 3
+    if need > lim.clip_mb * 2**20:
+        raise ClipReadError(
+            p, f"decoding {info.frames} frames of {w}x{h} needs {need / 2**20:.0f} MB, over the {lim.clip_mb} MB "
+            f"limit for one clip; {raise_hint('clip_mb')}")
+    _check_audio_budget(p, info.audio_sample_rate, info.audio_duration_s)
+
+
+def _check_audio_budget(p: Path, sr: int | None, seconds: float | None) -> None:
+    from pytest_ltx.limits import current, raise_hint
+
+    lim = current()
+    if sr is not None and sr > lim.audio_hz:
+        raise ClipReadError(
+            p, f"audio sample rate {sr} Hz is over the {lim.audio_hz} Hz limit (192 kHz is the highest "
+            f"production rate; a higher one is a broken or hostile file); {raise_hint('audio_hz')}")
+    if seconds is not None and seconds > lim.audio_s:
+        raise ClipReadError(
+            p, f"audio is {seconds:.0f} s long, over the {lim.audio_s} s limit; {raise_hint('audio_s')}")
 
 
 def read_audio_file(path: os.PathLike[str] | str) -> tuple[np.ndarray, int]:
@@ -362,6 +448,7 @@ def read_clip(
     """
     p = Path(path)
     info = probe(p)
+    check_decode_budget(p, info, max_side)
     frames = [f for _, f in iter_frames(p, max_side=max_side)]
     arr = np.stack(frames)
     wav: np.ndarray | None = None
@@ -502,6 +589,9 @@ def write_frames(
                         out.mux(pkt)
                 for pkt in astream.encode(None):
                     out.mux(pkt)
+        from pytest_ltx.storage import make_readable
+
+        make_readable(tmp)  # mkstemp makes 0600: a report or shared cache must be readable (0644 under umask 022)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

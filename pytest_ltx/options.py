@@ -21,7 +21,16 @@ def _parse_bool(v: Any) -> bool:
         return True
     if s in ("0", "false", "no", "off", ""):
         return False
-    raise pytest.UsageError(f"expected a boolean (true/false), got {v!r}")
+    raise pytest.UsageError(f"expected a boolean (true/false/1/0/yes/no), got {v!r}")
+
+
+def _parse_limits(v: Any) -> Any:
+    from pytest_ltx.limits import parse_limits
+
+    try:
+        return parse_limits(v)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def _parse_nonneg_int(v: Any) -> int:
@@ -98,8 +107,13 @@ OPTIONS: tuple[Option, ...] = (
            "true"),
     Option("prune_baselines", "delete baselines that no collected item uses (only when the whole suite ran)",
            False, _parse_bool, "true"),
-    Option("allow_outside_root", "let `file:` clips point outside the rootdir (by default a spec may only "
-           "read clips inside the project)", False, _parse_bool, "true"),
+    Option("allow_outside_root", "let paths in specs (`file:`, `audio:`, `image:`) point anywhere (by default "
+           "a spec may only read files inside the rootdir or an --ltx-allow-dirs folder)", False, _parse_bool,
+           "true"),
+    Option("allow_dirs", "extra folders (outside the rootdir) that paths in specs may read", (), _parse_list,
+           metavar="DIRS"),
+    Option("limits", "raise input budgets, e.g. 'clip_mb=4096 audio_hz=384000' (names and defaults: "
+           "docs/reliability.md)", None, _parse_limits, metavar="NAME=VALUE"),
     Option("calibrate", "render each item N times (neighbouring seeds) and store the metric spread in its "
            "baseline; implies --ltx-update-baselines", 0, _parse_nonneg_int, metavar="N"),
     Option("calibrate_seeds", "calibration runs use the item's own seed every time ('same': measures "
@@ -165,9 +179,21 @@ class Settings:
     calibrate: int
     calibrate_seeds: str
     allow_outside_root: bool
+    #: resolved folders outside the rootdir that spec paths may read (``--ltx-allow-dirs``)
+    allow_dirs: tuple[Path, ...] = ()
+    limits: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            if isinstance(v, Path):
+                v = str(v)
+            elif isinstance(v, tuple) and v and isinstance(v[0], Path):
+                v = [str(x) for x in v]
+            elif hasattr(v, "to_dict"):
+                v = v.to_dict()
+            out[k] = v
+        return out
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -193,4 +219,24 @@ def settings(config: pytest.Config) -> Settings:
         calibrate=calibrate,
         calibrate_seeds=resolve(config, "calibrate_seeds"),
         allow_outside_root=resolve(config, "allow_outside_root"),
+        allow_dirs=tuple(_allowed_dir(root, d) for d in resolve(config, "allow_dirs")),
+        limits=resolve(config, "limits") or _default_limits(),
     )
+
+
+def _default_limits() -> Any:
+    from pytest_ltx.limits import Limits
+
+    return Limits()
+
+
+def _allowed_dir(root: Path, d: str) -> Path:
+    """An ``--ltx-allow-dirs`` folder, resolved. Allowing ``/`` or the home folder would switch the
+    confinement off without saying so: that is what ``--ltx-allow-outside-root`` is for."""
+    p = Path(d).expanduser()
+    p = (p if p.is_absolute() else root / p).resolve()
+    if p == Path(p.anchor) or p == Path.home().resolve():
+        raise pytest.UsageError(
+            f"pytest-ltx: ltx_allow_dirs: {d!r} is {'the file-system root' if p == Path(p.anchor) else 'the home folder'}; "
+            "allow a narrower folder (or --ltx-allow-outside-root to lift the confinement knowingly)")
+    return p

@@ -101,6 +101,13 @@ def _request(item: "ItemSpec", session: "LtxSession") -> tuple[Any, Any]:
         req = item.to_render_request(profile.name)
     except ValueError as e:
         raise InfraError(f"{_where(item)}: {e}") from None
+    if req.image is not None:  # collection refuses it already; a spec built in Python is checked here
+        from pytest_ltx.confine import OutsideRoot, PathPolicy
+
+        try:
+            PathPolicy.from_settings(session.settings).resolve(req.image, item.base_dir)
+        except OutsideRoot as e:
+            raise InfraError(f"{_where(item)}: image: {e}") from None
     return profile, req
 
 
@@ -146,7 +153,12 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
         "render": {"device": result.device, "dtype": result.dtype},
         "provenance": result.provenance,
     }
-    entry = cache.put(key, result.clip, meta)  # encoded straight into the cache entry (atomically)
+    from pytest_ltx.storage import StoreError
+
+    try:
+        entry = cache.put(key, result.clip, meta)  # encoded straight into the cache entry (atomically)
+    except StoreError as e:  # a full or read-only cache volume: one line, not a traceback
+        raise InfraError(f"{_where(item)}: {e}") from None
     clip = read_clip(entry.clip_path)
     return ClipRun(clip=clip, source="render", params=params,
                    provenance={**prov, "device": result.device, "dtype": result.dtype,
@@ -192,7 +204,8 @@ def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     try:
         clip = load_file_source(item.file_path, item.audio_path, spec_dir=item.base_dir,
                                 root=session.settings.rootdir, require_audio=item.expect.av_sync is not None,
-                                allow_outside_root=session.settings.allow_outside_root)
+                                allow_outside_root=session.settings.allow_outside_root,
+                                allow_dirs=session.settings.allow_dirs)
     except ClipReadError as e:
         raise InfraError(f"{_where(item)}: {e}") from None
     source = Path(clip.source or item.file_path)
@@ -219,7 +232,14 @@ def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
 def obtain_clip(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     kind = item.source_kind.value if hasattr(item.source_kind, "value") else str(item.source_kind)
     t0 = time.perf_counter()
-    run = {"render": _render, "file": _file, "testcard": _testcard}[kind](item, session)
+    try:
+        run = {"render": _render, "file": _file, "testcard": _testcard}[kind](item, session)
+    except OSError as e:  # a full disk or a read-only folder while writing a clip: one line, no traceback
+        from pytest_ltx.storage import describe_os_error
+
+        raise InfraError(f"{_where(item)}: file system error: {describe_os_error(e)}; "
+                         "no store was changed (free space or point --ltx-report-dir / --ltx-cache-dir elsewhere)"
+                         ) from None
     run.timings["obtain_s"] = time.perf_counter() - t0
     return run
 

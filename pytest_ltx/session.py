@@ -36,6 +36,9 @@ class LtxSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.settings: Settings = settings(config)
+        from pytest_ltx.limits import set_limits
+
+        set_limits(self.settings.limits)
         self.is_worker = hasattr(config, "workerinput")
         self._profiles: dict[str, ModelProfile] | None = None
         self._identities: dict[Any, "ModelIdentity"] = {}
@@ -102,7 +105,7 @@ class LtxSession:
         if self._cache is None:
             from pytest_ltx.cache import RenderCache
 
-            self._cache = RenderCache(self.settings.cache_dir)
+            self._cache = RenderCache(self.settings.cache_dir, fence=self.settings.rootdir)
         return self._cache
 
     @property
@@ -110,7 +113,8 @@ class LtxSession:
         if self._store is None:
             from pytest_ltx.baseline import BaselineStore
 
-            self._store = BaselineStore(self.settings.baselines)
+            # fence: a symlinked baselines/ pointing out of the project is neither read nor written
+            self._store = BaselineStore(self.settings.baselines, fence=self.settings.rootdir)
         return self._store
 
     def scratch_dir(self) -> Path:

@@ -424,8 +424,25 @@ class BaselineRecord:
 
     @classmethod
     def read_dir(cls, directory: Path) -> "BaselineRecord":
-        """Read a record directory; anything inconsistent raises :class:`BaselineError` naming the file."""
+        """Read a record directory; anything inconsistent raises :class:`BaselineError` naming the file.
+
+        A baseline folder reaches the gate from a pull request: a truncated or hand-edited record.json,
+        values of the wrong type, a missing or corrupt keyframes.npz, a folder where a file should be —
+        each is a ``BaselineError`` (a per-item error that ``--ltx-update-baselines`` repairs), never
+        another exception."""
+        try:
+            return cls._read_dir(directory)
+        except BaselineError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever a tampered file makes the parser do
+            raise BaselineError(directory / RECORD_FILE, f"corrupt record ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def _read_dir(cls, directory: Path) -> "BaselineRecord":
         path = directory / RECORD_FILE
+        for name in (RECORD_FILE, ARRAYS_FILE, THUMBNAILS_FILE):
+            if (directory / name).is_dir():
+                raise BaselineError(directory / name, "is a folder where a file should be")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -457,13 +474,16 @@ class BaselineRecord:
             if not isinstance(doc.get(k), str):
                 raise BaselineError(path, f"corrupt record (missing {k!r})")
         manifest = doc.get("arrays") or {}
+        _expect_types(path, doc)
         arrays: dict[str, np.ndarray] = {}
         if manifest:
             npz = directory / ARRAYS_FILE
             try:
-                arrays = _npz_load(npz.read_bytes())
+                arrays = _npz_load(npz.read_bytes(), source=npz)
             except FileNotFoundError:
                 raise BaselineError(npz, "missing (record.json lists arrays)") from None
+            except BaselineError:
+                raise
             except Exception as e:  # noqa: BLE001 - any decoding failure is a corrupt file
                 raise BaselineError(npz, f"corrupt ({type(e).__name__}: {e})") from None
             if set(arrays) != set(manifest):
@@ -515,9 +535,52 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _npz_load(data: bytes) -> dict[str, np.ndarray]:
+def _npz_load(data: bytes, source: Path | str = "keyframes.npz") -> dict[str, np.ndarray]:
+    """The arrays of an npz, refusing before inflating one whose members would decompress past the
+    ``npz_mb`` limit (a 2 MB zip can declare gigabytes of zeros)."""
+    from pytest_ltx.limits import current, raise_hint
+
+    limit = current().npz_mb * 1024 * 1024
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        total = sum(max(0, i.file_size) for i in zf.infolist())
+    if total > limit:
+        raise BaselineError(
+            source, f"decompresses to {total / 2**20:.0f} MB, over the {current().npz_mb} MB limit for a "
+            f"baseline's arrays; not inflated; {raise_hint('npz_mb')}")
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "scalars": (dict,), "spread": (dict,), "provenance": (dict,), "environment": (dict,),
+    "keyframes": (dict,), "arrays": (dict,), "thumbnails": (dict,), "samples": (int,),
+    "fps": (int, float), "created": (str,), "updated": (str,),
+}
+
+
+def _expect_types(path: Path, doc: Mapping[str, Any]) -> None:
+    """Wrong types in a hand-edited record.json name the field (not a TypeError three calls later)."""
+    for k, types in _FIELD_TYPES.items():
+        v = doc.get(k)
+        if v is not None and (not isinstance(v, types) or isinstance(v, bool)):
+            want = " or ".join({dict: "an object", int: "an integer", float: "a number", str: "a string"}[t]
+                               for t in types)
+            raise BaselineError(path, f"corrupt record ('{k}' should be {want}, got {type(v).__name__})")
+    for k, v in (doc.get("scalars") or {}).items():
+        if v is not None and not isinstance(v, (int, float)):
+            raise BaselineError(path, f"corrupt record (scalar '{k}' should be a number, got {type(v).__name__})")
+    kf = doc.get("keyframes") or {}
+    frames = kf.get("frames")
+    if frames is not None and (not isinstance(frames, list) or not all(isinstance(i, int) for i in frames)):
+        raise BaselineError(path, "corrupt record ('keyframes.frames' should be a list of frame numbers)")
+    for name, m in (doc.get("arrays") or {}).items():
+        if not isinstance(m, dict):
+            raise BaselineError(path, f"corrupt record (array entry '{name}' should be an object)")
+    t = doc.get("thumbnails")
+    if t is not None:
+        shape = t.get("shape")
+        if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(i, int) and i >= 0 for i in shape)):
+            raise BaselineError(path, "corrupt record ('thumbnails.shape' should be 4 whole numbers)")
 
 
 def _read_strip(data: bytes, shape: tuple[int, ...]) -> np.ndarray:

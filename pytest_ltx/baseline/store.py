@@ -41,6 +41,8 @@ class ChangeKind(str, Enum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     PRUNED = "pruned"
+    #: a queued record that could not be written (full disk, read-only store…): the old one is kept
+    FAILED = "not written"
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,22 @@ class UpdateSummary:
     def pruned(self) -> list[BaselineChange]:
         return self.of(ChangeKind.PRUNED)
 
+    @property
+    def failed(self) -> list[BaselineChange]:
+        return self.of(ChangeKind.FAILED)
+
+    def failure_line(self) -> str | None:
+        """One line for a run whose writes partly failed: how many, the first cause, what was kept."""
+        bad = self.failed
+        if not bad:
+            return None
+        done = len(self.created) + len(self.updated) + len(self.pruned)
+        first = bad[0]
+        why = first.notes[0] if first.notes else "unknown error"
+        return (f"baseline store {self.root}: {len(bad)} of {len(self.changes)} baseline(s) NOT written "
+                f"(first: {first.path or first.item_key}: {why}); each kept its previous version (or stays "
+                f"missing); {done} written completely")
+
     def __bool__(self) -> bool:
         return bool(self.changes)
 
@@ -140,7 +158,7 @@ class UpdateSummary:
     def to_text(self, max_moves: int = 3) -> str:
         """Plain lines for the pytest terminal summary."""
         lines = [self.headline() + (f" in {self.root}" if self.root else "")]
-        for kind in (ChangeKind.CREATED, ChangeKind.UPDATED, ChangeKind.PRUNED):
+        for kind in (ChangeKind.CREATED, ChangeKind.UPDATED, ChangeKind.PRUNED, ChangeKind.FAILED):
             for c in self.of(kind):
                 lines.append(f"  {kind.value:<8} {c.item_key} [{c.model_key}]")
                 for m in c.moves[:max_moves]:
@@ -173,11 +191,38 @@ class UpdateSummary:
 class BaselineStore:
     """Golden baselines under ``root`` (usually ``<rootdir>/baselines``)."""
 
-    def __init__(self, root: Path | str, *, recover: bool = True) -> None:
+    def __init__(self, root: Path | str, *, recover: bool = True, fence: Path | str | None = None) -> None:
+        """``fence`` is the project root: a store folder inside it that is a symlink to somewhere outside
+        it (a PR can commit such a symlink) is refused for reading and writing."""
         self.root = Path(root)
         self._queue: dict[tuple[str, str], BaselineRecord] = {}
-        if recover and self.root.is_dir():
-            self.recover()
+        #: why this store may not be used at all (its root escapes the project through a symlink)
+        self.refused: str | None = None
+        if fence is not None:
+            from pytest_ltx.confine import escaping_symlink
+
+            link = escaping_symlink(self.root, Path(fence))
+            if link is not None:
+                self.refused = (f"{link} is a symlink to {link.resolve()}, outside the project {Path(fence).resolve()}; "
+                                "pytest-ltx does not read or write baselines through it (point --ltx-baselines "
+                                "at the real folder if that is intended)")
+        if recover and self.refused is None and self.root.is_dir():
+            try:
+                self.recover()
+            except OSError:  # a read-only checkout: leftovers stay, reading still works
+                pass
+
+    def _check_confined(self, d: Path) -> None:
+        """Refuse a record path that leaves the store through a symlink (or a store that leaves the project)."""
+        if self.refused is not None:
+            raise BaselineError(self.root, self.refused, "remove the symlink or point --ltx-baselines at a real folder")
+        from pytest_ltx.confine import escaping_symlink
+
+        link = escaping_symlink(d, self.root)
+        if link is not None:
+            raise BaselineError(
+                link, f"is a symlink to {link.resolve()}, outside the baseline store {self.root}",
+                "replace the symlink by a real folder (`--ltx-update-baselines` does not write through it)")
 
     # ---- reading -------------------------------------------------------------------------------------
 
@@ -187,6 +232,9 @@ class BaselineStore:
     def load(self, item_key: str, model_key: str) -> BaselineRecord | None:
         """The baseline, or None if there is none. A corrupt one raises :class:`BaselineError`."""
         d = self.path_for(item_key, model_key)
+        self._check_confined(d)
+        if d.exists() and not d.is_dir():
+            raise BaselineError(d, "is a file where the baseline folder should be")
         if not d.is_dir():
             if not self._leftovers_for(d):
                 return None
@@ -220,6 +268,8 @@ class BaselineStore:
     def all_keys(self) -> set[tuple[str, str]]:
         """Every (item_key, model_key) with a record directory under the root."""
         keys: set[tuple[str, str]] = set()
+        if self.refused is not None:
+            return keys
         for d in self._record_dirs():
             key = relpath_to_key(PurePosixPath(d.relative_to(self.root).as_posix()))
             if key is None:  # a hashed (cut) name: the key lives only inside the record
@@ -250,22 +300,56 @@ class BaselineStore:
         return list(self._queue.values())
 
     def flush(self) -> UpdateSummary:
-        """Write every queued record, each atomically; unchanged records are not rewritten (no churn)."""
+        """Write every queued record, each all-or-nothing; unchanged records are not rewritten (no churn).
+
+        A record that cannot be written (full disk, read-only store, a symlink out of the store, a file
+        where a folder should be) is a ``FAILED`` change naming the cause; the previous version stays in
+        place and the other records are still written. Never raises for a write fault."""
         queued, self._queue = self._queue, {}
         changes: list[BaselineChange] = []
         if not queued:
             return UpdateSummary((), str(self.root))
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._lock():
-            self._recover_all()
+
+        def fail_all(why: str) -> UpdateSummary:
+            return UpdateSummary(tuple(
+                BaselineChange(*k, ChangeKind.FAILED, notes=(why,), path=self._rel(self.path_for(*k)))
+                for k in sorted(queued)), str(self.root))
+
+        if self.refused is not None:
+            return fail_all(self.refused)
+        from pytest_ltx.storage import describe_os_error
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = self._lock()
+            lock.acquire()
+        except OSError as e:
+            return fail_all(describe_os_error(e))
+        try:
+            try:
+                self._recover_all()
+            except OSError:
+                pass
             for key in sorted(queued):
                 rec = queued[key]
                 target = self.path_for(*key)
+                try:
+                    self._check_confined(target)
+                except BaselineError as e:
+                    changes.append(BaselineChange(*key, ChangeKind.FAILED, notes=(e.reason,), path=self._rel(target)))
+                    continue
                 old, broken = self._read_quietly(target)
+                if old is not None and old.key != key:
+                    old, broken = None, f"it belonged to {old.item_key} [{old.model_key}]"
                 if old is not None and old.same_content(rec):
                     changes.append(BaselineChange(*key, ChangeKind.UNCHANGED, path=self._rel(target)))
                     continue
-                self._swap_in(target, rec.stamped(old))
+                try:
+                    self._swap_in(target, rec.stamped(old))
+                except OSError as e:
+                    changes.append(BaselineChange(*key, ChangeKind.FAILED, notes=(describe_os_error(e),),
+                                                  path=self._rel(target)))
+                    continue
                 if broken:
                     note = f"replaced an unusable baseline: {broken}"
                     changes.append(BaselineChange(*key, ChangeKind.UPDATED, notes=(note,), path=self._rel(target)))
@@ -274,20 +358,41 @@ class BaselineStore:
                 else:
                     moves, notes = _diff(old, rec)
                     changes.append(BaselineChange(*key, ChangeKind.UPDATED, moves, notes, self._rel(target)))
+        finally:
+            lock.release()
         return UpdateSummary(tuple(changes), str(self.root))
 
     def prune(self, keys: Iterable[tuple[str, str]]) -> UpdateSummary:
-        """Remove these baselines (each atomically) and the folders they leave empty."""
+        """Remove these baselines (each atomically) and the folders they leave empty. A removal that
+        fails (read-only store) is a ``FAILED`` change; the record then stays whole."""
+        from pytest_ltx.storage import describe_os_error
+
         changes = []
+        if self.refused is not None:
+            return UpdateSummary(tuple(BaselineChange(*k, ChangeKind.FAILED, notes=(self.refused,))
+                                       for k in sorted(set(keys))), str(self.root))
         with self._lock():
             for key in sorted(set(keys)):
                 target = self.path_for(*key)
+                try:
+                    self._check_confined(target)
+                except BaselineError as e:
+                    changes.append(BaselineChange(*key, ChangeKind.FAILED, notes=(e.reason,), path=self._rel(target)))
+                    continue
                 if not target.is_dir():
                     continue
                 aside = target.with_name(f".{target.name}{_DEL_TAG}{secrets.token_hex(4)}")
-                _rename(target, aside)
+                try:
+                    _rename(target, aside)
+                except OSError as e:
+                    changes.append(BaselineChange(*key, ChangeKind.FAILED, notes=(describe_os_error(e),),
+                                                  path=self._rel(target)))
+                    continue
                 shutil.rmtree(aside, ignore_errors=True)
-                self._remove_empty_parents(target.parent)
+                try:
+                    self._remove_empty_parents(target.parent)
+                except OSError:
+                    pass
                 changes.append(BaselineChange(*key, ChangeKind.PRUNED, path=self._rel(target)))
         return UpdateSummary(tuple(changes), str(self.root))
 
@@ -314,14 +419,14 @@ class BaselineStore:
             return done
         for leftover in sorted(parent.iterdir()):
             m = _LEFTOVER.fullmatch(leftover.name)
-            if m is None or not leftover.is_dir():
+            if m is None:
                 continue
             target = parent / m.group(1)
-            if m.group(2) == _OLD_TAG and not target.exists():
+            if m.group(2) == _OLD_TAG and leftover.is_dir() and not target.exists():
                 _rename(leftover, target)  # killed between "old aside" and "new in": the old one stays
                 done.append(f"restored {self._rel(target)}")
             else:
-                shutil.rmtree(leftover, ignore_errors=True)
+                _remove(leftover)
                 done.append(f"removed {self._rel(leftover)}")
         return done
 
@@ -336,23 +441,43 @@ class BaselineStore:
         return False
 
     def _swap_in(self, target: Path, rec: BaselineRecord) -> None:
+        """Stage the record complete in a hidden folder, then rename it into place. Any failure (a full
+        disk mid-file, a read-only folder) removes the staging folder and leaves the old record as it was."""
+        files = rec.files()  # encode before touching the disk
         target.parent.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(4)
         tmp = target.with_name(f".{target.name}{_TMP_TAG}{token}")
-        tmp.mkdir()
-        for name, data in rec.files().items():
-            with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        if target.exists():
+        try:
+            tmp.mkdir()
+            for name, data in files.items():
+                with open(tmp / name, "wb") as f:  # open(): 0666 less the umask, like any file the user writes
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            _fsync_dir(tmp)
+        except OSError:  # (a kill leaves leftovers for recover())
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if target.exists() or target.is_symlink():
             aside = target.with_name(f".{target.name}{_OLD_TAG}{token}")
-            _rename(target, aside)
-            _rename(tmp, target)
-            shutil.rmtree(aside, ignore_errors=True)
+            try:
+                _rename(target, aside)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            try:
+                _rename(tmp, target)
+            except OSError:
+                _rename(aside, target)  # the new one could not go in: the old one goes back
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            _remove(aside)
         else:
-            _rename(tmp, target)
+            try:
+                _rename(tmp, target)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         _fsync_dir(target.parent)
 
     # ---- helpers -----------------------------------------------------------------------------------------
@@ -367,6 +492,8 @@ class BaselineStore:
 
     def _read_quietly(self, d: Path) -> tuple[BaselineRecord | None, str | None]:
         """The record being replaced (for the summary) or why it was unusable; a corrupt one is overwritten."""
+        if d.is_symlink() or (d.exists() and not d.is_dir()):
+            return None, "a file stood where the baseline folder should be"
         if not d.is_dir():
             return None, None
         try:
@@ -393,6 +520,17 @@ class BaselineStore:
         # per user: another user's lock file in a shared /tmp would not be writable
         user = getattr(os, "getuid", lambda: "")()
         return FileLock(os.path.join(tempfile.gettempdir(), f"pytest-ltx-baselines-{user}-{digest}.lock"))
+
+
+def _remove(p: Path) -> None:
+    """Remove a file, a symlink or a folder tree, quietly (a leftover is swept by the next recovery)."""
+    try:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _fsync_dir(d: Path) -> None:

@@ -137,9 +137,9 @@ class ClipModelProfile:
             arch=t["arch"],
             weights=_path(weights) if looks_like_path else weights,
             config=_path(t["config"]) if t.get("config") else None,
-            allow_network=bool(t.get("allow_network", False)),
-            allow_pickle=bool(t.get("allow_pickle", False)),
-            trusted_dirs=tuple(_path(d) for d in t.get("trusted_dirs", ())),
+            allow_network=_strict_bool(t, "allow_network"),
+            allow_pickle=_strict_bool(t, "allow_pickle"),
+            trusted_dirs=tuple(_trusted_dir(_path(d), d) for d in _str_list(t, "trusted_dirs")),
             name=str(t.get("name") or f"{t['arch']}:{Path(weights).name}"),
         )
 
@@ -150,6 +150,75 @@ class ClipModelProfile:
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "weights": Path(self.weights).name, "label": self.label,
                 "random_weights": self.random_weights}
+
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def _strict_bool(t: Mapping[str, Any], key: str) -> bool:
+    """A boolean as TOML or an ini file writes it. ``bool("false")`` is True, so strings are parsed:
+    true/false/1/0/yes/no (any case); anything else is an error naming the key."""
+    v = t.get(key, False)
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in _TRUE + _FALSE:
+        return v.strip().lower() in _TRUE
+    raise ClipModelError(f"[tool.pytest-ltx.clip]: {key} must be true or false (or 1/0, yes/no), got {v!r}")
+
+
+def _str_list(t: Mapping[str, Any], key: str) -> list[str]:
+    v = t.get(key, ())
+    if isinstance(v, str):  # one folder written without brackets: one item, not one per character
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) and x for x in v):
+        raise ClipModelError(f"[tool.pytest-ltx.clip]: {key} must be a list of folder paths, got {v!r}")
+    return list(v)
+
+
+def _trusted_dir(path: str, written: str) -> str:
+    """A trusted folder is one the user vouches for; ``/``, the home folder or a folder above it would
+    trust every pickle the CI user can read."""
+    p = Path(path).resolve()
+    home = Path.home().resolve()
+    if p == Path(p.anchor) or p == home or p in home.parents:
+        what = "the file-system root" if p == Path(p.anchor) else "the home folder" if p == home else "above the home folder"
+        raise ClipModelError(
+            f"[tool.pytest-ltx.clip]: trusted_dirs entry {written!r} is {what} ({p}): that would trust every file "
+            "on the machine; name the folder that holds the checkpoints"
+        )
+    return str(p)
+
+
+def weights_format(path: Path) -> str:
+    """What a weights file *is*, by content (never by name): ``"safetensors"`` (a JSON header, no code),
+    ``"torch-zip"`` (torch.save's zip with a pickle inside), ``"pickle"``, or ``"unknown"``. Only
+    safetensors is data-only; everything else may run code when unpickled."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            size = os.fstat(f.fileno()).st_size
+            if len(head) >= 9:
+                n = int.from_bytes(head[:8], "little")
+                if 2 <= n <= size - 8 and head[8:9] == b"{":
+                    return "safetensors"
+    except OSError:
+        return "unknown"
+    if head[:4] == b"PK\x03\x04":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                if any(n.endswith(".pkl") for n in z.namelist()):
+                    return "torch-zip"
+        except (zipfile.BadZipFile, OSError):
+            pass
+        return "unknown"
+    if head[:1] == b"\x80" and head[1:2] and 2 <= head[1] <= 5:
+        return "pickle"
+    return "unknown"
 
 
 def tiny_config() -> dict[str, Any]:
@@ -320,12 +389,15 @@ def _check_weights(profile: ClipModelProfile) -> str:
     w = profile.weights
     p = Path(w).expanduser()
     if p.is_file():
-        if p.suffix.lower() in _PICKLE_SUFFIXES and not profile.allow_pickle:
+        kind = weights_format(p)  # by content: a pickle named .dat or .safetensors is still a pickle
+        if kind != "safetensors" and not profile.allow_pickle:
             trusted = [Path(d).expanduser().resolve() for d in profile.trusted_dirs] + [clip_home().resolve()]
             rp = p.resolve()
             if not any(rp.is_relative_to(d) for d in trusted):
+                what = {"torch-zip": "a torch.save checkpoint (a pickle inside a zip)", "pickle": "a pickle",
+                        "unknown": "not a safetensors file (it may hold a pickle)"}[kind]
                 raise ClipModelError(
-                    f"Refusing to load pickle checkpoint {p} ({p.suffix}): pickle files can run code when "
+                    f"Refusing to load pickle checkpoint {p}: its content is {what}, and pickles can run code when "
                     f"loaded. Convert it to .safetensors, put it in a trusted directory "
                     f"(trusted_dirs = [...]), or set allow_pickle = true in [tool.pytest-ltx.clip]."
                 )

@@ -23,20 +23,21 @@ AUDIO_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".mp3", ".m4a", ".a
 
 
 def resolve_source_path(
-    path: os.PathLike[str] | str, *, spec_dir: Path, root: Path, allow_outside_root: bool = False
+    path: os.PathLike[str] | str, *, spec_dir: Path, root: Path, allow_outside_root: bool = False,
+    allow_dirs: tuple[Path, ...] = (),
 ) -> Path:
-    """``path`` made absolute against ``spec_dir`` with symlinks resolved; refused outside ``root``."""
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        p = Path(spec_dir) / p
-    resolved = p.resolve()
-    root_r = Path(root).resolve()
-    if not allow_outside_root and not resolved.is_relative_to(root_r):
+    """``path`` made absolute against ``spec_dir`` with symlinks resolved; refused outside ``root`` and
+    the ``allow_dirs`` folders (see :mod:`pytest_ltx.confine`)."""
+    from pytest_ltx.confine import OutsideRoot, PathPolicy
+
+    policy = PathPolicy(Path(root), tuple(allow_dirs), allow_outside_root)
+    try:
+        return policy.resolve(path, Path(spec_dir))
+    except OutsideRoot as e:
         raise ClipReadError(
-            p, f"is outside the project root {root_r} (resolves to {resolved}); move it under the root "
-            "or allow files outside it explicitly"
-        )
-    return resolved
+            e.path, f"is outside the project root {e.root} (resolves to {e.resolved}); move it under the root, "
+            "or allow its folder with --ltx-allow-dirs DIR (ini: ltx_allow_dirs)"
+        ) from None
 
 
 def _check_container(p: Path) -> None:
@@ -59,6 +60,7 @@ def load_file_source(
     spec_dir: Path,
     root: Path,
     allow_outside_root: bool = False,
+    allow_dirs: tuple[Path, ...] = (),
     require_audio: bool = False,
     max_side: int | None = None,
 ) -> Clip:
@@ -69,7 +71,8 @@ def load_file_source(
     """
     from pytest_ltx.media import read_clip
 
-    p = resolve_source_path(path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root)
+    p = resolve_source_path(path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root,
+                            allow_dirs=allow_dirs)
     if p.suffix.lower() not in VIDEO_SUFFIXES:
         raise ClipReadError(
             p, f"unsupported extension '{p.suffix}'; expected one of {', '.join(sorted(VIDEO_SUFFIXES))}"
@@ -80,7 +83,8 @@ def load_file_source(
         raise ClipReadError(p, "file is empty (0 bytes)")
     a: Path | None = None
     if audio_path is not None:
-        a = resolve_source_path(audio_path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root)
+        a = resolve_source_path(audio_path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root,
+                                allow_dirs=allow_dirs)
         if a.suffix.lower() not in AUDIO_SUFFIXES:
             raise ClipReadError(
                 a, f"unsupported audio extension '{a.suffix}'; expected one of {', '.join(sorted(AUDIO_SUFFIXES))}"

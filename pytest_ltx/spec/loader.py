@@ -20,6 +20,9 @@ from pydantic import BaseModel, ValidationError
 from pytest_ltx.spec.errors import SpecError, SpecFileError, describe_value
 from pytest_ltx.spec.schema import MERGED_BY_KEY, ClipDefaults, SpecFile, _testcard_model
 
+if typing.TYPE_CHECKING:
+    from pytest_ltx.confine import PathPolicy
+
 __all__ = ["load_spec_file", "load_spec_text", "parse_yaml", "format_loc"]
 
 Loc = tuple[Any, ...]
@@ -27,8 +30,6 @@ Loc = tuple[Any, ...]
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-#: a spec is small; this many nodes means an alias bomb, not a spec.
-_NODE_BUDGET = 100_000
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -36,17 +37,23 @@ class _LineLoader(yaml.SafeLoader):
     mapping key and list item, and collecting (not raising) duplicate keys, non-string keys and
     unsupported tags so one run reports them all."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, node_budget: int) -> None:
         super().__init__(stream)
         self.lines: dict[Loc, int] = {}
         self.problems: list[tuple[int, Loc, str]] = []
-        self._budget = _NODE_BUDGET
+        self.node_budget = node_budget
+        self._budget = node_budget
         self._open: set[int] = set()  # collection nodes being built (an alias to one is a cycle)
 
-    def build(self, node: yaml.Node, loc: Loc = ()) -> Any:
-        self._budget -= 1
+    def _spend(self, node: yaml.Node, n: int = 1) -> None:
+        """Every node built, every alias followed and every key a ``<<`` merge copies costs budget, so
+        nested aliases and merges (a "billion laughs" bomb) stop at the limit instead of hanging."""
+        self._budget -= n
         if self._budget < 0:
             raise _TooBig(node.start_mark.line + 1)
+
+    def build(self, node: yaml.Node, loc: Loc = ()) -> Any:
+        self._spend(node)
         if id(node) in self._open:
             self._problem(node, loc, "recursive alias (an anchor used inside itself)")
             return None
@@ -88,7 +95,17 @@ class _LineLoader(yaml.SafeLoader):
                     if not isinstance(src, yaml.MappingNode):
                         self._problem(key_node, loc, "'<<' merges only mappings")
                         continue
-                    merged.update(self._build_mapping(src, loc))
+                    if id(src) in self._open:
+                        self._problem(key_node, loc, "recursive merge (an anchor merged into itself)")
+                        continue
+                    self._spend(src)
+                    self._open.add(id(src))
+                    try:
+                        part = self._build_mapping(src, loc)
+                    finally:
+                        self._open.discard(id(src))
+                    self._spend(src, len(part))
+                    merged.update(part)
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 continue
@@ -122,6 +139,12 @@ class _TooBig(Exception):
         self.line = line
 
 
+def _budget_hint(name: str) -> str:
+    from pytest_ltx.limits import raise_hint
+
+    return raise_hint(name)
+
+
 def format_loc(loc: Iterable[Any]) -> str:
     """``("clips", 2, "frames")`` → ``clips[2].frames``."""
     out = ""
@@ -133,10 +156,15 @@ def format_loc(loc: Iterable[Any]) -> str:
     return out
 
 
-def parse_yaml(text: str, path: Path | None = None) -> tuple[Any, dict[Loc, int], list[SpecError]]:
+def parse_yaml(
+    text: str, path: Path | None = None, *, node_budget: int | None = None
+) -> tuple[Any, dict[Loc, int], list[SpecError]]:
     """Plain data, the line of every key/item, and the YAML-level problems (syntax errors are fatal:
-    then the data is ``None``)."""
-    loader = _LineLoader(text)
+    then the data is ``None``). ``node_budget`` (default: the ``yaml_nodes`` limit) bounds the nodes
+    built, counting alias and merge expansions."""
+    from pytest_ltx.limits import current
+
+    loader = _LineLoader(text, node_budget if node_budget is not None else current().yaml_nodes)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -146,7 +174,10 @@ def parse_yaml(text: str, path: Path | None = None) -> tuple[Any, dict[Loc, int]
     except yaml.MarkedYAMLError as e:
         return None, {}, [_yaml_error(e, path)]
     except _TooBig as e:
-        return None, {}, [SpecError(path, e.line, "", "too many YAML nodes (alias expansion?); not a spec")]
+        return None, {}, [SpecError(
+            path, e.line, "",
+            f"YAML expands to more than {loader.node_budget} nodes (aliases / '<<' merges nested into a bomb?); "
+            f"not read further; {_budget_hint('yaml_nodes')}")]
     except RecursionError:
         return None, {}, [SpecError(path, None, "", "YAML nested too deeply; not a spec")]
     except yaml.YAMLError as e:  # reader errors (bad bytes) carry no mark attribute on all versions
@@ -173,7 +204,9 @@ def _one_line(s: str) -> str:
     return re.sub(r"\s*\n\s*", " ", s).strip()
 
 
-def load_spec_text(text: str, path: Path | None = None, *, check_paths: bool = False) -> SpecFile:
+def load_spec_text(
+    text: str, path: Path | None = None, *, check_paths: bool = False, confine: "PathPolicy | None" = None
+) -> SpecFile:
     """Validate spec ``text`` (``path`` is where it came from: messages and relative paths use it).
 
     Raises :class:`SpecFileError` listing every problem found, in file order."""
@@ -200,28 +233,44 @@ def load_spec_text(text: str, path: Path | None = None, *, check_paths: bool = F
         errors += [_to_spec_error(d, lines, path) for d in e.errors(include_url=False)]
     if spec is not None:
         spec._attach(None if path is None else Path(path).absolute(), lines)
-        if check_paths:
-            errors += _missing_paths(spec, path)
+        if check_paths or confine is not None:
+            errors += _missing_paths(spec, path, confine)
     if errors:
         raise SpecFileError(path, _sorted_unique(errors))
     assert spec is not None
     return spec
 
 
-def load_spec_file(path: Path | str, *, check_paths: bool = True) -> SpecFile:
+def load_spec_file(path: Path | str, *, check_paths: bool = True, confine: "PathPolicy | None" = None) -> SpecFile:
     """Read and validate one spec file. Relative ``image``/``file`` paths are checked against the spec
-    file's folder (``check_paths=False`` skips that). Raises :class:`SpecFileError`."""
+    file's folder (``check_paths=False`` skips that); with ``confine`` every such path must also lie
+    inside its root or an allowed folder. A file larger than the ``spec_kb`` limit is refused before it
+    is read. Raises :class:`SpecFileError`."""
+    from pytest_ltx.limits import current
+
     path = Path(path)
+    max_bytes = current().spec_kb * 1024
     try:
-        raw = path.read_bytes()
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SpecFileError(path, [SpecError(
+                path, None, "",
+                f"the file is {size / 1024:.0f} kB, over the {current().spec_kb} kB limit for a spec file; "
+                f"not read; {_budget_hint('spec_kb')}")])
+        with path.open("rb") as f:
+            raw = f.read(max_bytes + 1)  # a file growing while read stays bounded too
     except OSError as e:
         raise SpecFileError(path, [SpecError(path, None, "", f"cannot read: {e.strerror or e}")]) from None
+    if len(raw) > max_bytes:
+        raise SpecFileError(path, [SpecError(
+            path, None, "", f"the file is over the {current().spec_kb} kB limit for a spec file; "
+            f"{_budget_hint('spec_kb')}")])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise SpecFileError(path, [SpecError(path, line, "", "not UTF-8 text")]) from None
-    return load_spec_text(text, path, check_paths=check_paths)
+    return load_spec_text(text, path, check_paths=check_paths, confine=confine)
 
 
 def _sorted_unique(errors: list[SpecError]) -> list[SpecError]:
@@ -235,7 +284,10 @@ def _sorted_unique(errors: list[SpecError]) -> list[SpecError]:
     return out
 
 
-def _missing_paths(spec: SpecFile, path: Path | None) -> list[SpecError]:
+def _missing_paths(spec: SpecFile, path: Path | None, confine: "PathPolicy | None" = None) -> list[SpecError]:
+    """Paths in the spec that point outside the allowed folders (with ``confine``) or at no file."""
+    from pytest_ltx.confine import OutsideRoot
+
     errs: list[SpecError] = []
     base = spec.directory
     for i, clip in enumerate(spec.clips):
@@ -245,11 +297,17 @@ def _missing_paths(spec: SpecFile, path: Path | None) -> list[SpecError]:
         for sub, rel in refs:
             if rel is None:
                 continue
+            loc = _attribute(("clips", i) + sub, spec._lines)
+            if loc[-1] == "path" and loc[:-1] + ("path",) not in spec._lines:
+                loc = loc[:-1]  # `file: x.mp4` shorthand
             target = base / rel
+            if confine is not None:
+                try:
+                    target = confine.resolve(rel, base)
+                except OutsideRoot as e:
+                    errs.append(SpecError(path, _line(loc, spec._lines), format_loc(loc), _one_line(str(e))))
+                    continue
             if not target.is_file():
-                loc = _attribute(("clips", i) + sub, spec._lines)
-                if loc[-1] == "path" and loc[:-1] + ("path",) not in spec._lines:
-                    loc = loc[:-1]  # `file: x.mp4` shorthand
                 errs.append(
                     SpecError(path, _line(loc, spec._lines), format_loc(loc), f"{rel} not found (looked for {target})")
                 )

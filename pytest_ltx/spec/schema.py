@@ -105,8 +105,9 @@ ALTERNATIVES: tuple[frozenset[str], ...] = (
     frozenset({"file", "testcard"}),
 )
 
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_MARK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# \Z, not $: `$` also matches before a trailing newline ("robot\n" would pass)
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+_MARK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # The grid rules are checked by validators (for messages naming the nearest valid values); these
 # only put them in the JSON Schema.
