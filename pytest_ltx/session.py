@@ -53,6 +53,19 @@ class LtxSession:
         self.whole_suite = False
         self.collected_item_keys: set[str] = set()
         self.collected_specs: set[str] = set()
+        #: leftovers of killed runs removed at session start (cache staging, .part files)
+        self.swept: list[Path] = [] if self.is_worker else self.sweep_stale()
+
+    def sweep_stale(self) -> list[Path]:
+        """Remove what a killed run left: render-cache staging folders and ``.part`` files in the cache and
+        the report folder, older than this session (less a margin for a concurrent session's live
+        writes). Baseline-store leftovers are rolled back when the store is opened."""
+        from pytest_ltx.storage import stale_before, sweep_stale
+
+        before = stale_before()
+        removed = self.cache.sweep(before)
+        removed += sweep_stale(self.settings.report_dir, (".part",), before)
+        return removed
 
     # -- models -------------------------------------------------------------------------------------
     def profiles(self) -> dict[str, "ModelProfile"]:
