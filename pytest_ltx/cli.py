@@ -177,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="CLIP profile for clip_similarity: 'tiny-random' (plumbing only) or configure "
                         "[tool.pytest-ltx.clip] in pyproject.toml")
     e.add_argument("--json", action="store_true", help="print JSON (the format of results.json sections)")
+    e.add_argument("--limits", default=None, metavar="NAME=VALUE",
+                   help="raise input budgets, e.g. 'clip_mb=4096 audio_hz=384000' (docs/reliability.md)")
     e.set_defaults(fn=_cmd_evaluate)
     r = sub.add_parser("render", help="render the items of a spec file (with the render cache)")
     r.add_argument("spec")
@@ -189,6 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = sub.add_parser("doctor", help="check this machine: libraries, device, weights, codecs, profiles")
     d.set_defaults(fn=_cmd_doctor)
     args = p.parse_args(argv)
+    if getattr(args, "limits", None):
+        from pytest_ltx.limits import parse_limits, set_limits
+
+        try:
+            set_limits(parse_limits(args.limits))
+        except ValueError as err:
+            p.error(f"--limits: {err}")
     return int(args.fn(args))
 
 

@@ -139,6 +139,11 @@ def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
         return session.store.load(item_key, run.model_key), None
     except BaselineError as err:
         return None, str(err)
+    except OSError as err:  # an unreadable store (permissions, a vanished mount): this item's error, one line
+        from pytest_ltx.storage import describe_os_error
+
+        return None, (f"{session.store.path_for(item_key, run.model_key)}: cannot read the baseline "
+                      f"({describe_os_error(err)})")
 
 
 def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", evaluation: "Evaluation",

@@ -164,8 +164,10 @@ def parse_yaml(
     built, counting alias and merge expansions."""
     from pytest_ltx.limits import current
 
-    loader = _LineLoader(text, node_budget if node_budget is not None else current().yaml_nodes)
+    budget = node_budget if node_budget is not None else current().yaml_nodes
+    loader: _LineLoader | None = None
     try:
+        loader = _LineLoader(text, budget)  # the reader checks every character here (control bytes…)
         node = loader.get_single_node()
         if node is None:
             return None, {}, []
@@ -176,21 +178,43 @@ def parse_yaml(
     except _TooBig as e:
         return None, {}, [SpecError(
             path, e.line, "",
-            f"YAML expands to more than {loader.node_budget} nodes (aliases / '<<' merges nested into a bomb?); "
+            f"YAML expands to more than {budget} nodes (aliases / '<<' merges nested into a bomb?); "
             f"not read further; {_budget_hint('yaml_nodes')}")]
     except RecursionError:
-        return None, {}, [SpecError(path, None, "", "YAML nested too deeply; not a spec")]
-    except yaml.YAMLError as e:  # reader errors (bad bytes) carry no mark attribute on all versions
-        return None, {}, [SpecError(path, None, "", f"invalid YAML: {_one_line(str(e))}")]
+        return None, {}, [SpecError(path, _deepest_line(text), "", "YAML nested too deeply; not a spec")]
+    except yaml.YAMLError as e:  # reader errors (bad bytes) carry a character position, not a mark
+        pos = getattr(e, "position", None)
+        line = text[:pos].count("\n") + 1 if isinstance(pos, int) else 1
+        reason = getattr(e, "reason", None)
+        char = getattr(e, "character", None)
+        msg = f"{reason} {char!r}" if reason and char is not None else _one_line(str(e))
+        return None, {}, [SpecError(path, line, "", f"invalid YAML: {msg}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     errors = [SpecError(path, line, format_loc(loc), msg) for line, loc, msg in loader.problems]
     return data, loader.lines, errors
 
 
+def _deepest_line(text: str) -> int:
+    """The line where brackets nest deepest (where a too-deep document is too deep), 1 if none."""
+    depth = best = 0
+    line = best_line = 1
+    for ch in text:
+        if ch == "\n":
+            line += 1
+        elif ch in "[{":
+            depth += 1
+            if depth > best:
+                best, best_line = depth, line
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return best_line
+
+
 def _yaml_error(e: yaml.MarkedYAMLError, path: Path | None) -> SpecError:
     mark = e.problem_mark or e.context_mark
-    line = None if mark is None else mark.line + 1
+    line = 1 if mark is None else mark.line + 1
     msg = e.problem or "syntax error"
     if e.context and msg.startswith("but "):
         msg = f"{e.context}, {msg}"
