@@ -229,8 +229,34 @@ def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
                    provenance={"testcard_sha256": key}, model_key="testcard", mp4=mp4, truth=truth.to_dict())
 
 
+def _check_clip_budget(item: "ItemSpec", kind: str) -> None:
+    """A spec asking for a clip larger than the ``clip_mb`` budget (frames × height × width × 3 bytes
+    decoded) is refused before anything is drawn or rendered: a PR must not make the runner spend hours
+    and the disk on a 4096×4096×100000 test card."""
+    from pytest_ltx.limits import current, raise_hint
+
+    if kind == "testcard":
+        tc = item.clip.testcard
+        dims = (tc.frames, tc.height, tc.width)
+    elif kind == "render":
+        c = item.clip
+        dims = (c.frames, c.height, c.width)
+    else:
+        return  # a file is checked from its headers when it is read
+    if any(not isinstance(d, int) for d in dims):
+        return
+    need = dims[0] * dims[1] * dims[2] * 3
+    lim = current().clip_mb
+    if need > lim * 2**20:
+        raise InfraError(
+            f"{_where(item)}: {kind} of {dims[0]} frames at {dims[2]}x{dims[1]} decodes to {need / 2**20:.0f} MB, "
+            f"over the {lim} MB limit for one clip; nothing was {'drawn' if kind == 'testcard' else 'rendered'}; "
+            f"{raise_hint('clip_mb')}")
+
+
 def obtain_clip(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     kind = item.source_kind.value if hasattr(item.source_kind, "value") else str(item.source_kind)
+    _check_clip_budget(item, kind)
     t0 = time.perf_counter()
     try:
         run = {"render": _render, "file": _file, "testcard": _testcard}[kind](item, session)

@@ -369,3 +369,19 @@ def test_npz_inflating_past_the_budget_is_refused_before_inflating(tmp_path: Pat
     msg = str(e.value)
     assert msg.startswith(str(d / ARRAYS_FILE)) and "decompresses to 80 MB, over the 64 MB limit" in msg
     assert "--ltx-limits npz_mb=" in msg
+
+
+def test_a_spec_asking_for_a_huge_clip_is_refused_before_drawing(pytester: pytest.Pytester) -> None:
+    d = pytester.path / "specs"
+    d.mkdir()
+    (d / "huge.yaml").write_text(
+        "clips:\n  - id: huge\n    testcard: {width: 4096, height: 4096, frames: 100000}\n"
+        "    expect: {baseline: {enabled: false}, motion: {}}\n")
+    t0 = time.perf_counter()
+    r = pytester.runpytest_subprocess("specs/", "-p", "no:cacheprovider")
+    r.assert_outcomes(errors=1)
+    out = r.stdout.str()
+    assert "specs/huge.yaml:2: testcard of 100000 frames at 4096x4096 decodes to 4800000 MB, over the 2048 MB" in out
+    assert "nothing was drawn" in out and "--ltx-limits clip_mb=" in out and "Traceback" not in out
+    assert time.perf_counter() - t0 < 120  # drawing it would take days
+    assert not list((pytester.path / "ltx-report").rglob("*.mp4"))
