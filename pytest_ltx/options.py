@@ -16,10 +16,10 @@ __all__ = ["OPTIONS", "Option", "Settings", "add_options", "resolve", "settings"
 def _parse_bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
-    s = str(v).strip().lower()
-    if s in ("1", "true", "yes", "on"):
+    s = str(v).strip().lower()  # strictly: a typo ("flase", "of") must not silently mean true or false
+    if s in ("1", "true", "yes"):
         return True
-    if s in ("0", "false", "no", "off", ""):
+    if s in ("0", "false", "no"):
         return False
     raise pytest.UsageError(f"expected a boolean (true/false/1/0/yes/no), got {v!r}")
 

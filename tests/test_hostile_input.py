@@ -385,3 +385,20 @@ def test_a_spec_asking_for_a_huge_clip_is_refused_before_drawing(pytester: pytes
     assert "nothing was drawn" in out and "--ltx-limits clip_mb=" in out and "Traceback" not in out
     assert time.perf_counter() - t0 < 120  # drawing it would take days
     assert not list((pytester.path / "ltx-report").rglob("*.mp4"))
+
+
+@pytest.mark.parametrize(("ini", "expected"), [("NO", "False"), ("Yes", "True"), ("0", "False"),
+                                               ("flase", "error"), ("off", "error")])
+def test_ini_booleans_parse_strictly(pytester: pytest.Pytester, ini: str, expected: str) -> None:
+    pytester.makeini(f"[pytest]\nltx_update_baselines = {ini}\n")
+    pytester.makeconftest("""
+        def pytest_collection_finish(session):
+            from pytest_ltx.session import get_session
+            print("UPDATE=%s" % get_session(session.config).settings.update_baselines)
+    """)
+    r = pytester.runpytest_subprocess("--co", "-s", "-p", "no:cacheprovider")
+    if expected == "error":
+        assert r.ret != 0
+        assert f"ini ltx_update_baselines: expected a boolean (true/false/1/0/yes/no), got '{ini}'" in r.stderr.str()
+    else:
+        r.stdout.fnmatch_lines([f"*UPDATE={expected}*"])
