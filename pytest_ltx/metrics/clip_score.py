@@ -309,7 +309,9 @@ def ensure_tiny_random(seed: int = 0, home: Path | None = None) -> Path:
         try:
             save_file(state, tmp, metadata={"pytest-ltx": "tiny-random CLIP, random weights: plumbing only",
                                             "seed": str(seed)})
-            os.chmod(tmp, 0o644)  # a shared machine cache, not a secret (mkstemp makes it 0600)
+            from pytest_ltx.storage import make_readable
+
+            make_readable(tmp)  # a shared machine cache, not a secret (mkstemp makes it 0600); umask respected
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -352,6 +352,9 @@ def ensure_tiny_model(home: Path | None = None) -> Path:
                     if target.exists():  # a crashed build from an older, non-atomic writer
                         shutil.rmtree(target, ignore_errors=True)
                     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+                    from pytest_ltx.storage import make_readable
+
+                    make_readable(tmp)  # mkdtemp makes 0700; a machine-wide model cache is shared
                     try:
                         save_tiny_model(tmp)
                         (tmp / _COMPLETE).write_text(f"tiny builder {TINY_BUILDER_VERSION}\n")
