@@ -279,6 +279,8 @@ TAMPER = {
     "folder for keyframes.npz": (_folder_for(ARRAYS_FILE), "is a folder where a file should be"),
     "file for the record folder": (_file_for_record, "is a file where the baseline folder should be"),
     "another item's record": (lambda d: _doc(d, item_key="specs/other/x"), "belongs to specs/other/x"),
+    "record.json symlinked out": (lambda d: ((d / RECORD_FILE).unlink(), (d / RECORD_FILE).symlink_to("/etc/hostname")),
+                                  "outside its baseline folder"),
 }
 
 

@@ -441,8 +441,11 @@ class BaselineRecord:
     def _read_dir(cls, directory: Path) -> "BaselineRecord":
         path = directory / RECORD_FILE
         for name in (RECORD_FILE, ARRAYS_FILE, THUMBNAILS_FILE):
-            if (directory / name).is_dir():
-                raise BaselineError(directory / name, "is a folder where a file should be")
+            f = directory / name
+            if f.is_symlink() and not f.resolve().is_relative_to(directory.resolve()):
+                raise BaselineError(f, f"is a symlink to {f.resolve()}, outside its baseline folder; not read")
+            if f.is_dir():
+                raise BaselineError(f, "is a folder where a file should be")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
