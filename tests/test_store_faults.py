@@ -412,3 +412,27 @@ def test_prune_lists_what_it_deletes_before_deleting(pytester: pytest.Pytester) 
     assert out.index("delete specs/life/b [testcard]") > first
     assert out.index("1 baseline(s) removed") > first
     assert not (pytester.path / "baselines" / "specs" / "life" / "b").exists()
+
+
+def test_disk_full_while_a_clip_is_written_is_an_item_error_in_one_line(pytester: pytest.Pytester) -> None:
+    """The cache / report volume fills while an item writes its clip: a pytest error on that item with
+    one line naming the cause and the file, not a traceback through runner.py."""
+    _spec(pytester)
+    pytester.makeconftest("""
+        import errno
+        import pytest_ltx.testcard as tc
+
+        def full(spec, path, **kw):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        tc.write = full
+    """)
+    r = _run(pytester)
+    r.assert_outcomes(errors=2)
+    out = r.stdout.str()
+    assert "Traceback" not in out and "runner.py" not in out
+    lines = [ln for ln in out.splitlines() if "file system error: no space left on the device" in ln]
+    assert lines and all("life.yaml:" in ln and ".mp4" in ln for ln in lines)
+    import re
+
+    assert len({re.search(r"life\.yaml:(\d+)", ln).group(1) for ln in lines}) == 2  # both items, by spec line
