@@ -162,6 +162,36 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild the HTML report (and the PR-comment Markdown) from a results file, rendering nothing."""
+    from pytest_ltx.report.files import ReportWriteError, write_atomic
+    from pytest_ltx.report.page import build_report
+    from pytest_ltx.report.results import read_results
+    from pytest_ltx.report.summary import pr_comment
+
+    results = Path(args.results)
+    if results.is_dir():
+        results = results / "results.json"
+    try:
+        _, items = read_results(results)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        print(f"pytest-ltx report: cannot read {results}: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return 2
+    try:
+        b = build_report(results, Path(args.output) if args.output else None, self_contained=args.self_contained,
+                         history=[Path(h) for h in args.history])
+        if args.markdown:
+            write_atomic(Path(args.markdown), pr_comment(items, report_url=args.report_url))
+    except ReportWriteError as e:
+        print(f"pytest-ltx report: {e}", file=sys.stderr)
+        return 1
+    per_item = b.bytes / max(1, b.items)
+    print(f"{b.path}: {b.items} items, {b.bytes / 1024:.0f} kB"
+          + (f" self-contained ({per_item / 1024:.0f} kB per item)" if b.self_contained else
+             f" (media beside it in {results.parent / 'media'})"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pytest-ltx", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,6 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.set_defaults(fn=_cmd_render)
     s = sub.add_parser("schema", help="print the JSON Schema of the clip-spec format")
     s.set_defaults(fn=_cmd_schema)
+    rp = sub.add_parser("report", help="rebuild the HTML report from results.json (renders nothing)")
+    rp.add_argument("results", help="results.json (or the folder holding it); media are looked up beside it")
+    rp.add_argument("-o", "--output", default=None, help="HTML file to write (default: index.html beside results)")
+    rp.add_argument("--self-contained", action="store_true",
+                    help="inline clips and images as data URIs (one file to mail; costs ~the clip size per item)")
+    rp.add_argument("--history", nargs="*", default=[], metavar="PATH",
+                    help="earlier results.json files or folders of them: show each metric's history")
+    rp.add_argument("--markdown", default=None, metavar="FILE",
+                    help="also write a PR-comment Markdown summary (worst regressions first) to FILE")
+    rp.add_argument("--report-url", default=None, help="URL of the published report, linked from the Markdown")
+    rp.set_defaults(fn=_cmd_report)
     d = sub.add_parser("doctor", help="check this machine: libraries, device, weights, codecs, profiles")
     d.set_defaults(fn=_cmd_doctor)
     args = p.parse_args(argv)

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_ltx.outcome import Outcome, Status
 from pytest_ltx.report.results import ItemResult
+from pytest_ltx.report.summary import junit_properties
 from pytest_ltx.session import get_session
 
 if TYPE_CHECKING:
@@ -170,12 +171,33 @@ class LtxItem(pytest.Item):
         outcomes += golden.outcomes
         self.baseline_payload = golden.payload
         for w in golden.warnings:
-            self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
+            # environment differences are summarised once for the session (finish.py), not per item
+            if not w.startswith("baseline made in a different environment"):
+                self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
         failed = [o for o in outcomes if o.failed]
         self.result = self._make_result("failed" if failed else "passed", outcomes=outcomes,
                                         timings={"metrics_s": round(metric_s, 4)}, baseline=golden.info)
+        self._write_media(base)
+        for name, value in junit_properties(self.result.to_dict()):
+            self.user_properties.append((name, value))
         if failed:
             raise LtxCheckFailed(self, outcomes)
+
+    def _write_media(self, base: Any) -> None:
+        """The report's pictures and the clip, beside the report; a full or read-only report folder is
+        recorded on the result (and summarised once at session end), never a failure of the clip."""
+        from dataclasses import replace
+
+        from pytest_ltx.report.files import ReportWriteError
+        from pytest_ltx.report.media import write_item_media
+
+        assert self.result is not None and self.run is not None
+        try:
+            artifacts = write_item_media(get_session(self.config).settings.report_dir, self.nodeid, self.run.clip,
+                                         mp4=self.run.mp4, evaluation=self.result.evaluation, baseline=base)
+        except ReportWriteError as e:
+            artifacts = {"error": str(e)}
+        self.result = replace(self.result, artifacts=artifacts)
 
     def _metric_context(self, base: Any) -> Any:
         """What the metrics need besides the pixels: prompt, CLIP profile, the baseline's arrays."""
@@ -232,10 +254,10 @@ class LtxItem(pytest.Item):
             t["cached"] = run.cached
             if run.render_seconds is not None:
                 t["render_s"] = round(run.render_seconds, 4)
+            if run.peak_vram_gb is not None:
+                t["peak_vram_gb"] = round(run.peak_vram_gb, 3)
         t.update(timings or {})
-        artifacts: dict[str, str] = {}
-        if run is not None and run.mp4 is not None:
-            artifacts["clip"] = str(run.mp4)
+        artifacts: dict[str, Any] = {}
         evaluation = self.evaluation.to_dict() if self.evaluation is not None else None
         if evaluation is not None:
             evaluation.pop("outcomes", None)  # kept once, at the item level
@@ -256,6 +278,8 @@ class LtxItem(pytest.Item):
             baseline=baseline,
             artifacts=artifacts,
             error=error,
+            description=self.spec.clip.description,
+            line=self.spec.line,
         )
 
     def decorate_report(self, report: pytest.TestReport) -> None:
@@ -280,13 +304,14 @@ def _crash_message(report: pytest.TestReport) -> str:
 
 def _html_extras(item: LtxItem) -> list[dict[str, Any]]:
     from pytest_ltx.report.html import extras_for
-    from pytest_ltx.report.keyframes import keyframe_strip, png_bytes
 
-    run = item.run
     if item.result is None:
         return []
-    strip = png_bytes(keyframe_strip(run.clip.frames)) if run is not None else None
-    return extras_for(item.result.to_dict(), strip_png=strip, clip_path=run.mp4 if run is not None else None)
+    htmlpath = Path(item.config.getoption("htmlpath"))
+    return extras_for(item.result.to_dict(), report_dir=get_session(item.config).settings.report_dir,
+                      html_dir=htmlpath.parent if htmlpath.is_absolute() else
+                      Path(item.config.invocation_params.dir) / htmlpath.parent,
+                      self_contained=bool(item.config.getoption("self_contained_html", False)))
 
 
 def format_failure(item: LtxItem, outcomes: list[Outcome]) -> str:

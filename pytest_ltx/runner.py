@@ -85,6 +85,17 @@ def keyed_request(request: Any) -> dict[str, Any]:
     return d
 
 
+def item_nodeid(item: "ItemSpec", rootdir: Path) -> str:
+    """The item's pytest node id (``specs/a.yaml::clip[seed=0]``), as collect.py names it."""
+    if item.spec_path is None:
+        return item.name
+    try:
+        rel = item.spec_path.resolve().relative_to(Path(rootdir).resolve()).as_posix()
+    except ValueError:
+        rel = item.spec_path.resolve().as_posix()
+    return f"{rel}::{item.name}"
+
+
 def _where(item: "ItemSpec") -> str:
     return f"{item.spec_path}:{item.line}" if item.spec_path else item.name
 
@@ -219,8 +230,7 @@ def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
 
     spec = item.clip.testcard
     key = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
-    stem = item.spec_path.stem if item.spec_path else "spec"
-    mp4 = session.report_clip_path(f"{stem}__{item.name}")
+    mp4 = session.report_clip_path(item_nodeid(item, session.settings.rootdir))
     # drawn frame by frame straight into the mp4, then read back like a render: the metrics see the
     # codec's effect, and a large card is never held in memory twice
     truth = write(spec, mp4)

@@ -182,6 +182,18 @@ def call_kwargs(profile: ModelProfile, req: RenderRequest) -> dict[str, Any]:
     return kw
 
 
+def silence_progress_bars() -> None:
+    """No third-party progress bars in a test run ("Loading pipeline components", "Loading weights",
+    "Writing model shards"): they interleave with pytest's output and say nothing a reviewer needs."""
+    import diffusers.utils.logging as dlog
+    import huggingface_hub.utils as hub_utils
+    import transformers.utils.logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    hub_utils.disable_progress_bars()
+
+
 def library_versions() -> dict[str, str | None]:
     """Versions that change render bits; part of every provenance record and cache key."""
     from pytest_ltx.versions import package_versions
@@ -243,6 +255,7 @@ class LTX2Renderer:
     def _load(self) -> Any:
         from diffusers import LTX2Pipeline
 
+        silence_progress_bars()
         try:
             pipe = LTX2Pipeline.from_pretrained(
                 str(self.model_dir), dtype=self._torch_dtype(), local_files_only=True
