@@ -141,6 +141,11 @@ def _measurements(r: ItemResult) -> list[tuple[str, list[tuple[str, str]]]]:
 _ORDER = {"error": 0, "failed": 0, "unmeasured": 1}
 
 
+def _baseline_pass(o: dict[str, Any]) -> bool:
+    """A baseline metric within tolerance: listed in "values vs golden", not repeated among the checks."""
+    return str(o.get("check", "")).startswith("baseline.") and o.get("status") == "passed"
+
+
 def _item_view(r: ItemResult, media: _Media, report_dir: Path, history: dict[str, Any] | None,
                plots: bool) -> dict[str, Any]:
     from pytest_ltx.report.summary import _timing
@@ -158,7 +163,10 @@ def _item_view(r: ItemResult, media: _Media, report_dir: Path, history: dict[str
         "outcomes": [{"check": o.get("check"), "status": o.get("status"), "message": o.get("message", ""),
                       "measured": _fmt(o.get("measured")), "allowed": _fmt(o.get("allowed")),
                       "baseline": _fmt(o.get("baseline"))}
-                     for o in sorted(r.outcomes, key=lambda o: _ORDER.get(o.get("status", ""), 2))],
+                     for o in sorted(r.outcomes, key=lambda o: _ORDER.get(o.get("status", ""), 2))
+                     if not _baseline_pass(o) or not (r.baseline or {}).get("comparison")],
+        "hidden_baseline_passes": sum(1 for o in r.outcomes if _baseline_pass(o))
+        if (r.baseline or {}).get("comparison") else 0,
     }
     view["keyframes"] = [{"frame": k["frame"], "time_s": k.get("time_s"), "src": media(k.get("file"))}
                          for k in art.get("keyframes", []) if media(k.get("file"))]
@@ -198,7 +206,7 @@ def _history_rows(r: ItemResult, history: dict[str, Any], report_dir: Path, medi
     mdir = (r.artifacts or {}).get("dir") or f"media/{media_name(r.nodeid)}"
     for s in item_series(r, history):
         src = media(history_plot(report_dir, mdir, s.key, s.points, s.baseline, s.allowed))
-        rows.append({"key": s.key, "src": src, "values": " → ".join(_fmt(v) for _, v in s.points[-6:]),
+        rows.append({"key": s.key, "src": src, "series_text": " → ".join(_fmt(v) for _, v in s.points[-6:]),
                      "drift": "—" if s.drift is None else f"{s.drift:+.2f}", "alarm": s.alarm})
     return rows
 

@@ -20,7 +20,7 @@ __all__ = ["terminal_lines", "environment_line", "markdown", "pr_comment", "juni
            "regressions"]
 
 _ICON = {"passed": "✅", "failed": "❌", "error": "💥"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
 def md_text(s: Any, limit: int = 400) -> str:
@@ -28,8 +28,8 @@ def md_text(s: Any, limit: int = 400) -> str:
     s = " ".join(str(s).split())
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    s = html.escape(s, quote=True)
-    s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_SPECIAL.sub(r"\\\1", s)  # Markdown first: the entities below must keep their '#'
+    s = html.escape(s, quote=False)
     return s.replace("@", "&#64;").replace(":", "&#58;")  # no @mentions, no autolinked javascript: URLs
 
 
@@ -90,10 +90,6 @@ def terminal_lines(results: Iterable[ItemResult]) -> list[str]:
     if unmeasured:
         lines.append("unmeasured (not counted as passed): "
                      + ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in sorted(unmeasured.items())))
-    for r in rs:
-        changes = (r.baseline or {}).get("request_changes")
-        if changes:
-            lines.append(f"{r.nodeid}: baseline made from a different request: " + "; ".join(changes))
     env = environment_line(rs)
     if env:
         lines.append(env)
@@ -112,8 +108,8 @@ def _severity(o: dict[str, Any]) -> float:
     m, a, b = o.get("measured"), o.get("allowed"), o.get("baseline")
     if num(m) and num(a) and num(b):  # a baseline move: how many tolerances it moved
         return abs(m - b) / max(abs(a), 1e-9)
-    if num(m) and num(a):  # a bound: 1 + how far past it, relative
-        return 1.0 + abs(m - a) / max(abs(a), 1e-9)
+    if num(m) and num(a):  # a bound: 1 + how far past it, relative (at most 2)
+        return 1.0 + abs(m - a) / max(abs(a), abs(m), 1e-9)
     return 1.0
 
 
