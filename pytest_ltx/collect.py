@@ -270,7 +270,7 @@ class LtxItem(pytest.Item):
             item=self.name,
             source=self.spec.source_kind.value,
             status=status,
-            params=run.params if run is not None else self.spec.to_dict(),
+            params=self._params(),
             provenance=run.provenance if run is not None else {},
             timings=t,
             evaluation=evaluation,
@@ -281,6 +281,16 @@ class LtxItem(pytest.Item):
             description=self.spec.clip.description,
             line=self.spec.line,
         )
+
+    def _params(self) -> dict[str, Any]:
+        """How the clip was asked for; the prompt is kept for file clips too (it is what CLIP scores and
+        what a reviewer reads next to the clip)."""
+        if self.run is None:
+            return self.spec.to_dict()
+        params = dict(self.run.params)
+        if self.spec.prompt and "prompt" not in params:
+            params["prompt"] = self.spec.prompt
+        return params
 
     def decorate_report(self, report: pytest.TestReport) -> None:
         """Ship the result on the report (it crosses xdist's process boundary) and add HTML extras."""

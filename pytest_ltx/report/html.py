@@ -82,6 +82,8 @@ def extras_for(result: dict[str, Any], *, report_dir: Path, html_dir: Path,
     if prompt:
         head += f" — prompt: <q>{_e(prompt)}</q>"
     parts.append(head + "</p>")
+    if result.get("description"):
+        parts.append(f"<p>{_e(result['description'])}</p>")
     media = []
     clip = report_dir / art["clip"] if art.get("clip") else None
     if clip is not None and clip.is_file():

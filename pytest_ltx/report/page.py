@@ -100,6 +100,8 @@ def _params(r: ItemResult) -> list[tuple[str, str]]:
             out.append(("device", f"{dev} {prov.get('dtype') or pl.get('dtype') or ''}".strip()
                         + (f", GPU {prov['gpu']}" if prov.get("gpu") else "")))
     elif r.source == "file":
+        if p.get("prompt"):
+            out.append(("prompt", _fmt(p["prompt"])))
         out += [("file", _fmt(p.get("file"))), ("audio file", _fmt(p.get("audio")))]
     elif r.source == "testcard":
         keys = ("width", "height", "frames", "fps", "seed", "cuts", "jumps", "freezes", "flickers", "text", "audio")
