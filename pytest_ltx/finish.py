@@ -88,6 +88,9 @@ class SessionReporter:
         from pytest_ltx.report.files import ReportWriteError
 
         s = self.s
+        media_errors = [r.artifacts["error"] for r in s.results if (r.artifacts or {}).get("error")]
+        if media_errors:
+            self.report_problems.append(f"report media missing for {len(media_errors)} item(s): {media_errors[0]}")
         path = s.settings.report_dir / "results.json"
         try:
             write_results(path, s.results, meta={
@@ -112,9 +115,6 @@ class SessionReporter:
         except Exception as e:  # a report bug must not take the run's verdict with it
             self.report_problems.append(f"could not build the HTML report ({e.__class__.__name__}: {e}); "
                                         f"rebuild it with `pytest-ltx report {path}`")
-        media_errors = [r.artifacts["error"] for r in s.results if (r.artifacts or {}).get("error")]
-        if media_errors:
-            self.report_problems.append(f"report media missing for {len(media_errors)} item(s): {media_errors[0]}")
 
     def _flush_baselines(self) -> None:
         from pytest_ltx.baseline import BaselineRecord

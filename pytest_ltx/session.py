@@ -135,7 +135,10 @@ class LtxSession:
         from pytest_ltx.report.media import item_media_dir
 
         d = item_media_dir(self.settings.report_dir, nodeid)
-        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a report folder that refuses files must not stop the card: draw it aside
+            return self.scratch_dir() / f"{d.name}.mp4"
         return d / "clip.mp4"
 
     def close(self) -> None:

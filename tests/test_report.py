@@ -315,3 +315,17 @@ def test_history_shows_a_slow_drift_before_it_fails(tmp_path: Path) -> None:
     row = row[: row.index("</tr>")]
     assert "-26 → -28 → -30 → -31.5" in row and "-1.83" in row and 'class="num failed"' in row
     assert "this run and 3 earlier run(s)" in html
+
+
+def test_pytest_html_results_table_test_id_is_escaped() -> None:
+    from types import SimpleNamespace
+
+    from pytest_ltx.report.html import escape_results_row
+
+    rep = SimpleNamespace(nodeid=HOSTILE_FILE + "::x", when="setup")
+    cells = ['<td class="col-result">Passed</td>', f'<td class="col-testId">{rep.nodeid}::setup</td>',
+             '<td class="col-duration">1 ms</td>']
+    escape_results_row(rep, cells)
+    assert cells[1] == ('<td class="col-testId">specs/x&lt;details open ontoggle=&quot;alert(1)&quot;&gt;.yaml'
+                        '::x::setup</td>')
+    assert cells[0] == '<td class="col-result">Passed</td>'

@@ -126,3 +126,48 @@ def test_report_run_end_to_end_in_a_real_browser(built: Path, chromium) -> None:
     loaded = chromium.execute_script(
         "return [...document.querySelectorAll('table.golden img')].map(i => i.naturalWidth)")
     assert len(loaded) == 3 * 3 and min(loaded) > 100, loaded  # golden, now, difference for each compared item
+
+
+# ---- the terminal and a report folder that refuses files, as a user meets them ----------------------
+
+TINY_FAILING = """
+clips:
+  - id: robot
+    model: tiny
+    prompt: "a robot"
+    seed: 0
+    width: 64
+    height: 64
+    frames: 9
+    fps: 24
+    steps: 1
+    guidance: {stg_blocks: [1]}
+    expect:
+      format: {frames: 17}
+      baseline: {enabled: false}
+"""
+
+
+def test_terminal_prints_a_failure_once_without_progress_bars(pytester: pytest.Pytester) -> None:
+    (pytester.path / "specs").mkdir()
+    (pytester.path / "specs" / "r.yaml").write_text(TINY_FAILING)
+    r = pytester.runpytest_subprocess("specs/", "-p", "no:cacheprovider", "--ltx-no-cache")
+    r.assert_outcomes(failed=1)
+    out = r.stdout.str() + r.stderr.str()
+    assert out.count("frame count 9, expected 17") == 1, out
+    assert "FAILED  specs/r.yaml::robot[seed=0]  (rendered in" in out and ": format.frames" in out
+    for bar in ("Loading pipeline components", "Loading weights", "it/s]", "█"):
+        assert bar not in out, bar
+
+
+def test_unwritable_report_folder_costs_one_line_not_the_run(pytester: pytest.Pytester) -> None:
+    (pytester.path / "specs").mkdir()
+    (pytester.path / "specs" / "c.yaml").write_text(_card(9, 1))
+    (pytester.path / "blocked").write_text("a file where the report folder should be")
+    r = pytester.runpytest("specs/", "-p", "no:cacheprovider", "--ltx-report-dir=blocked", "--ltx-create-missing")
+    r.assert_outcomes(passed=1)
+    assert r.ret == 0
+    lines = [line for line in r.stdout.lines if line.startswith("pytest-ltx: ")]
+    assert len(lines) == 2, lines  # the item's media, then results.json: one line each, no traceback
+    assert all("could not write report file" in line and "blocked" in line for line in lines), lines
+    assert "Traceback" not in r.stdout.str()
