@@ -18,7 +18,7 @@ from pytest_ltx.outcome import Outcome, Status, jsonable
 __all__ = ["FAMILIES", "Evaluation", "MetricContext", "evaluate", "families_for"]
 
 #: metric families in the order they are computed and reported; each is a section of the JSON results.
-FAMILIES: tuple[str, ...] = ("motion", "av_sync", "text", "clip_similarity", "structural")
+FAMILIES: tuple[str, ...] = ("motion", "av_sync", "text", "clip_similarity", "structural", "audio")
 
 #: the expectation attribute that switches each family on
 _EXPECT_ATTR = {"motion": "motion", "av_sync": "av_sync", "text": "text", "clip_similarity": "clip"}
@@ -86,7 +86,8 @@ def families_for(expect: Expectations | None, requested: Iterable[str] | None = 
         if unknown:
             raise ValueError(f"unknown metric(s) {sorted(unknown)}; known: {', '.join(FAMILIES)}")
         return [f for f in FAMILIES if f in want]
-    fams = ["structural"]
+    # always taken: baselines keep the picture's and the soundtrack's per-keyframe fingerprints
+    fams = ["structural", "audio"]
     if expect is not None:
         fams += [f for f, attr in _EXPECT_ATTR.items() if getattr(expect, attr) is not None]
     return [f for f in FAMILIES if f in fams]
@@ -135,12 +136,22 @@ def _structural(clip: Clip, expect: Expectations | None, ctx: MetricContext):
     )
 
 
+def _audio(clip: Clip, expect: Expectations | None, ctx: MetricContext):
+    from pytest_ltx.metrics import audio
+
+    a = expect.audio if expect is not None else None
+    e = expect.clip if expect is not None else None
+    return audio.analyze(clip, sample_fps=e.sample_fps if e is not None else 2.0,
+                         **({"min_silence_s": a.min_silence_s, "silence_dbfs": a.silence_dbfs} if a else {}))
+
+
 _ANALYZERS: dict[str, Callable[[Clip, Expectations | None, MetricContext], Any]] = {
     "motion": _motion,
     "av_sync": _av_sync,
     "text": _text,
     "clip_similarity": _clip_similarity,
     "structural": _structural,
+    "audio": _audio,
 }
 
 
@@ -162,6 +173,10 @@ def _check(fam: str, result: Any, expect: Expectations, ctx: MetricContext) -> l
 
         return check(result, expect.clip,
                      baseline_prompt_score=ctx.baseline_scalars.get("clip_similarity.prompt_score_mean"))
+    if fam == "audio" and expect.audio is not None:
+        from pytest_ltx.expect.audio import check
+
+        return check(result, expect.audio)
     # structural similarity to the baseline is gated with the other baseline comparisons (golden.py)
     return []
 

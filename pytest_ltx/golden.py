@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: the weight-free per-keyframe fingerprint every baseline keeps (see metrics/structural.py)
 STRUCTURAL = "structural.thumbnails"
+#: the soundtrack's per-keyframe log-mel fingerprint (metrics/audio.py), gated with the picture's
+AUDIO_FINGERPRINT = "audio.log_mel"
 
 __all__ = ["GoldenStep", "current_record", "golden_step", "keyframes_for", "load_baseline"]
 
@@ -201,7 +203,7 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
             step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, created=True, nodeid=nodeid))
             step.info["status"] = "created"
         else:
-            cmp = compare(current, base, e, compare_arrays=[STRUCTURAL])
+            cmp = compare(current, base, e, compare_arrays=[STRUCTURAL, AUDIO_FINGERPRINT])
             moved = [d for d in cmp.metrics if not d.ok]
             msg = f"baseline {rel_s} will be rewritten"
             if moved:
@@ -220,7 +222,7 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
 
     ssim_min = item.expect.clip.structural_similarity_min if item.expect.clip is not None else None
     # keyframe structure is gated here; CLIP embeddings are gated by the clip family (baseline_similarity_min)
-    cmp = compare(current, base, e, compare_arrays=[STRUCTURAL], keyframe_ssim_min=ssim_min)
+    cmp = compare(current, base, e, compare_arrays=[STRUCTURAL, AUDIO_FINGERPRINT], keyframe_ssim_min=ssim_min)
     step.outcomes += cmp.outcomes()
     if cmp.environment:
         step.warnings.append("baseline made in a different environment: " + "; ".join(cmp.environment))

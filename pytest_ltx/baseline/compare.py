@@ -245,11 +245,14 @@ class MetricDelta:
 class ArrayKind(str, Enum):
     EMBEDDING = "embedding"  # per-keyframe vectors: cosine
     STRUCTURAL = "structural"  # per-keyframe small gray images: SSIM
+    SPECTRAL = "spectral"  # per-keyframe audio log-mel spectra (dB): shape correlation × level agreement
 
     @classmethod
     def of(cls, name: str) -> "ArrayKind | None":
         if name.endswith("embeddings"):
             return cls.EMBEDDING
+        if name.endswith("log_mel"):
+            return cls.SPECTRAL
         if name.endswith(("thumbs", "thumbnails", "structural")):
             return cls.STRUCTURAL
         return None
@@ -390,6 +393,7 @@ def compare(
         keyframe_cosine_min if keyframe_cosine_min is not None else expect.keyframe_cosine_min,
         keyframe_ssim_min if keyframe_ssim_min is not None else expect.keyframe_ssim_min,
         ssim or structural_similarity,
+        expect.keyframe_audio_min,
     )
     env = getattr(current, "environment", None)
     env_diff = tuple(environment_diff(baseline.environment, env)) if env else ()
@@ -429,14 +433,17 @@ def _compare_arrays(
     cos_min: float,
     ssim_min: float,
     ssim: Callable[[np.ndarray, np.ndarray], float],
+    audio_min: float = 0.8,
 ) -> list[ArrayCheck]:
     checks: list[ArrayCheck] = []
     for name in sorted(set(current) | set(base_arrays)):
         kind = ArrayKind.of(name)
         if kind is None:
             continue
-        threshold = cos_min if kind is ArrayKind.EMBEDDING else ssim_min
-        what = "keyframe CLIP cosine" if kind is ArrayKind.EMBEDDING else "keyframe SSIM"
+        threshold = {ArrayKind.EMBEDDING: cos_min, ArrayKind.STRUCTURAL: ssim_min,
+                     ArrayKind.SPECTRAL: audio_min}[kind]
+        what = {ArrayKind.EMBEDDING: "keyframe CLIP cosine", ArrayKind.STRUCTURAL: "keyframe SSIM",
+                ArrayKind.SPECTRAL: "keyframe audio spectrum similarity"}[kind]
         if name not in base_arrays or name not in current:
             side = "the baseline" if name not in base_arrays else "this run"
             checks.append(ArrayCheck(name, kind, (), threshold, Status.UNMEASURED,
@@ -459,6 +466,10 @@ def _compare_arrays(
             continue
         if kind is ArrayKind.EMBEDDING:
             values = _cosines(a, b)
+        elif kind is ArrayKind.SPECTRAL:
+            from pytest_ltx.metrics.audio import fingerprint_similarity
+
+            values = fingerprint_similarity(a, b)
         else:
             values = [float(ssim(x, y)) for x, y in zip(a, b)]
         if not values:

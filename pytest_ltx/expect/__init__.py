@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ._base import ExpectModel
+from .audio import AudioExpect
 from .avsync import AVSyncExpect
 from .baseline import BaselineExpect
 from .clip_score import ClipScoreExpect
@@ -15,6 +16,7 @@ from .text import TextExpect
 __all__ = [
     "Expectations",
     "AVSyncExpect",
+    "AudioExpect",
     "BaselineExpect",
     "BudgetExpect",
     "ClipScoreExpect",
@@ -35,4 +37,5 @@ class Expectations(ExpectModel):
     av_sync: AVSyncExpect | None = None
     text: TextExpect | None = None
     clip: ClipScoreExpect | None = None
+    audio: AudioExpect | None = None
     baseline: BaselineExpect = Field(default_factory=BaselineExpect)

@@ -61,6 +61,10 @@ class BaselineExpect(ExpectModel):
     keyframe_ssim_min: float = Field(
         0.7, ge=-1, le=1, description="lowest per-keyframe SSIM of the 32×32 structural thumbnails"
     )
+    keyframe_audio_min: float = Field(
+        0.8, ge=0, le=1, description="lowest per-keyframe audio log-mel similarity (spectral shape × level) "
+                                     "to the baseline's, in a 0.5 s window around each keyframe"
+    )
 
     @field_validator("tolerances")
     @classmethod

@@ -164,18 +164,23 @@ def _trajectory(rng: np.random.Generator, motion: str, t: int, fps: float, w: in
             y = floor - 4 * hop * s * (1 - s) if k > 0 or a == 0 else floor
             xy[i] = (x0 + sign * span * i / max(1, t - 1), y)
     elif motion == "drop":
-        # falls from the top, accelerating, lands at the event frame and rests there until the next fall
+        # is lifted smoothly (ease in/out) to the top, falls accelerating, lands exactly at the event frame
+        # and rests on the floor until it is lifted again
         x = rng.uniform(lo_x, hi_x)
         xy[:, 0] = x
         xy[:, 1] = floor
         prev = 0
         for e in events:
-            s0 = max(prev, e - int(rng.uniform(0.25, 0.45) * fps))
-            nx = rng.uniform(lo_x, hi_x)
-            for i in range(s0, e):
-                s = (i - s0) / max(1, e - s0)
-                xy[i] = (nx, lo_y + (floor - lo_y) * s * s)
-            xy[e:, 0] = nx
+            fall = max(2, min(int(rng.uniform(0.2, 0.4) * fps), (e - prev) // 2))
+            top = e - fall
+            lift_start = max(prev, top - max(3, int(rng.uniform(0.25, 0.5) * fps)))
+            top_y = lo_y + rng.uniform(0.0, 0.3) * (floor - lo_y)
+            for i in range(lift_start, max(lift_start, top)):
+                s = (i - lift_start) / max(1, top - lift_start)
+                xy[i, 1] = floor + (top_y - floor) * (0.5 - 0.5 * math.cos(math.pi * s))
+            for i in range(max(prev, top), e):
+                s = (i - top) / max(1, fall)
+                xy[i, 1] = top_y + (floor - top_y) * s * s
             prev = e + 1
     elif motion == "wall":
         # travels between the two side walls; the direction flips at a wall exactly at each event
