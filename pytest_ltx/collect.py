@@ -204,9 +204,11 @@ class LtxItem(pytest.Item):
         from pytest_ltx.evaluate import MetricContext
 
         clip_model = get_session(self.config).clip_profile() if self.spec.expect.clip is not None else None
+        image = (self.run.provenance.get("image") or {}) if self.run is not None else {}
         return MetricContext(prompt=self.spec.prompt, clip_model=clip_model,
                              baseline_arrays=dict(base.arrays) if base is not None else {},
-                             baseline_scalars=dict(base.scalars) if base is not None else {})
+                             baseline_scalars=dict(base.scalars) if base is not None else {},
+                             conditioning_image=image.get("path") if isinstance(image, dict) else None)
 
     def _calibration_runs(self, expect: Any) -> list[Any]:
         """With ``--ltx-calibrate N``: N-1 more runs of this item, evaluated the same way, as baseline

@@ -18,10 +18,11 @@ from pytest_ltx.outcome import Outcome, Status, jsonable
 __all__ = ["FAMILIES", "Evaluation", "MetricContext", "evaluate", "families_for"]
 
 #: metric families in the order they are computed and reported; each is a section of the JSON results.
-FAMILIES: tuple[str, ...] = ("motion", "av_sync", "text", "clip_similarity", "structural", "audio")
+FAMILIES: tuple[str, ...] = ("motion", "av_sync", "text", "clip_similarity", "structural", "audio", "artifacts")
 
 #: the expectation attribute that switches each family on
-_EXPECT_ATTR = {"motion": "motion", "av_sync": "av_sync", "text": "text", "clip_similarity": "clip"}
+_EXPECT_ATTR = {"motion": "motion", "av_sync": "av_sync", "text": "text", "clip_similarity": "clip",
+                "artifacts": "artifacts"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class MetricContext:
     baseline_arrays: Mapping[str, Any] = field(default_factory=dict)
     baseline_scalars: Mapping[str, Any] = field(default_factory=dict)
     clip_model: Any = None
+    #: the image an image-to-video render was conditioned on (a path), for the first-frame check
+    conditioning_image: Any = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,20 @@ def _audio(clip: Clip, expect: Expectations | None, ctx: MetricContext):
                          **({"min_silence_s": a.min_silence_s, "silence_dbfs": a.silence_dbfs} if a else {}))
 
 
+def _artifacts(clip: Clip, expect: Expectations | None, ctx: MetricContext):
+    from pytest_ltx.metrics import artifacts
+
+    e = expect.artifacts if expect is not None else None
+    image = None
+    if ctx.conditioning_image is not None:
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(ctx.conditioning_image) as im:
+            image = np.asarray(im.convert("RGB"))
+    return artifacts.analyze(clip, tail_s=e.tail_s if e is not None else 1.0, conditioning_image=image)
+
+
 _ANALYZERS: dict[str, Callable[[Clip, Expectations | None, MetricContext], Any]] = {
     "motion": _motion,
     "av_sync": _av_sync,
@@ -152,6 +169,7 @@ _ANALYZERS: dict[str, Callable[[Clip, Expectations | None, MetricContext], Any]]
     "clip_similarity": _clip_similarity,
     "structural": _structural,
     "audio": _audio,
+    "artifacts": _artifacts,
 }
 
 
@@ -177,6 +195,10 @@ def _check(fam: str, result: Any, expect: Expectations, ctx: MetricContext) -> l
         from pytest_ltx.expect.audio import check
 
         return check(result, expect.audio)
+    if fam == "artifacts" and expect.artifacts is not None:
+        from pytest_ltx.expect.artifacts import check
+
+        return check(result, expect.artifacts, conditioned=ctx.conditioning_image is not None)
     # structural similarity to the baseline is gated with the other baseline comparisons (golden.py)
     return []
 

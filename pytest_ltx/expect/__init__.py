@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ._base import ExpectModel
+from .artifacts import ArtifactsExpect
 from .audio import AudioExpect
 from .avsync import AVSyncExpect
 from .baseline import BaselineExpect
@@ -16,6 +17,7 @@ from .text import TextExpect
 __all__ = [
     "Expectations",
     "AVSyncExpect",
+    "ArtifactsExpect",
     "AudioExpect",
     "BaselineExpect",
     "BudgetExpect",
@@ -38,4 +40,5 @@ class Expectations(ExpectModel):
     text: TextExpect | None = None
     clip: ClipScoreExpect | None = None
     audio: AudioExpect | None = None
+    artifacts: ArtifactsExpect | None = None
     baseline: BaselineExpect = Field(default_factory=BaselineExpect)

@@ -211,7 +211,7 @@ def audio_envelope(mono: np.ndarray, sr: int, *, n_fft: int, hop: int) -> tuple[
 
 # -------------------------------------------------------------------------------------------- visual
 
-VISUAL_METHOD = "return+lagrangian-flow-accel"
+VISUAL_METHOD = "gated-return+lagrangian-flow-accel+halt"
 ANALYSIS_SIDE = 96
 
 
@@ -228,6 +228,10 @@ def _gray_small(frames: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
+#: gray-level change (after a σ=1 blur) that counts as "changed" for the return gate
+RETURN_MASK_TAU = 6.0
+#: scale (pixels at the analysis size) of the local overlap of the change masks
+RETURN_GATE_SIGMA = 4.0
 #: flow acceleration below this (px/frame at the analysis size) is flow noise, not an event
 ACCEL_TAU = 0.5
 
@@ -250,11 +254,34 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
     ret = np.zeros(t)
     accel = np.zeros(t)
     if t < 3:
-        return {"return": ret, "flow_accel": accel}
+        return {"return": ret, "flow_accel": accel, "halt": np.zeros(t)}
     gb = np.stack([cv2.GaussianBlur(x, (0, 0), 1.0) for x in g.astype(np.float32)])
     d1 = np.abs(np.diff(gb, axis=0))  # d1[k]: frame k -> k+1
     d2 = np.abs(gb[2:] - gb[:-2])  # centred on frame k+1
-    ret[1:-1] = np.maximum(0.0, d1[:-1] + d1[1:] - 2.0 * d2).reshape(t - 2, -1).mean(axis=1)
+    rp = np.maximum(0.0, d1[:-1] + d1[1:] - 2.0 * d2)  # per-pixel return of frames 1..t-2
+    # A fast object passing through (faster than its own size per frame) is a per-pixel "return" too:
+    # each pixel it covers at frame i is background at i-1 and i+1. Unlike a real return (a flash,
+    # a bounce), the region changing into frame i is not the one changing out of it: keep the return
+    # only where, locally, the two change masks overlap (their local intersection over union).
+    m1, m2 = d1[:-1] > RETURN_MASK_TAU, d1[1:] > RETURN_MASK_TAU
+    for k in range(t - 2):
+        if not rp[k].any():
+            continue
+        inter = cv2.GaussianBlur((m1[k] & m2[k]).astype(np.float32), (0, 0), RETURN_GATE_SIGMA)
+        union = cv2.GaussianBlur((m1[k] | m2[k]).astype(np.float32), (0, 0), RETURN_GATE_SIGMA)
+        gate = np.clip((inter / (union + 1e-6) - 0.45) / 0.3, 0.0, 1.0)
+        rp[k] *= gate
+    ret[1:-1] = rp.reshape(t - 2, -1).mean(axis=1)
+    # a halt (or an appearance): motion energy arriving at frame i that does not continue after it
+    energy = np.zeros(t)
+    energy[1:] = d1.reshape(t - 1, -1).mean(axis=1)
+    halt = np.zeros(t)
+    halt[:-1] = np.maximum(0.0, energy[:-1] - energy[1:])
+    # … and that does not undo the change before it (the end of a one-frame flash is no halt)
+    back = np.zeros(t)
+    back[2:] = np.abs(gb[2:] - gb[:-2]).reshape(t - 2, -1).mean(axis=1)
+    halt[:2] = 0.0
+    halt *= np.clip(back / (energy + 1e-6), 0.0, 1.0)
 
     h, w = g.shape[1:]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -266,11 +293,11 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
         acc = np.linalg.norm(warped - prev, axis=-1)
         accel[i] = np.maximum(0.0, acc - ACCEL_TAU).mean()
         prev = nxt
-    return {"return": ret, "flow_accel": accel}
+    return {"return": ret, "flow_accel": accel, "halt": halt}
 
 
 #: below these peak levels a visual component is codec noise, not an event
-FLOORS = {"return": 0.3, "flow_accel": 0.004}
+FLOORS = {"return": 0.3, "flow_accel": 0.004, "halt": 0.3}
 
 
 def _peakiness_weight(x: np.ndarray, floor: float) -> float:

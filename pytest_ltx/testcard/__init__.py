@@ -29,6 +29,9 @@ from pytest_ltx.media import Clip
 __all__ = [
     "AudioSpec",
     "BurnedText",
+    "CorruptSpec",
+    "ExposureSpec",
+    "StrobeSpec",
     "FlickerSpec",
     "FreezeSpec",
     "JumpSpec",
@@ -118,6 +121,32 @@ class FlickerSpec(_Model):
     still: bool = Field(False, description="pause the scene while it flickers: only the brightness changes")
 
 
+class ExposureSpec(_Model):
+    """Brightness gain ``gain`` on frames ``start`` … ``start+length-1`` (a flash), or from ``start`` on when
+    ``length`` is unset (an exposure jump)."""
+
+    start: int = Field(..., ge=1, description="first frame with the gain")
+    gain: float = Field(..., gt=0, le=4, description="brightness factor (1.6 = 60 % brighter)")
+    length: int | None = Field(None, ge=1, description="frames affected (default: to the end)")
+
+
+class StrobeSpec(_Model):
+    """Full-screen flashing: frames alternate between the scene and the scene blended toward white."""
+
+    start: int = Field(..., ge=1, description="first flashing frame")
+    length: int = Field(..., ge=2, description="number of frames it lasts")
+    rate_hz: float = Field(..., gt=0, description="flashes (bright-dark cycles) per second")
+    amplitude: float = Field(0.6, gt=0, le=1, description="blend toward white on the bright frames")
+
+
+class CorruptSpec(_Model):
+    """Garbage frames: ``noise`` (strong random noise added) or ``blocks`` (32-pixel blocks of wrong flat colour)."""
+
+    start: int = Field(..., ge=1, description="first corrupted frame")
+    length: int | None = Field(None, ge=1, description="frames affected (default: to the end)")
+    kind: Literal["noise", "blocks"] = Field("noise", description="noise or blocks")
+
+
 class TextSpec(_Model):
     """Burned-in text: a given string or ``garbled: n`` glyph-like pseudo-text (what diffusion models grow)."""
 
@@ -191,6 +220,10 @@ class TestCardSpec(_Model):
     freezes: tuple[FreezeSpec, ...] = Field((), description="runs of repeated frames")
     flickers: tuple[FlickerSpec, ...] = Field((), description="brightness oscillations")
     text: tuple[TextSpec, ...] = Field((), description="burned-in text overlays")
+    static_start: int = Field(0, ge=0, description="frames 1 … n-1 repeat frame 0 (a stuck image-to-video start)")
+    exposure: tuple[ExposureSpec, ...] = Field((), description="brightness flashes and exposure jumps")
+    strobe: tuple[StrobeSpec, ...] = Field((), description="photosensitive full-screen flashing")
+    corrupt: tuple[CorruptSpec, ...] = Field((), description="noise or block garbage frames")
     audio: AudioSpec | None = Field(
         default_factory=AudioSpec, description="event audio; `none` (or null) for a clip without a track"
     )
@@ -219,6 +252,12 @@ class TestCardSpec(_Model):
         for (a0, b0, n0), (a1, b1, n1) in zip(spans, spans[1:]):
             if a1 <= b0 + 1:
                 problems.append(f"{n0} and {n1} overlap or touch (leave a frame between defects)")
+        for name, items in (("exposure", self.exposure), ("strobe", self.strobe), ("corrupt", self.corrupt)):
+            for x in items:
+                if x.start >= n:
+                    problems.append(f"{name} starts at frame {x.start}, beyond the {n} frames")
+        if self.static_start > n:
+            problems.append(f"static_start {self.static_start} exceeds the {n} frames")
         for t in self.text:
             if t.start >= n or (t.end is not None and t.end >= n):
                 problems.append(f"text frames {t.start}..{t.end} exceed the {n} frames")
@@ -604,6 +643,7 @@ def iter_frames(spec: TestCardSpec) -> Iterator[np.ndarray]:
     texts = _texts(spec)
     prev_key: tuple | None = None
     prev_base: np.ndarray | None = None
+    first: np.ndarray | None = None
     for i in range(spec.frames):
         sc = int(tl.scene[i])
         if sc not in scenes:
@@ -624,7 +664,45 @@ def iter_frames(spec: TestCardSpec) -> Iterator[np.ndarray]:
             frame = base.copy()
             for t, s in active:
                 _burn(frame, t, s)
-        yield frame
+        if i == 0:
+            first = frame
+        elif i < spec.static_start and first is not None:
+            frame = first
+        yield _damage(spec, i, frame)
+
+
+def _in(start: int, length: int | None, i: int) -> bool:
+    return start <= i and (length is None or i < start + length)
+
+
+def _damage(spec: TestCardSpec, i: int, frame: np.ndarray) -> np.ndarray:
+    """Exposure, strobe and corruption defects of frame ``i`` (a new array when any applies)."""
+    if not (spec.exposure or spec.strobe or spec.corrupt):
+        return frame
+    out = None
+    for e in spec.exposure:
+        if _in(e.start, e.length, i):
+            out = (frame if out is None else out).astype(np.float32) * e.gain
+    for st in spec.strobe:
+        if _in(st.start, st.length, i) and int(math.floor((i - st.start) * 2 * st.rate_hz / spec.fps)) % 2 == 0:
+            x = (frame if out is None else out).astype(np.float32)
+            out = x * (1 - st.amplitude) + 255.0 * st.amplitude
+    for c in spec.corrupt:
+        if _in(c.start, c.length, i):
+            rng = np.random.default_rng([spec.seed, 7919, i])
+            x = (frame if out is None else out).astype(np.float32)
+            if c.kind == "noise":
+                out = x + rng.normal(0.0, 70.0, x.shape).astype(np.float32)
+            else:
+                h, w = x.shape[:2]
+                out = x.copy()
+                for y0 in range(0, h, 32):
+                    for x0 in range(0, w, 32):
+                        blk = out[y0 : y0 + 32, x0 : x0 + 32]
+                        blk[...] = blk.reshape(-1, 3).mean(axis=0) + rng.uniform(-60, 60, size=3)
+    if out is None:
+        return frame
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _visual_events(spec: TestCardSpec, tl: _Timeline) -> list[VisualEvent]:

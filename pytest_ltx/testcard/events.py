@@ -10,6 +10,7 @@ seed, with a different renderer and different sounds:
   appears abruptly and fades away), *drop* (falls and stays down);
 * backgrounds: flat colour or band-limited texture, optionally with a camera pan (everything in world
   coordinates, so the pan moves objects too) that may drift in speed;
+* a 180° shutter: moving objects are motion-blurred as a camera (or a video model) renders them;
 * frame rates 24–60 fps, sample rates 16–48 kHz;
 * sounds: click, thud (low decaying sine with a pitch drop), tonal (a pitched ping with 1–6 ms attack),
   noise burst (band-passed noise, 20–80 ms); each event's onset sits exactly at its frame time plus the
@@ -368,8 +369,17 @@ def generate(seed: int, *, kind: EventClipKind | str = EventClipKind.CLEAR, fps:
         for o in objs:
             if o.alpha[i] <= 0:
                 continue
-            cx, cy = o.xy[i, 0] - lam * cam[i, 0], o.xy[i, 1] - lam * cam[i, 1]
-            m = _mask(o.shape, h, w, float(cx), float(cy), o.r, o.angle) * float(o.alpha[i])
+            # motion blur of a 180° shutter: the exposure spans a quarter frame either side of the frame
+            # time, sampled at 5 sub-frame positions on the path to the neighbouring frames
+            m = np.zeros((h, w), np.float32)
+            for u in (-0.25, -0.125, 0.0, 0.125, 0.25):
+                j = min(t - 1, max(0, i + (1 if u > 0 else -1)))
+                if o.alpha[j] <= 0:  # (dis)appearing: no path to a frame it is not in
+                    j = i
+                p = o.xy[i] + abs(u) * (o.xy[j] - o.xy[i])
+                cx, cy = p[0] - lam * cam[i, 0], p[1] - lam * cam[i, 1]
+                m += _mask(o.shape, h, w, float(cx), float(cy), o.r, o.angle) / 5.0
+            m *= float(o.alpha[i])
             img = img * (1 - m[..., None]) + o.color[None, None, :] * m[..., None]
         frames[i] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
