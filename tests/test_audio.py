@@ -186,3 +186,13 @@ def test_baseline_compares_the_audio_fingerprint():
     bad = [a for a in cmp.arrays if a.name == "audio.log_mel"][0]
     assert bad.status is Status.FAILED and bad.worst_frame is not None and bad.worst_frame >= 48
     assert "audio spectrum similarity" in bad.message
+
+
+def test_canary_form_turns_the_named_check_around():
+    x = tone(4.0, hz=440.0)
+    x[:, int(1.0 * SR):int(1.02 * SR)] = 0.0
+    got = outcomes(clip_of(x), expected_defects=["dropouts"])
+    assert got["audio.dropouts"].status is Status.PASSED and "expected defect found" in got["audio.dropouts"].message
+    got = outcomes(clip_of(tone(4.0, hz=440.0)), expected_defects=["dropouts", "silence"])
+    assert got["audio.dropouts"].status is Status.FAILED and "missed" in got["audio.dropouts"].message
+    assert got["audio.silence"].status is Status.FAILED  # switched off (max_silence_s unset): cannot be caught

@@ -8,7 +8,7 @@ loudness range, silence and bandwidth are opt-in: what is right depends on the c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -43,6 +43,10 @@ class AudioExpect(ExpectModel):
                                 "labelled with the wrong sample rate plays slow or fast")
     min_bandwidth_hz: float | None = Field(
         None, gt=0, description="content must reach this frequency (−40 dB edge of the long-term spectrum)")
+    expected_defects: list[Literal["loudness", "loudness_range", "true_peak", "clipping", "dropouts", "silence",
+                                   "dc_offset", "tempo", "bandwidth"]] = Field(
+        default_factory=list, description="checks a canary must fail (the defect it carries): each passes only "
+                                          "when its bound is violated")
 
     @model_validator(mode="after")
     def _ranges(self) -> "AudioExpect":
@@ -63,7 +67,25 @@ def _list(segs, n: int = 4) -> str:
 
 
 def check(result: "AudioResult", expect: AudioExpect) -> list[Outcome]:
-    """One outcome per check that is switched on."""
+    """One outcome per check that is switched on; ``expected_defects`` turn a canary's checks around."""
+    out = _check(result, expect)
+    if not expect.expected_defects:
+        return out
+    want = {f"audio.{d}" for d in expect.expected_defects}
+    turned: list[Outcome] = []
+    for o in out:
+        if o.check in want and o.status in (Status.PASSED, Status.FAILED):
+            caught = o.status is Status.FAILED
+            o = Outcome(o.check, Status.PASSED if caught else Status.FAILED,
+                        f"expected defect {'found' if caught else 'missed'}: {o.message}", o.measured, o.allowed,
+                        details=o.details)
+        turned.append(o)
+    for d in sorted(want - {o.check for o in out}):
+        turned.append(Outcome(d, Status.FAILED, f"expected defect {d} could not be checked (switched off or no track)"))
+    return turned
+
+
+def _check(result: "AudioResult", expect: AudioExpect) -> list[Outcome]:
     out: list[Outcome] = []
     if expect.present is not None:
         if expect.present:
