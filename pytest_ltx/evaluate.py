@@ -190,7 +190,8 @@ def _check(fam: str, result: Any, expect: Expectations, ctx: MetricContext) -> l
         from pytest_ltx.expect.clip_score import check
 
         return check(result, expect.clip,
-                     baseline_prompt_score=ctx.baseline_scalars.get("clip_similarity.prompt_score_mean"))
+                     baseline_prompt_score=ctx.baseline_scalars.get("clip_similarity.prompt_score_mean"),
+                     baseline_prompt_scores=ctx.baseline_arrays.get("clip_similarity.prompt_scores"))
     if fam == "audio" and expect.audio is not None:
         from pytest_ltx.expect.audio import check
 

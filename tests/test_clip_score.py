@@ -205,3 +205,24 @@ def test_profile_from_pyproject(tmp_path):
     assert p is not None and p.weights == str(tmp_path / "weights" / "clip.safetensors")
     (tmp_path / "pyproject.toml").write_text('[tool.pytest-ltx.clip]\nprofile = "tiny-random"\n')
     assert cs.profile_from_pyproject(tmp_path).random_weights
+
+
+def test_prompt_score_drop_is_paired_keyframe_by_keyframe(models_tiny_clip):
+    """With the baseline's per-keyframe prompt scores, the drop is the mean of the per-keyframe drops of
+    this item (same prompt, same seed) and names the keyframe that dropped most."""
+    r = cs.analyze(_card(), prompt="a bouncing ball", model=models_tiny_clip)
+    scores = r.arrays()["prompt_scores"]
+    assert scores.shape == (len(r.keyframes),)
+    drop = ClipScoreExpect(prompt_score_drop_max=0.05)
+    same = _one(check(r, drop, baseline_prompt_scores=scores), "clip.prompt_score_drop")
+    assert same.status is Status.PASSED and same.measured == pytest.approx(0.0, abs=1e-6)
+    assert same.details["paired"] is True
+    worse = scores.copy()
+    worse[2] += 0.5  # the baseline scored keyframe 2 much higher: this run lost the prompt there
+    o = _one(check(r, drop, baseline_prompt_scores=worse), "clip.prompt_score_drop")
+    assert o.status is Status.FAILED and o.measured == pytest.approx(0.5 / len(scores), abs=1e-5)
+    assert o.details["worst_frame"] == r.keyframes[2].frame and f"frame {r.keyframes[2].frame}" in o.message
+    # keyframes that cannot be paired (another length): the unpaired mean comparison
+    mean = r.aggregates()["prompt_score_mean"]
+    o = _one(check(r, drop, baseline_prompt_score=mean, baseline_prompt_scores=scores[:-1]), "clip.prompt_score_drop")
+    assert o.status is Status.PASSED and "paired" not in o.details

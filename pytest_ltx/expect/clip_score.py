@@ -26,7 +26,9 @@ class ClipScoreExpect(ExpectModel):
         None, ge=0, le=2.5, description="CLIPScore (2.5·max(cos,0)) floor for the keyframe mean"
     )
     prompt_score_drop_max: float | None = Field(
-        None, ge=0, description="largest allowed drop of the prompt score below the golden baseline"
+        None, ge=0, description="largest allowed drop of the prompt score below the golden baseline of this item "
+                                "(same prompt, same seed), paired keyframe by keyframe: the mean of the per-keyframe "
+                                "drops. The trustworthy prompt gate; a floor (prompt_score_min) is not"
     )
     baseline_similarity_min: float | None = Field(
         None, ge=-1, le=1, description="per-keyframe image cosine to the golden baseline, lowest allowed"
@@ -46,9 +48,26 @@ def _plumbing(result: "ClipSimilarityResult") -> str:
     return " [random CLIP weights: plumbing only, not a judgement of the picture]" if result.random_weights else ""
 
 
+def _paired_drop(result: "ClipSimilarityResult", baseline_scores) -> tuple[float, int, float] | None:
+    """(mean per-keyframe drop, index of the worst keyframe, its drop) against the baseline's per-keyframe
+    prompt scores, or None when they cannot be paired (missing, or a different number of keyframes)."""
+    import numpy as np
+
+    if baseline_scores is None:
+        return None
+    base = np.asarray(baseline_scores, np.float64).ravel()
+    now = [k.prompt_score for k in result.keyframes]
+    if len(now) != len(base) or any(x is None for x in now) or not len(now):
+        return None
+    d = base - np.asarray(now, np.float64)
+    i = int(np.argmax(d))
+    return float(d.mean()), i, float(d[i])
+
+
 def check(result: "ClipSimilarityResult", expect: ClipScoreExpect,
-          baseline_prompt_score: float | None = None) -> list[Outcome]:
-    """Evaluate the CLIP expectations; ``baseline_prompt_score`` is the golden clip's mean prompt score."""
+          baseline_prompt_score: float | None = None, baseline_prompt_scores=None) -> list[Outcome]:
+    """Evaluate the CLIP expectations; ``baseline_prompt_score`` is the golden clip's mean prompt score and
+    ``baseline_prompt_scores`` its per-keyframe scores (the drop is then paired keyframe by keyframe)."""
     out: list[Outcome] = []
     agg = result.aggregates()
     tag = _plumbing(result)
@@ -75,7 +94,21 @@ def check(result: "ClipSimilarityResult", expect: ClipScoreExpect,
                     details={"worst_frame": worst.frame},
                 ))
             if expect.prompt_score_drop_max is not None:
-                if baseline_prompt_score is None:
+                paired = _paired_drop(result, baseline_prompt_scores)
+                if paired is not None:
+                    drop, wi, wd = paired
+                    wk = result.keyframes[wi]
+                    ok = drop <= expect.prompt_score_drop_max
+                    out.append(Outcome(
+                        "clip.prompt_score_drop", Status.PASSED if ok else Status.FAILED,
+                        f"prompt score {mean:.3f}, paired with this item's baseline keyframe by keyframe: mean "
+                        f"{'drop' if drop > 0 else 'rise'} of {abs(drop):.3f} ({'within' if ok else 'more than'} the "
+                        f"allowed drop {expect.prompt_score_drop_max:g}); largest drop {wd:+.3f} at {_at(wk)}{tag}",
+                        measured=round(drop, 6), allowed=expect.prompt_score_drop_max,
+                        baseline=None if baseline_prompt_score is None else round(float(baseline_prompt_score), 6),
+                        details={"paired": True, "worst_frame": wk.frame, "worst_drop": round(wd, 6)},
+                    ))
+                elif baseline_prompt_score is None:
                     out.append(Outcome("clip.prompt_score_drop", Status.UNMEASURED,
                                        f"prompt score {mean:.3f}; no baseline prompt score to compare with yet",
                                        measured=round(mean, 6), allowed=expect.prompt_score_drop_max))

@@ -540,7 +540,12 @@ class ClipSimilarityResult:
         return {k: None if v is None else round(v, 6) for k, v in self.aggregates().items()}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"embeddings": self.embeddings}
+        out = {"embeddings": self.embeddings}
+        scores = [k.prompt_score for k in self.keyframes]
+        if scores and all(x is not None for x in scores):
+            # per-keyframe prompt scores: the baseline keeps them so the gate can pair keyframe with keyframe
+            out["prompt_scores"] = np.asarray(scores, np.float32)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
