@@ -9,8 +9,11 @@ Two event envelopes on a common 1 kHz grid, cross-correlated:
   in-process — no hand-typed constant.
 * **picture** — at a small analysis resolution (96 px): a *return* score (frame i differs from both
   neighbours while they resemble each other: flashes, and impacts of objects too fast for optical
-  flow) plus the *per-pixel velocity change along the motion* (Farneback flow): starts, stops and
-  direction flips. Steady motion and camera pans score zero in both. Values sit at frame times.
+  flow), kept only where the change into frame i and the change out of it overlap locally (an object
+  passing faster than its own size per frame is no return); the *per-pixel velocity change along the
+  motion* (Farneback flow): starts, stops and direction flips; and a *halt* score (motion energy
+  that arrives at frame i and does not go on, without undoing the change before it: a landing, an
+  object coming to rest, a pop-in). Steady motion and camera pans score zero. Values sit at frame times.
 
 The correlation peak is refined with a parabola (sub-frame). Confidence comes from the peak height
 and how far it stands above the best other peak; periodic content (several similar peaks) is
@@ -232,6 +235,8 @@ def _gray_small(frames: np.ndarray, side: int) -> np.ndarray:
 RETURN_MASK_TAU = 6.0
 #: scale (pixels at the analysis size) of the local overlap of the change masks
 RETURN_GATE_SIGMA = 4.0
+#: local overlap of the change masks below which a per-pixel return is dropped (full weight 0.3 above)
+RETURN_GATE_IOU = 0.45
 #: flow acceleration below this (px/frame at the analysis size) is flow noise, not an event
 ACCEL_TAU = 0.5
 
@@ -246,6 +251,8 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
     ``flow_accel`` (pixels/frame): mean per-pixel velocity change along the motion (Farneback flow of
     (i−1, i) vs the flow of (i, i+1) sampled where each pixel went), above a noise threshold: starts,
     stops and direction flips of trackable motion.
+    ``halt`` (gray levels): the drop of the mean frame difference from (i−1, i) to (i, i+1), scaled by
+    how much frame i differs from frame i−2 (a one-frame flash ends by undoing its change: no halt).
     """
     import cv2
 
@@ -269,7 +276,7 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
             continue
         inter = cv2.GaussianBlur((m1[k] & m2[k]).astype(np.float32), (0, 0), RETURN_GATE_SIGMA)
         union = cv2.GaussianBlur((m1[k] | m2[k]).astype(np.float32), (0, 0), RETURN_GATE_SIGMA)
-        gate = np.clip((inter / (union + 1e-6) - 0.45) / 0.3, 0.0, 1.0)
+        gate = np.clip((inter / (union + 1e-6) - RETURN_GATE_IOU) / 0.3, 0.0, 1.0)
         rp[k] *= gate
     ret[1:-1] = rp.reshape(t - 2, -1).mean(axis=1)
     # a halt (or an appearance): motion energy arriving at frame i that does not continue after it
