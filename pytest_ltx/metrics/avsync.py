@@ -251,7 +251,8 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
     ``flow_accel`` (pixels/frame): mean per-pixel velocity change along the motion (Farneback flow of
     (i−1, i) vs the flow of (i, i+1) sampled where each pixel went), above a noise threshold: starts,
     stops and direction flips of trackable motion.
-    ``halt`` (gray levels): the drop of the mean frame difference from (i−1, i) to (i, i+1), scaled by
+    ``halt`` (gray levels): the abrupt drop of the mean frame difference from (i−1, i) to (i, i+1)
+    (``E(i) − 2·E(i+1)``: gradual deceleration does not count), scaled by
     how much frame i differs from frame i−2 (a one-frame flash ends by undoing its change: no halt).
     """
     import cv2
@@ -283,7 +284,8 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
     energy = np.zeros(t)
     energy[1:] = d1.reshape(t - 1, -1).mean(axis=1)
     halt = np.zeros(t)
-    halt[:-1] = np.maximum(0.0, energy[:-1] - energy[1:])
+    # abruptly: the energy after frame i is under half of it (a ball slowing down on its way up is no halt)
+    halt[:-1] = np.maximum(0.0, energy[:-1] - 2.0 * energy[1:])
     # … and that does not undo the change before it (the end of a one-frame flash is no halt)
     back = np.zeros(t)
     back[2:] = np.abs(gb[2:] - gb[:-2]).reshape(t - 2, -1).mean(axis=1)
