@@ -337,6 +337,11 @@ def format_failure(item: LtxItem, outcomes: list[Outcome]) -> str:
     passed = [o.check for o in outcomes if o.status is Status.PASSED]
     if passed:
         lines.append(f"  ✓ passed: {', '.join(passed)}")
+    diff = ((item.result.baseline if item.result is not None else None) or {}).get("manifest_diff")
+    if diff:
+        from pytest_ltx.render.manifest import format_changes
+
+        lines.append(f"  pipeline changed since the baseline: {format_changes(diff)}")
     if item.run is not None and item.run.mp4 is not None:
         lines.append(f"  clip: {item.run.mp4}")
     return "\n".join(lines)

@@ -59,7 +59,10 @@ def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str,
     from pytest_ltx.render.ltx2 import plan_placement
     from pytest_ltx.versions import package_versions
 
-    model = {k: v for k, v in profile.to_dict().items() if k != "path"}
+    model = {k: v for k, v in profile.to_dict().items() if k not in ("path", "loras", "distilled_lora", "upsampler")}
+    extras = profile.extras_identity()  # LoRAs and upsampler by content, not by path
+    if extras:
+        model["extras"] = extras
     placement = plan_placement(profile, torch.cuda.is_available(), device_count=torch.cuda.device_count())
     return {
         "model": model,
@@ -130,10 +133,12 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     profile, req = _request(item, session)
     try:
         ident = session.identity(profile)
+        prov = render_provenance(profile, ident.fingerprint, req)
     except RenderError as e:
         raise InfraError(str(e)) from None
+    except FileNotFoundError as e:
+        raise InfraError(f"model profile '{profile.name}': {e}") from None
     fp = ident.fingerprint
-    prov = render_provenance(profile, fp, req)
     model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
     need_raw = c.expect.determinism is not None
@@ -161,7 +166,9 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     meta = {
         "seconds": result.seconds,
         "peak_vram_gb": result.peak_vram_gb,
-        "render": {"device": result.device, "dtype": result.dtype},
+        # the manifest comes back on a cache hit too, so a baseline diff never needs the pipeline loaded
+        "render": {"device": result.device, "dtype": result.dtype,
+                   "manifest": result.provenance.get("manifest")},
         "provenance": result.provenance,
     }
     from pytest_ltx.storage import StoreError
@@ -172,8 +179,7 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
         raise InfraError(f"{_where(item)}: {e}") from None
     clip = read_clip(entry.clip_path)
     return ClipRun(clip=clip, source="render", params=params,
-                   provenance={**prov, "device": result.device, "dtype": result.dtype,
-                               "model_identity": ident.summary()},
+                   provenance={**prov, **meta["render"], "model_identity": ident.summary()},
                    model_key=model_key, mp4=entry.clip_path, render_seconds=result.seconds,
                    peak_vram_gb=result.peak_vram_gb, cached=False,
                    raw=result.clip if need_raw else None, timings={"render_call_s": wall})
