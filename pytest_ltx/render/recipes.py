@@ -123,6 +123,8 @@ def reference_sigmas(steps: int, *, max_shift: float = 2.05, base_shift: float =
     e = math.exp(shift)
     shifted = [e / (e + (1.0 / s - 1.0)) for s in raw]
     scale = (1.0 - shifted[-1]) / (1.0 - terminal)
+    if scale == 0:  # one step: nothing to stretch (the reference divides 0 by 0 here)
+        return shifted
     return [float(1.0 - (1.0 - s) / scale) for s in shifted]
 
 
