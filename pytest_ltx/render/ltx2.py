@@ -423,9 +423,13 @@ class LTX2Renderer:
 
     def _load_loras(self, pipe: Any) -> None:
         refs = list(self.profile.loras) + ([self.profile.distilled_lora] if self.profile.distilled_lora else [])
+        import warnings
+
         for ref in refs:
             try:
-                pipe.load_lora_weights(str(ref.path), adapter_name=ref.adapter)
+                with warnings.catch_warnings():  # peft warns that a second adapter is a second adapter
+                    warnings.filterwarnings("ignore", message=".*Already found a `peft_config`.*")
+                    pipe.load_lora_weights(str(ref.path), adapter_name=ref.adapter)
             except Exception as e:
                 raise RenderError(
                     f"model profile '{self.profile.name}': LoRA {ref.path} could not be loaded "
