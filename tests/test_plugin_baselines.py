@@ -542,3 +542,36 @@ def test_github_step_summary_has_items_and_baseline_changes(
     row = next(line for line in text.splitlines() if line.startswith("| updated |"))
     assert "`specs/life/a`" in row and "`motion.flow_mean " in row and "→" in row
     assert "1 baseline(s) unchanged." in text
+
+
+# ---- render manifest ---------------------------------------------------------------------------------
+
+
+def test_baseline_from_another_pipeline_shows_the_manifest_diff(pytester: pytest.Pytester) -> None:
+    """A baseline recorded with another diffusers and another STG default: the run names both changes
+    (warning, results.json); when the baseline then fails, the failure text names them too."""
+    from importlib.metadata import version
+
+    write_spec(pytester, TINY, name="r.yaml")
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=1)
+    model = next((pytester.path / "baselines" / "specs" / "r" / "noise[seed=0]").iterdir()).name
+    p = base_dir(pytester, "noise[seed=0]", model=model, spec="r") / "record.json"
+    doc = json.loads(p.read_text())
+    stage = doc["provenance"]["manifest"]["stages"][0]
+    assert stage["name"] == "base" and stage["args"]["stg_scale"] == 1.0 and stage["args"]["sigmas"] == [1.0]
+    stage["args"]["stg_scale"] = 0.0
+    doc["environment"]["libraries"]["diffusers"] = "0.41.0"
+    p.write_text(json.dumps(doc, indent=2, sort_keys=True))
+
+    diff = f"diffusers 0.41.0 → {version('diffusers')}: base.stg_scale 0 → 1"
+    r = run(pytester)
+    r.assert_outcomes(passed=1, warnings=2)  # the environment warning and the pipeline one
+    r.stdout.fnmatch_lines([f"*PytestWarning: noise[[]seed=0[]]: pipeline changed since the baseline: {diff}"])
+    (item,) = results(pytester)["items"]
+    assert item["baseline"]["manifest_diff"] == [f"diffusers 0.41.0 → {version('diffusers')}", "base.stg_scale 0 → 1"]
+
+    doc["scalars"] = {k: (v * 10 + 5 if isinstance(v, float) else v) for k, v in doc["scalars"].items()}
+    p.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    r = run(pytester)
+    r.assert_outcomes(failed=1, warnings=2)
+    r.stdout.fnmatch_lines([f"*  pipeline changed since the baseline: {diff}"])
