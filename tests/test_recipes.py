@@ -197,3 +197,24 @@ def test_recipe_support() -> None:
 def test_reference_table_is_what_ltx_pipelines_says() -> None:
     assert {v: (r.steps, r.stg_blocks, r.use_cross_timestep, r.image_crf) for v, r in REFERENCE.items()} == {
         "2.0": (40, (29,), False, 33), "2.3": (30, (28,), True, 33), "2.5": (30, (28,), True, 18)}
+
+
+def test_manifest_changes_flatten_stages_and_lead_with_versions() -> None:
+    from pytest_ltx.render.manifest import flatten_manifest, format_changes, manifest_changes
+
+    old = {"versions": {"diffusers": "0.42.1", "torch": "2.9.0"}, "recipe": "dev", "scheduler": {"shift": 2.05},
+           "stages": [{"name": "base", "args": {"stg_scale": 1.0, "sigmas": [1.0, 0.5]}, "transformer_passes": 8}],
+           "components": {"vae": {"class": "AutoencoderKLLTX2Video", "config": "aaaa"}}}
+    new = {"versions": {"diffusers": "0.43.0", "torch": "2.9.0"}, "recipe": "dev", "scheduler": {"shift": 2.2},
+           "stages": [{"name": "base", "args": {"stg_scale": 0.0, "sigmas": [1.0, 0.5]}, "transformer_passes": 6}],
+           "components": {"vae": {"class": "AutoencoderKLLTX2Video", "config": "bbbb"}}}
+    assert flatten_manifest(old)["base.stg_scale"] == 1.0 and "base.transformer_passes" not in flatten_manifest(old)
+    changes = manifest_changes(old, new)
+    assert changes == ["diffusers 0.42.1 → 0.43.0", "base.stg_scale 1 → 0", "components.vae.config aaaa → bbbb",
+                       "scheduler.shift 2.05 → 2.2"]
+    assert format_changes(changes) == ("diffusers 0.42.1 → 0.43.0: base.stg_scale 1 → 0; "
+                                       "components.vae.config aaaa → bbbb; scheduler.shift 2.05 → 2.2")
+    assert manifest_changes(old, old) == [] and manifest_changes(None, new) == []  # an old baseline: no diff
+    added = manifest_changes(old, {**old, "stages": old["stages"] + [{"name": "refine", "args": {"noise_scale": 0.9}}]})
+    assert added == ["refine.noise_scale unset → 0.9"]
+    assert format_changes([f"k{i} 0 → 1" for i in range(15)], limit=2) == "k0 0 → 1; k1 0 → 1; (+13 more)"
