@@ -261,3 +261,18 @@ def test_manifest_diff_names_a_changed_default(render_tiny_renderer, monkeypatch
     changes = manifest_changes(before, after)
     assert changes == [f"diffusers {before['versions']['diffusers']} → 0.43.0", "base.motion_speed 1 → 0.5"]
     assert format_changes(changes) == f"diffusers {before['versions']['diffusers']} → 0.43.0: base.motion_speed 1 → 0.5"
+
+
+def test_embedding_cache_is_bounded_by_bytes(render_tiny_renderer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_ltx.render.ltx2 as ltx2
+
+    r = render_tiny_renderer
+    monkeypatch.setattr(ltx2, "_EMBED_CACHE_BYTES", 1)  # everything is over budget: keep the last two
+    r._embeds.clear()
+    r.stats.clear()
+    for prompt in ("a cat", "a dog", "a car"):
+        r.render(replace(REQ, steps=1, prompt=prompt))
+    assert len(r._embeds) == 2 and r.stats["encode"] == 4  # three prompts + the negative prompt once
+    r.render(replace(REQ, steps=1, prompt="a cat"))  # evicted: encoded again (the negative prompt, used
+    assert r.stats["encode"] == 5  # by every render, is always among the two most recent)
+    assert [k[1] for k in r._embeds] == ["a cat", "blurry"]

@@ -319,7 +319,10 @@ def _weights_gb(d: Path) -> float:
     return sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 2**30
 
 
-_EMBED_CACHE_SIZE = 16
+#: prompt embeddings kept per renderer: a real LTX-2 prompt embedding (Gemma hidden states of every layer,
+#: padded to 1024 tokens) is ~0.4 GB in bf16, so the cache is bounded by bytes; the two most recent
+#: entries (a prompt and the negative prompt) always stay
+_EMBED_CACHE_BYTES = 2 * 2**30
 
 
 class LTX2Renderer:
@@ -599,7 +602,11 @@ class LTX2Renderer:
                                               max_sequence_length=max_len, device=pipe._execution_device)
         self.stats["encode"] += 1
         self._embeds[key] = (pe, pm)
-        while len(self._embeds) > _EMBED_CACHE_SIZE:
+
+        def size(e: tuple[Any, Any]) -> int:
+            return sum(t.numel() * t.element_size() for t in e)
+
+        while len(self._embeds) > 2 and sum(size(e) for e in self._embeds.values()) > _EMBED_CACHE_BYTES:
             self._embeds.popitem(last=False)
         return pe, pm
 
