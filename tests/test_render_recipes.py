@@ -276,3 +276,28 @@ def test_embedding_cache_is_bounded_by_bytes(render_tiny_renderer, monkeypatch: 
     r.render(replace(REQ, steps=1, prompt="a cat"))  # evicted: encoded again (the negative prompt, used
     assert r.stats["encode"] == 5  # by every render, is always among the two most recent)
     assert [k[1] for k in r._embeds] == ["a cat", "blurry"]
+
+
+def test_a_decode_only_change_decodes_kept_latents(render_tiny_full) -> None:
+    """VAE tiling changes only the decode: with ``reuse_latents`` the kept final latents are decoded again
+    (no transformer call, one more decode); without it (the default, and what a determinism check uses)
+    the clip is rendered from scratch."""
+    import copy
+
+    r = render_tiny_full
+    req = replace(REQ, steps=1, seed=11)
+    first = r.render(req)
+    r.stats.clear()
+    again = r.render(req, reuse_latents=True)
+    assert r.stats["transformer_calls"] == 0 and r.stats["latents_reused"] == 1 and r.stats["decode"] == 1
+    assert np.array_equal(again.clip.frames, first.clip.frames)
+    tiled = copy.copy(r)
+    tiled.placement = replace(r.placement, vae_tiling=True)
+    r.stats.clear()
+    tiled.render(req, reuse_latents=True)  # the manifest's decode part differs, the key does not
+    assert r.stats["transformer_calls"] == 0 and r.stats["decode"] == 1
+    r.render(req)
+    assert r.stats["transformer_calls"] == 3  # default: really rendered
+    r.stats.clear()
+    r.render(replace(req, seed=12), reuse_latents=True)  # nothing kept for another seed
+    assert r.stats["transformer_calls"] == 3 and r.stats["latents_reused"] == 0

@@ -323,6 +323,8 @@ def _weights_gb(d: Path) -> float:
 #: padded to 1024 tokens) is ~0.4 GB in bf16, so the cache is bounded by bytes; the two most recent
 #: entries (a prompt and the negative prompt) always stay
 _EMBED_CACHE_BYTES = 2 * 2**30
+#: final latents kept for ``render(..., reuse_latents=True)`` (a few MB each at 768×512×121)
+_KEPT_LATENTS = 4
 
 
 class LTX2Renderer:
@@ -378,6 +380,7 @@ class LTX2Renderer:
         self.notes: list[str] = []
         self.stats: collections.Counter[str] = collections.Counter()
         self._embeds: collections.OrderedDict[tuple, tuple[Any, Any]] = collections.OrderedDict()
+        self._latents: collections.OrderedDict[str, tuple[Any, Any]] = collections.OrderedDict()
         self._pipe = self._load()
         self._i2v: Any = None
         self._upsampler: Any = None
@@ -648,8 +651,22 @@ class LTX2Renderer:
         self.stats["decode"] += 1
         return frames, audio
 
-    def render(self, req: RenderRequest) -> RenderResult:
-        """Render ``req`` with a fixed-seed CPU generator (same noise on every device)."""
+    def _latent_key(self, req: RenderRequest, manifest: Mapping[str, Any]) -> str:
+        """What determines the final latents: the request and the manifest without its decode part."""
+        import hashlib
+        import json
+
+        body = {"request": req.to_dict(), "image": None if req.image is None else sha256_file(Path(req.image)),
+                "manifest": {k: v for k, v in manifest.items() if k not in ("decode", "notes")}}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+    def render(self, req: RenderRequest, *, reuse_latents: bool = False) -> RenderResult:
+        """Render ``req`` with a fixed-seed CPU generator (same noise on every device).
+
+        With ``reuse_latents``, final latents kept from an earlier render of the same request and
+        denoising manifest (the last few) are decoded again instead of re-running the transformer: for a
+        change that only affects decoding (VAE tiling). Off by default, so a determinism check really
+        renders twice."""
         import warnings
 
         import numpy as np
@@ -687,8 +704,15 @@ class LTX2Renderer:
                 gen = torch.Generator("cpu").manual_seed(req.seed)
                 t0 = time.perf_counter()
                 base = plan.stages[0]
-                video, audio = self._run_stage(pipe, plan, base, req, gen, image=images[0] if images else None)
-                if plan.upsample:
+                lkey = self._latent_key(req, manifest)
+                kept = self._latents.get(lkey) if reuse_latents else None
+                if kept is not None:
+                    video, audio = kept
+                    self.stats["latents_reused"] += 1
+                else:
+                    video, audio = self._run_stage(pipe, plan, base, req, gen,
+                                                   image=images[0] if images else None)
+                if plan.upsample and kept is None:
                     up = self._upsample_pipe()(latents=video, latents_normalized=False, height=base.height,
                                                width=base.width, num_frames=req.frames, generator=gen,
                                                output_type="latent", return_dict=False)[0]
@@ -697,6 +721,10 @@ class LTX2Renderer:
                     # the refinement re-noises video and audio but, like the reference, keeps the base audio
                     video, _ = self._run_stage(pipe, plan, refine, req, gen, image=images[1] if images else None,
                                                latents=up, audio_latents=audio)
+                self._latents[lkey] = (video, audio)
+                self._latents.move_to_end(lkey)
+                while len(self._latents) > _KEPT_LATENTS:
+                    self._latents.popitem(last=False)
                 frames_f, audio_t = self.decode(video, audio, req)
                 if pl.is_cuda:
                     torch.cuda.synchronize(dev)
