@@ -215,6 +215,7 @@ def test_manifest_changes_flatten_stages_and_lead_with_versions() -> None:
     assert format_changes(changes) == ("diffusers 0.42.1 → 0.43.0: base.stg_scale 1 → 0; "
                                        "components.vae.config aaaa → bbbb; scheduler.shift 2.05 → 2.2")
     assert manifest_changes(old, old) == [] and manifest_changes(None, new) == []  # an old baseline: no diff
+    assert manifest_changes(old, {**old, "versions": new["versions"]}) == []  # same pipeline, newer library
     added = manifest_changes(old, {**old, "stages": old["stages"] + [{"name": "refine", "args": {"noise_scale": 0.9}}]})
     assert added == ["refine.noise_scale unset → 0.9"]
     assert format_changes([f"k{i} 0 → 1" for i in range(15)], limit=2) == "k0 0 → 1; k1 0 → 1; (+13 more)"

@@ -59,7 +59,8 @@ def _short(v: Any) -> str:
 
 
 def manifest_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
-    """One ``"key old → new"`` per difference, library versions first; [] when equal or either is absent."""
+    """One ``"key old → new"`` per difference, library versions first; [] when equal, when only library
+    versions differ (the pipeline did not change) or when either is absent."""
     if not old or not new:
         return []
     a, b = flatten_manifest(old), flatten_manifest(new)
@@ -72,7 +73,8 @@ def manifest_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | Non
             versions.append(f"{k.split('.', 1)[1]} {_short(va)} → {_short(vb)}")
         else:
             rest.append(f"{k} {_short(va)} → {_short(vb)}")
-    return versions + rest
+    # versions alone are the environment's news (reported as such); here they explain a pipeline change
+    return versions + rest if rest else []
 
 
 def format_changes(changes: list[str], limit: int = 12) -> str:
