@@ -11,6 +11,7 @@ nothing moves.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields, replace
 from enum import Enum
@@ -446,7 +447,7 @@ def identity_dir(d: Path, *, extras: Mapping[str, Any] | None = None) -> "ModelI
     from pytest_ltx.model_identity import IdentityError, model_identity
 
     d = Path(d)
-    memo_key = (_stat_key(d), tuple(sorted((extras or {}).items())))
+    memo_key = (_stat_key(d), json.dumps(extras or {}, sort_keys=True, default=str))
     if memo_key not in _IDENTITY_MEMO:
         try:
             _IDENTITY_MEMO[memo_key] = model_identity(d, extras=extras)
@@ -466,7 +467,11 @@ def identity(profile: ModelProfile) -> "ModelIdentity":
     of them) are not on this machine, saying how to provide them."""
     d = resolve_model_dir(profile)
     try:
-        return identity_dir(d)
+        extras = profile.extras_identity()  # LoRAs and upsampler change the model: part of its identity
+    except FileNotFoundError as e:
+        raise ModelNotFoundError(f"model profile '{profile.name}': {e}") from None
+    try:
+        return identity_dir(d, extras=extras)
     except ModelNotFoundError as e:
         raise ModelNotFoundError(f"model profile '{profile.name}': {e}\n" + _how_to_provide(profile)) from None
 

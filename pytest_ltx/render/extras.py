@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,6 @@ __all__ = [
     "build_tiny_lora",
     "build_tiny_upsampler",
 ]
-
-_SAMPLE = 64 * 1024
-_MEMO: dict[tuple, str] = {}
 
 
 @dataclass(frozen=True)
@@ -53,40 +49,30 @@ class LoraRef:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a weights file's size, safetensors header and a 64 KiB sample from each end (memoized by
-    path, size and mtime): retrained weights with the same layout change the samples."""
+    """Full-content sha256 of a weights file, from the machine-wide digest cache (``model_identity``): a
+    byte changed anywhere in a LoRA is a new identity, and an unchanged file is not hashed again."""
+    from pytest_ltx.model_identity import DigestCache
+
     p = Path(path)
-    st = p.stat()
-    key = ("f", str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key in _MEMO:
-        return _MEMO[key]
-    h = hashlib.sha256(f"size={st.st_size}\n".encode())
-    with p.open("rb") as f:
-        start = 0
-        if p.suffix == ".safetensors" and st.st_size >= 8:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if 0 < n <= st.st_size - 8:
-                h.update(f.read(n))
-                start = 8 + n
-        f.seek(start)
-        h.update(f.read(_SAMPLE))
-        if st.st_size - start > 2 * _SAMPLE:
-            f.seek(st.st_size - _SAMPLE)
-            h.update(f.read(_SAMPLE))
-    _MEMO[key] = out = h.hexdigest()
-    return out
+    return DigestCache().digests([p])[p]
 
 
 def folder_digest(d: Path) -> str:
-    """sha256 over a component folder: each JSON config in full, each weights file by :func:`file_digest`."""
+    """sha256 over a component folder (an upsampler): each JSON config canonicalised (no version stamps),
+    each weights file by its full content."""
+    from pytest_ltx.model_identity import DigestCache, canonical_config
+
     d = Path(d)
+    files = sorted(q for q in d.rglob("*") if q.is_file() and not q.name.startswith("."))
+    weights = [p for p in files if p.suffix in (".safetensors", ".bin")]
+    digests = DigestCache().digests(weights)
     h = hashlib.sha256()
-    for p in sorted(q for q in d.rglob("*") if q.is_file() and not q.name.startswith(".")):
+    for p in files:
         rel = p.relative_to(d).as_posix()
         if p.suffix == ".json":
-            h.update(f"file {rel}\n".encode() + p.read_bytes())
-        elif p.suffix in (".safetensors", ".bin"):
-            h.update(f"weights {rel} {file_digest(p)}\n".encode())
+            h.update(f"file {rel}\n".encode() + canonical_config(p))
+        elif p in digests:
+            h.update(f"weights {rel} {digests[p]}\n".encode())
     return h.hexdigest()
 
 
