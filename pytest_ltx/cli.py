@@ -19,7 +19,8 @@ __all__ = ["main"]
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pytest_ltx.evaluate import FAMILIES, MetricContext, evaluate
-    from pytest_ltx.media import ClipReadError, read_clip
+    from pytest_ltx.media import ClipReadError
+    from pytest_ltx.stream import MediaSource
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if metrics:
@@ -28,18 +29,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"pytest-ltx evaluate: unknown metric(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}",
                   file=sys.stderr)
             return 2
-    try:
-        clip = read_clip(args.clip, audio_path=args.audio)
-    except ClipReadError as e:
-        print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
-        return 2
     clip_model = args.clip_model
     if clip_model is None and metrics and "clip_similarity" in metrics:
         from pytest_ltx.metrics.clip_score import profile_from_pyproject
 
         clip_model = profile_from_pyproject(Path.cwd())
-    ev = evaluate(clip, metrics=metrics or ["motion", "av_sync"],
-                  context=MetricContext(prompt=args.prompt, clip_model=clip_model))
+    try:
+        # one streaming pass: the clip is never held decoded, whatever its length and size
+        ev = evaluate(MediaSource(Path(args.clip), Path(args.audio) if args.audio else None),
+                      metrics=metrics or ["motion", "av_sync"],
+                      context=MetricContext(prompt=args.prompt, clip_model=clip_model))
+    except ClipReadError as e:
+        print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
+        return 2
     doc = ev.to_dict()
     doc.pop("outcomes", None)
     errors = [o for o in ev.outcomes if o.failed]

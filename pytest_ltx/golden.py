@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 #: the weight-free per-keyframe fingerprint every baseline keeps (see metrics/structural.py)
 STRUCTURAL = "structural.thumbnails"
 
-__all__ = ["GoldenStep", "current_record", "golden_step", "keyframes_for", "load_baseline"]
+__all__ = ["GoldenStep", "current_record", "golden_step", "load_baseline"]
 
 
 @dataclass
@@ -35,14 +35,6 @@ class GoldenStep:
     info: dict[str, Any] = field(default_factory=dict)
     #: what differs between the baseline's environment and this run's (``torch 2.4.0 → 2.5.1``), one line
     warnings: list[str] = field(default_factory=list)
-
-
-def keyframes_for(item: "ItemSpec", clip: "Clip") -> list[int]:
-    """The keyframes baselines store: the same sampling policy as the per-keyframe metrics."""
-    from pytest_ltx.metrics.sampling import sample_indices
-
-    e = item.expect.clip
-    return sample_indices(clip.num_frames, clip.fps, e.sample_fps if e is not None else 2.0)
 
 
 def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
@@ -69,15 +61,15 @@ def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
     return {"source": "testcard", "testcard_sha256": run.provenance.get("testcard_sha256")}
 
 
-def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation",
-                   clip: "Clip | None" = None) -> "BaselineRecord":
-    """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance)."""
+def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation") -> "BaselineRecord":
+    """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance). The
+    keyframe pictures come from the evaluation's streaming pass (``evaluate(..., keyframes=True)``)."""
     from pytest_ltx.baseline import BaselineRecord, collect_environment, make_thumbnails
     from pytest_ltx.baseline.record import storable_scalars
 
-    clip = clip or run.clip
-    kf = keyframes_for(item, clip)
-    frames = clip.frames[kf]
+    kf = evaluation.keyframes
+    if kf is None:
+        raise ValueError("current_record needs an evaluation made with keyframes=True")
     arrays = {k: np.asarray(v) for k, v in evaluation.arrays().items()}
     # structural.* scalars are SSIMs *against* the baseline: a comparison, not a property of the clip
     scalars = {k: v for k, v in storable_scalars(evaluation.scalars()).items() if not k.startswith("structural.")}
@@ -86,9 +78,9 @@ def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: 
         model_key=run.model_key,
         scalars=scalars,
         arrays=arrays,
-        keyframe_frames=[clip.original_index(i) for i in kf],
-        fps=clip.fps,
-        thumbnails=make_thumbnails(frames),
+        keyframe_frames=list(kf.indices),
+        fps=evaluation.info.fps,
+        thumbnails=make_thumbnails(kf.frames),
         provenance=_provenance(item, run),
         environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype")),
     )
