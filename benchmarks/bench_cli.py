@@ -106,7 +106,7 @@ def main() -> int:
                 if have_sd:
                     dt, o = timed(sd_cmd, env, t)
                     sd.append(dt)
-                    cuts = int(o.strip().splitlines()[-1]) - 1  # scenes - 1
+                    cuts = max(0, int(o.strip().splitlines()[-1]) - 1)  # scenes - 1 (no cut: no scene list)
             row = {"ours_s": round(min(ours), 2), "events": found}
             if sd:
                 row.update(scenedetect_s=round(min(sd), 2), scenedetect_cuts=cuts, ratio=round(min(ours) / min(sd), 2))

@@ -172,3 +172,11 @@ def test_determinism_proof_is_per_render_key_and_environment(tmp_path: Path, mon
     real = evalcache.environment_key()
     monkeypatch.setattr(evalcache, "environment_key", lambda: {**real, "cpu": "another CPU"})
     assert cache.get_determinism(key) is None
+
+
+def test_refresh_recomputes_and_updates(card: Path, tmp_path: Path, monkeypatch) -> None:
+    cache = EvaluationCache(tmp_path)
+    first = evaluate(MediaSource(card), metrics=["motion"], cache=cache, refresh=True)
+    assert first.cached == () and len(_entries(tmp_path)) == 1
+    assert evaluate(MediaSource(card), metrics=["motion"], cache=cache, refresh=True).cached == ()
+    assert evaluate(MediaSource(card), metrics=["motion"], cache=cache).cached == ("motion",)
