@@ -28,7 +28,6 @@ metrics that look at a few frames per second (OCR, CLIP, structural fingerprints
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -421,13 +420,3 @@ def run_stream(source: "Clip | MediaSource", consumers: Sequence[Consumer],
             results[c.name] = r
     return StreamRun(info=final, results=results, errors=errors, seconds=seconds)
 
-
-def env_threads() -> int:
-    """CPU threads the metrics may use (``PYTEST_LTX_THREADS``, else the CPUs this process may run on)."""
-    v = os.environ.get("PYTEST_LTX_THREADS")
-    if v and v.isdigit() and int(v) > 0:
-        return int(v)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS/Windows
-        return max(1, os.cpu_count() or 1)
