@@ -12,14 +12,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main"]
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pytest_ltx.evaluate import FAMILIES, MetricContext, evaluate
-    from pytest_ltx.media import ClipReadError, read_clip
+    from pytest_ltx.media import ClipReadError
+    from pytest_ltx.stream import MediaSource
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if metrics:
@@ -28,18 +29,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"pytest-ltx evaluate: unknown metric(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}",
                   file=sys.stderr)
             return 2
-    try:
-        clip = read_clip(args.clip, audio_path=args.audio)
-    except ClipReadError as e:
-        print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
-        return 2
     clip_model = args.clip_model
     if clip_model is None and metrics and "clip_similarity" in metrics:
         from pytest_ltx.metrics.clip_score import profile_from_pyproject
 
         clip_model = profile_from_pyproject(Path.cwd())
-    ev = evaluate(clip, metrics=metrics or ["motion", "av_sync"],
-                  context=MetricContext(prompt=args.prompt, clip_model=clip_model))
+    try:
+        # one streaming pass: the clip is never held decoded, whatever its length and size
+        ev = evaluate(MediaSource(Path(args.clip), Path(args.audio) if args.audio else None),
+                      metrics=metrics or ["motion", "av_sync"],
+                      context=MetricContext(prompt=args.prompt, clip_model=clip_model))
+    except ClipReadError as e:
+        print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
+        return 2
     doc = ev.to_dict()
     doc.pop("outcomes", None)
     errors = [o for o in ev.outcomes if o.failed]
@@ -159,6 +161,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         line(True, "model profiles", ", ".join(sorted(profiles)))
     except Exception as e:
         line(False, "model profiles", str(e))
+        profiles = {}
+    for name, prof in sorted(profiles.items()):
+        for status, what, detail in doctor_profile(prof):
+            if status is None:
+                print(f"--  {what:24} {detail}")
+            else:
+                line(status, what, detail)
     return 0 if ok else 1
 
 
@@ -190,6 +199,67 @@ def _cmd_report(args: argparse.Namespace) -> int:
           + (f" self-contained ({per_item / 1024:.0f} kB per item)" if b.self_contained else
              f" (media beside it in {results.parent / 'media'})"))
     return 0
+
+
+def doctor_profile(profile: Any) -> list[tuple[bool | None, str, str]]:
+    """(ok / not ok / None = information, what, detail) lines for one model profile: where its weights
+    are, which LTX-2 generation they are (and why), which recipes it can render and what is missing."""
+    from pytest_ltx.models import ModelKind, resolve_model_dir
+    from pytest_ltx.render.base import RenderError
+    from pytest_ltx.render.recipes import REFERENCE, recipe_support
+    from pytest_ltx.render.variant import VariantError, check_declared, detect_variant
+
+    name = profile.name
+    out: list[tuple[bool | None, str, str]] = []
+    if profile.kind is ModelKind.TINY:
+        where = "embedded tiny model (built on first use)"
+    else:
+        try:
+            d = resolve_model_dir(profile)
+        except RenderError as e:
+            return [(False, f"{name}: weights", str(e).splitlines()[0])]
+        where = str(d)
+        try:
+            det = detect_variant(d)
+            variant = check_declared(profile.variant, det, f"model profile '{name}'")
+        except VariantError as e:
+            return [(True, f"{name}: weights", where), (False, f"{name}: variant", str(e))]
+        ref = REFERENCE[variant]
+        how = "declared and detected" if profile.variant else "detected"
+        out.append((True, f"{name}: weights", where))
+        out.append((True, f"{name}: variant", f"LTX-{variant} ({how}: {'; '.join(det.evidence)})"))
+        out.append((None, f"{name}: reference", f"{ref.steps} steps, STG blocks {list(ref.stg_blocks)}, "
+                    f"cross-timestep {'on' if ref.use_cross_timestep else 'off'}, image CRF {ref.image_crf} "
+                    f"({ref.source})"))
+        if not det.architecture.perturbed_attn:
+            out.append((None, f"{name}: STG", "perturbed_attn is off in this transformer: STG is dropped "
+                        "(it would perturb nothing and cost a pass per step)"))
+        if isinstance(det.components.get("diffusion_decoder"), list):
+            out.append((None, f"{name}: decoder", "ships the LTX-2.5 diffusion decoder, which only diffusers' "
+                        "LTX25ModularPipeline drives: pytest-ltx decodes with the VAE (LTX2Pipeline)"))
+    if profile.kind is ModelKind.TINY:
+        out.append((True, f"{name}: weights", where))
+    missing: list[str] = []
+    for ref_ in profile.loras:
+        if not ref_.path.is_file():
+            missing.append(f"LoRA {ref_.path}")
+    if profile.distilled_lora is not None and not profile.distilled_lora.path.is_file():
+        missing.append(f"distilled LoRA {profile.distilled_lora.path}")
+    if profile.upsampler is not None and not (profile.upsampler / "config.json").is_file():
+        missing.append(f"upsampler {profile.upsampler} (no config.json)")
+    if missing:
+        out.append((False, f"{name}: extras", "missing: " + ", ".join(missing)))
+    support = recipe_support(distilled_weights=profile.distilled,
+                             has_distilled_lora=profile.distilled_lora is not None,
+                             has_upsampler=profile.upsampler is not None)
+    default = profile.recipe or ("distilled" if profile.distilled else "dev")
+    for recipe, problem in support.items():
+        tag = " (default)" if recipe == default else ""
+        if problem is None:
+            out.append((True, f"{name}: recipe {recipe}", "supported" + tag))
+        else:
+            out.append((False if recipe == default else None, f"{name}: recipe {recipe}", problem + tag))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

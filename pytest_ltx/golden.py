@@ -25,7 +25,7 @@ STRUCTURAL = "structural.thumbnails"
 #: the soundtrack's per-keyframe log-mel fingerprint (metrics/audio.py), gated with the picture's
 AUDIO_FINGERPRINT = "audio.log_mel"
 
-__all__ = ["GoldenStep", "current_record", "golden_step", "keyframes_for", "load_baseline"]
+__all__ = ["GoldenStep", "current_record", "golden_step", "load_baseline"]
 
 
 @dataclass
@@ -37,14 +37,6 @@ class GoldenStep:
     info: dict[str, Any] = field(default_factory=dict)
     #: what differs between the baseline's environment and this run's (``torch 2.4.0 → 2.5.1``), one line
     warnings: list[str] = field(default_factory=list)
-
-
-def keyframes_for(item: "ItemSpec", clip: "Clip") -> list[int]:
-    """The keyframes baselines store: the same sampling policy as the per-keyframe metrics."""
-    from pytest_ltx.metrics.sampling import sample_indices
-
-    e = item.expect.clip
-    return sample_indices(clip.num_frames, clip.fps, e.sample_fps if e is not None else 2.0)
 
 
 def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
@@ -61,6 +53,9 @@ def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
                 out["image_sha256"] = image.get("sha256")
         if run.provenance.get("model_identity"):
             out["model_identity"] = run.provenance["model_identity"]
+        manifest = run.provenance.get("manifest")
+        if manifest:  # versions live in the environment (see above); the diff reads them from there
+            out["manifest"] = {k: v for k, v in manifest.items() if k != "versions"}
         return out
     if run.source == "file":
         return {"source": "file", "file": item.clip.file.path if item.clip.file else None,
@@ -68,15 +63,15 @@ def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
     return {"source": "testcard", "testcard_sha256": run.provenance.get("testcard_sha256")}
 
 
-def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation",
-                   clip: "Clip | None" = None) -> "BaselineRecord":
-    """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance)."""
+def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation") -> "BaselineRecord":
+    """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance). The
+    keyframe pictures come from the evaluation's streaming pass (``evaluate(..., keyframes=True)``)."""
     from pytest_ltx.baseline import BaselineRecord, collect_environment, make_thumbnails
     from pytest_ltx.baseline.record import storable_scalars
 
-    clip = clip or run.clip
-    kf = keyframes_for(item, clip)
-    frames = clip.frames[kf]
+    kf = evaluation.keyframes
+    if kf is None:
+        raise ValueError("current_record needs an evaluation made with keyframes=True")
     arrays = {k: np.asarray(v) for k, v in evaluation.arrays().items()}
     # structural.* scalars are SSIMs *against* the baseline: a comparison, not a property of the clip
     scalars = {k: v for k, v in storable_scalars(evaluation.scalars()).items() if not k.startswith("structural.")}
@@ -85,9 +80,9 @@ def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: 
         model_key=run.model_key,
         scalars=scalars,
         arrays=arrays,
-        keyframe_frames=[clip.original_index(i) for i in kf],
-        fps=clip.fps,
-        thumbnails=make_thumbnails(frames),
+        keyframe_frames=list(kf.indices),
+        fps=evaluation.info.fps,
+        thumbnails=make_thumbnails(kf.frames),
         provenance=_provenance(item, run),
         environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype")),
     )
@@ -127,6 +122,21 @@ def _identity_change(store: Any, item_key: str, others: Sequence[str], run: "Cli
         if change:
             return [f"{other}: " + "; ".join(change)]
     return []
+
+
+def _manifest_changes(base: "BaselineRecord", current: "BaselineRecord") -> list[str]:
+    """How the render pipeline differs between the baseline and this run (library versions from the
+    records' environments, the rest from their render manifests); [] when either has no manifest."""
+    from pytest_ltx.render.manifest import manifest_changes
+
+    def with_versions(rec: "BaselineRecord") -> dict[str, Any] | None:
+        m = rec.provenance.get("manifest")
+        if not m:
+            return None
+        libs = (rec.environment or {}).get("libraries") or {}
+        return {**m, "versions": {k: libs.get(k) for k in ("diffusers", "torch", "transformers") if k in libs}}
+
+    return manifest_changes(with_versions(base), with_versions(current))
 
 
 def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
@@ -226,6 +236,14 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
     step.outcomes += cmp.outcomes()
     if cmp.environment:
         step.warnings.append("baseline made in a different environment: " + "; ".join(cmp.environment))
+    pipeline_changes = _manifest_changes(base, current)
+    if pipeline_changes:
+        from pytest_ltx.render.manifest import format_changes
+
+        step.info["manifest_diff"] = pipeline_changes
+        failed = any(o.failed for o in step.outcomes)
+        step.warnings.append(("baseline failed; " if failed else "")
+                             + "pipeline changed since the baseline: " + format_changes(pipeline_changes))
     changed = _request_changes(base.provenance, current.provenance)
     if changed:
         step.warnings.append("baseline made from a different request (update it if the change is intended): "

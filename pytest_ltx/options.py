@@ -95,8 +95,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("model", "render every clip with this model profile instead of the one its spec names",
            None, metavar="PROFILE"),
     Option("device", "device for rendering and metrics: auto, cpu, cuda, cuda:N", None, metavar="DEVICE"),
-    Option("no_cache", "render even when the render cache holds the clip (the cache is still updated)",
-           False, _parse_bool, "true"),
+    Option("no_cache", "render and evaluate even when the render / evaluation caches hold the result (the "
+           "caches are still updated)", False, _parse_bool, "true"),
+    Option("recheck_determinism", "re-render determinism checks even when this request was already proven "
+           "bit-identical in this environment", False, _parse_bool, "true"),
     Option("cache_dir", "render cache directory", ".ltx-cache", metavar="DIR"),
     Option("report_dir", "where results.json, clips and keyframe strips are written", "ltx-report",
            metavar="DIR"),
@@ -172,6 +174,7 @@ class Settings:
     model: str | None
     device: str | None
     no_cache: bool
+    recheck_determinism: bool
     cache_dir: Path
     report_dir: Path
     history: tuple[Path, ...]
@@ -213,6 +216,7 @@ def settings(config: pytest.Config) -> Settings:
         model=resolve(config, "model"),
         device=resolve(config, "device"),
         no_cache=resolve(config, "no_cache"),
+        recheck_determinism=resolve(config, "recheck_determinism"),
         cache_dir=path("cache_dir"),
         report_dir=path("report_dir"),
         history=tuple(p if p.is_absolute() else Path(config.invocation_params.dir) / p

@@ -19,6 +19,7 @@ from pytest_ltx.report.results import ItemResult
 if TYPE_CHECKING:
     from pytest_ltx.cache import RenderCache
     from pytest_ltx.model_identity import ModelIdentity
+    from pytest_ltx.evalcache import EvaluationCache
     from pytest_ltx.models import ModelProfile
 
 __all__ = ["LtxSession", "SESSION_KEY", "get_session"]
@@ -37,6 +38,7 @@ class LtxSession:
         self._profiles: dict[str, ModelProfile] | None = None
         self._identities: dict[Any, "ModelIdentity"] = {}
         self._cache: RenderCache | None = None
+        self._eval_cache: EvaluationCache | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._store: Any = None
         self.results: list[ItemResult] = []
@@ -114,6 +116,15 @@ class LtxSession:
 
             self._cache = RenderCache(self.settings.cache_dir, fence=self.settings.rootdir)
         return self._cache
+
+    @property
+    def eval_cache(self) -> "EvaluationCache":
+        """Metric results and determinism proofs, beside the render cache."""
+        if self._eval_cache is None:
+            from pytest_ltx.evalcache import EvaluationCache
+
+            self._eval_cache = EvaluationCache(self.settings.cache_dir)
+        return self._eval_cache
 
     @property
     def store(self) -> Any:

@@ -386,12 +386,13 @@ def test_update_never_writes_a_baseline_from_a_crashed_metric(pytester: pytest.P
     pytester.makeconftest("""
         import pytest_ltx.metrics.motion as motion
 
-        def _broken(clip, **kw):
+        def _broken(self, frame):
             raise RuntimeError("simulated metric bug")
 
-        motion.analyze = _broken
+        motion.MotionConsumer.feed = _broken
     """)
-    r = run(pytester, "--ltx-update-baselines", subprocess=True)
+    # --ltx-no-cache: the first run's results are in the evaluation cache and would be read back
+    r = run(pytester, "--ltx-update-baselines", "--ltx-no-cache", subprocess=True)
     r.assert_outcomes(failed=2)
     r.stdout.fnmatch_lines(["*ERROR motion.error: motion could not be computed: RuntimeError: simulated metric bug*",
                             "*ERROR baseline.update: baseline baselines/specs/life/a/testcard not written: motion.error "
@@ -542,3 +543,36 @@ def test_github_step_summary_has_items_and_baseline_changes(
     row = next(line for line in text.splitlines() if line.startswith("| updated |"))
     assert "`specs/life/a`" in row and "`motion.flow_mean " in row and "→" in row
     assert "1 baseline(s) unchanged." in text
+
+
+# ---- render manifest ---------------------------------------------------------------------------------
+
+
+def test_baseline_from_another_pipeline_shows_the_manifest_diff(pytester: pytest.Pytester) -> None:
+    """A baseline recorded with another diffusers and another STG default: the run names both changes
+    (warning, results.json); when the baseline then fails, the failure text names them too."""
+    from importlib.metadata import version
+
+    write_spec(pytester, TINY, name="r.yaml")
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=1)
+    model = next((pytester.path / "baselines" / "specs" / "r" / "noise[seed=0]").iterdir()).name
+    p = base_dir(pytester, "noise[seed=0]", model=model, spec="r") / "record.json"
+    doc = json.loads(p.read_text())
+    stage = doc["provenance"]["manifest"]["stages"][0]
+    assert stage["name"] == "base" and stage["args"]["stg_scale"] == 1.0 and stage["args"]["sigmas"] == [1.0]
+    stage["args"]["stg_scale"] = 0.0
+    doc["environment"]["libraries"]["diffusers"] = "0.41.0"
+    p.write_text(json.dumps(doc, indent=2, sort_keys=True))
+
+    diff = f"diffusers 0.41.0 → {version('diffusers')}: base.stg_scale 0 → 1"
+    r = run(pytester)
+    r.assert_outcomes(passed=1, warnings=1)  # the pipeline change (the environment has one session line)
+    r.stdout.fnmatch_lines([f"*PytestWarning: noise[[]seed=0[]]: pipeline changed since the baseline: {diff}"])
+    (item,) = results(pytester)["items"]
+    assert item["baseline"]["manifest_diff"] == [f"diffusers 0.41.0 → {version('diffusers')}", "base.stg_scale 0 → 1"]
+
+    doc["scalars"] = {k: (v * 10 + 5 if isinstance(v, float) else v) for k, v in doc["scalars"].items()}
+    p.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    r = run(pytester)
+    r.assert_outcomes(failed=1, warnings=1)
+    r.stdout.fnmatch_lines([f"*  pipeline changed since the baseline: {diff}"])

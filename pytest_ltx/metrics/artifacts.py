@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
+from pytest_ltx.stream import Consumer
+
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
@@ -414,3 +416,49 @@ def analyze(clip: "Clip", *, tail_s: float = 1.0, conditioning_image: np.ndarray
     sig = frame_signals(clip.frames, clip.fps)
     return analyze_signals(sig, tail_s=tail_s, conditioning_image=conditioning_image,
                            frame_index=clip.original_index)
+
+
+class ArtifactsConsumer(Consumer):
+    """Failure-mode checks in the streaming pass: per-frame signals only (a few KB a frame)."""
+
+    name = "artifacts"
+    frame_side = None
+    wants_video = True
+    wants_audio = False
+
+    def __init__(self, *, tail_s: float = 1.0, conditioning_image: Any = None) -> None:
+        self.tail_s = float(tail_s)
+        self.conditioning_image = conditioning_image  # a path (or an RGB array)
+
+    def config(self) -> dict[str, Any]:
+        img = self.conditioning_image
+        if img is not None and not isinstance(img, np.ndarray):
+            from pytest_ltx.evalcache import file_digest
+
+            img = file_digest(img)
+        elif img is not None:
+            import hashlib
+
+            img = hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest()
+        return {"tail_s": self.tail_s, "conditioning_image": img, "static_tau": STATIC_TAU,
+                "noise_ratio": NOISE_RATIO, "block_excess": BLOCK_EXCESS, "version": 1}
+
+    def begin(self, info: Any) -> None:
+        self._acc = SignalAccumulator(info.fps)
+
+    def feed(self, frame: Any) -> None:
+        self._acc.add(frame.rgb())
+
+    def feed_audio(self, chunk: np.ndarray, sample_rate: int) -> None:  # pragma: no cover
+        pass
+
+    def finish(self, info: Any) -> ArtifactsResult:
+        image = self.conditioning_image
+        if image is not None and not isinstance(image, np.ndarray):
+            from PIL import Image
+
+            with Image.open(image) as im:
+                image = np.asarray(im.convert("RGB"))
+        sig = self._acc.finish()
+        sig = FrameSignals(**{**sig.__dict__, "fps": float(info.fps)})
+        return analyze_signals(sig, tail_s=self.tail_s, conditioning_image=image, frame_index=info.original_index)

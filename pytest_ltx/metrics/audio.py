@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from pytest_ltx.stream import Consumer
+
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
@@ -414,3 +416,43 @@ def analyze(clip: "Clip", *, sample_fps: float = 2.0, min_silence_s: float = 0.5
         keyframe_times_s=[i / clip.fps for i in kf], keyframe_frames=[clip.original_index(i) for i in kf],
         min_silence_s=min_silence_s, silence_dbfs=silence_dbfs,
     )
+
+
+class AudioConsumer(Consumer):
+    """Audio QC in the streaming pass (:mod:`pytest_ltx.stream`): keeps the audio track only (no pixels)."""
+
+    name = "audio"
+    frame_side = None
+    wants_video = False
+    wants_audio = True
+
+    def __init__(self, *, sample_fps: float = 2.0, min_silence_s: float = 0.5, silence_dbfs: float = SILENCE_DBFS
+                 ) -> None:
+        self.options = {"sample_fps": float(sample_fps), "min_silence_s": float(min_silence_s),
+                        "silence_dbfs": float(silence_dbfs)}
+
+    def config(self) -> dict[str, Any]:
+        return {**self.options, "n_mels": N_MELS, "fingerprint_window_s": FP_WINDOW_S, "version": 1}
+
+    def begin(self, info: Any) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._sr: int | None = None
+
+    def feed(self, frame: Any) -> None:  # pragma: no cover - wants_video is False
+        pass
+
+    def feed_audio(self, chunk: np.ndarray, sample_rate: int) -> None:
+        self._sr = int(sample_rate)
+        self._chunks.append(np.asarray(chunk, np.float32))
+
+    def finish(self, info: Any) -> AudioResult:
+        from pytest_ltx.metrics.sampling import sample_indices
+
+        audio = np.concatenate(self._chunks, axis=1) if self._chunks else None
+        self._chunks = []
+        n, fps = int(info.frames), float(info.fps)
+        kf = sample_indices(n, fps, self.options["sample_fps"]) if n and fps > 0 else []
+        return analyze_samples(
+            audio, self._sr, video_duration_s=n / fps if fps > 0 else 0.0,
+            keyframe_times_s=[i / fps for i in kf], keyframe_frames=[info.original_index(i) for i in kf],
+            min_silence_s=self.options["min_silence_s"], silence_dbfs=self.options["silence_dbfs"])

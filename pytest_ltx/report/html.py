@@ -41,9 +41,14 @@ def outcome_table(result: dict[str, Any]) -> str:
         )
     if not rows:
         return ""
-    return ("<table class='ltx-outcomes' style='border-collapse:collapse'><tr><th align=left>check</th>"
-            "<th align=left>status</th><th align=left>measured</th><th align=left>allowed</th>"
-            "<th align=left>baseline</th><th align=left>detail</th></tr>" + "".join(rows) + "</table>")
+    diff = (result.get("baseline") or {}).get("manifest_diff") or []
+    changed = ""
+    if diff:
+        changed = ("<p><b>pipeline changed since the baseline</b></p><ul class='ltx-manifest-diff'>"
+                   + "".join(f"<li><code>{html.escape(str(d))}</code></li>" for d in diff) + "</ul>")
+    return changed + ("<table class='ltx-outcomes' style='border-collapse:collapse'><tr><th align=left>check</th>"
+                      "<th align=left>status</th><th align=left>measured</th><th align=left>allowed</th>"
+                      "<th align=left>baseline</th><th align=left>detail</th></tr>" + "".join(rows) + "</table>")
 
 
 def _num(v: Any) -> Any:

@@ -177,6 +177,7 @@ def _item_view(r: ItemResult, media: _Media, report_dir: Path, history: dict[str
         cmp = b.get("comparison") or {}
         view["baseline"] = {"status": b.get("status"), "path": b.get("path"), "ok": cmp.get("ok", True),
                             "request_changes": b.get("request_changes") or [],
+                            "manifest_diff": b.get("manifest_diff") or [],
                             "environment": cmp.get("environment_diff") or []}
         view["comparison"] = [{"key": m.get("key"), "baseline": _fmt(m.get("baseline")), "current": _fmt(m.get("current")),
                                "delta": _fmt(m.get("delta")), "allowed": _fmt(m.get("allowed")), "ok": m.get("ok", True)}
