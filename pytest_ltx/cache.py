@@ -237,7 +237,7 @@ class RenderCache:
             raise StoreError("render cache", link, f"a symlink to {link.resolve()}, outside the cache",
                              "the render was not cached; remove the symlink")
         try:
-            return self._put(key, clip, meta)
+            return self._put(key, clip, meta, encode)
         except OSError as e:
             if not is_write_fault(e):
                 raise
@@ -246,7 +246,8 @@ class RenderCache:
                              "the render was not cached and no cache entry was changed (free space or "
                              "point --ltx-cache-dir elsewhere)") from None
 
-    def _put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any]) -> CachedRender:
+    def _put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any],
+             encode: Any = None) -> CachedRender:
         from pytest_ltx.media import Clip, probe, write_clip
         from pytest_ltx.storage import make_readable
 
