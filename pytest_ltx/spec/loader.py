@@ -234,9 +234,14 @@ def load_spec_text(
     project: "Project | None" = None,
 ) -> SpecFile:
     """Validate spec ``text`` (``path`` is where it came from: messages and relative paths use it).
-    ``project`` brings the presets, the run's options and the root prompt packs are confined to.
+    ``project`` brings the presets, the run's options and the root prompt packs are confined to; without
+    one (pytest passes its own) the project around ``path`` is found (its presets and root).
 
     Raises :class:`SpecFileError` listing every problem found, in file order."""
+    if project is None and path is not None:
+        from pytest_ltx.spec.presets import discover_project
+
+        project = discover_project(Path(path))
     data, lines, errors = parse_yaml(text, path)
     if errors and data is None:
         raise SpecFileError(path, errors)
@@ -288,10 +293,6 @@ def load_spec_file(path: Path | str, *, check_paths: bool = True, confine: "Path
 
     path = Path(path)
     max_bytes = current().spec_kb * 1024
-    if project is None:
-        from pytest_ltx.spec.presets import discover_project
-
-        project = discover_project(path)
     try:
         size = path.stat().st_size
         if size > max_bytes:
