@@ -142,3 +142,18 @@ def test_presets_json_schema_validates_the_shipped_presets() -> None:
     assert {"draft", "full"} <= set(shipped["presets"])
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"presets": {"draft": {"prompt": "x"}}}, schema)
+
+
+def test_the_report_lists_each_spec_field_with_its_origin() -> None:
+    from pytest_ltx.report.page import _provenance
+    from pytest_ltx.report.results import ItemResult
+
+    r = ItemResult(nodeid="s.yaml::a[seed=0,preset=draft]", spec="s.yaml", clip_id="a", item="a[seed=0,preset=draft]",
+                   source="render", status="passed",
+                   provenance={"fingerprint": "sha256:x", "spec": {
+                       "preset": "draft", "template": None, "vars": {},
+                       "fields": {"steps": {"value": 1, "origin": {"kind": "preset", "where": "preset draft (p.yaml:3)"},
+                                            "origin_text": "preset draft (p.yaml:3)"}}}})
+    rows = dict(_provenance(r))
+    assert rows["spec preset"] == "draft"
+    assert rows["spec steps"] == "1  ← preset draft (p.yaml:3)"
