@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["InvalidSpec", "LtxCheckFailed", "LtxItem", "SpecFile", "is_spec_file", "note_collection"]
 
 _SPEC_SUFFIXES = (".yaml", ".yml")
+#: YAML under a folder of this name is a prompt pack, not a spec
+PACKS_DIR = "packs"
 
 
 def is_spec_file(path: Path, config: pytest.Config) -> bool:
@@ -33,6 +35,10 @@ def is_spec_file(path: Path, config: pytest.Config) -> bool:
     command line itself (``pytest my/clip.yaml``). Other YAML (CI configs, data) is left alone."""
     if path.suffix not in _SPEC_SUFFIXES:
         return False
+    from pytest_ltx.spec.presets import PRESET_FILES
+
+    if path.name in PRESET_FILES or PACKS_DIR in path.parent.parts:
+        return False  # the project's presets and prompt packs are read by specs, not specs themselves
     s = get_session(config)
     root = s.settings.rootdir
     for d in s.settings.specs:
@@ -70,7 +76,9 @@ class SpecFile(pytest.File):
 
         rel = _relpath(self.path, Path(self.config.rootpath))
         try:  # paths in a spec (image:, file:, audio:) must stay inside the project or an allowed folder
-            spec = load_spec_file(self.path, confine=PathPolicy.from_settings(get_session(self.config).settings))
+            session = get_session(self.config)
+            spec = load_spec_file(self.path, confine=PathPolicy.from_settings(session.settings),
+                                  project=session.project())
         except SpecFileError as e:
             yield InvalidSpec.from_parent(self, name=INVALID_SPEC, message=str(e), spec_rel=rel)
             return
@@ -301,7 +309,7 @@ class LtxItem(pytest.Item):
             source=self.spec.source_kind.value,
             status=status,
             params=self._params(),
-            provenance=run.provenance if run is not None else {},
+            provenance={**(run.provenance if run is not None else {}), "spec": self._spec_provenance()},
             timings=t,
             evaluation=evaluation,
             outcomes=[o.to_dict() for o in (outcomes or [])],
@@ -321,6 +329,14 @@ class LtxItem(pytest.Item):
         if self.spec.prompt and "prompt" not in params:
             params["prompt"] = self.spec.prompt
         return params
+
+    def _spec_provenance(self) -> dict[str, Any]:
+        """How the spec made this item: every effective field with its origin, the template and its
+        values, the preset (what ``pytest-ltx explain`` prints; the report shows it per item)."""
+        sp = self.spec
+        return {"fields": sp.effective_fields(run_model=get_session(self.config).settings.model),
+                "template": sp.template, "vars": dict(sp.vars), "preset": sp.preset,
+                "legacy_name": sp.legacy_name}
 
     def decorate_report(self, report: pytest.TestReport) -> None:
         """Ship the result on the report (it crosses xdist's process boundary) and add HTML extras."""

@@ -148,7 +148,7 @@ def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
     if not item.expect.baseline.enabled:
         return None, None
     try:
-        return session.store.load(item_key, run.model_key), None
+        base = session.store.load(item_key, run.model_key)
     except BaselineError as err:
         return None, str(err)
     except OSError as err:  # an unreadable store (permissions, a vanished mount): this item's error, one line
@@ -156,6 +156,17 @@ def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
 
         return None, (f"{session.store.path_for(item_key, run.model_key)}: cannot read the baseline "
                       f"({describe_os_error(err)})")
+    if base is None and item.legacy_name is not None:
+        # migration: items were once named by prompt position (`clip[p1-seed=0]`); a baseline stored
+        # under that name is this item's if it was made from the same prompt
+        legacy_key = f"{item_key.rsplit('/', 1)[0]}/{item.legacy_name}"
+        try:
+            old = session.store.load(legacy_key, run.model_key)
+        except (BaselineError, OSError):
+            old = None
+        if old is not None and (old.provenance.get("request") or {}).get("prompt", item.prompt) == item.prompt:
+            return old, None
+    return base, None
 
 
 def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", evaluation: "Evaluation",
@@ -192,6 +203,13 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
         rel_s = str(rel)
     step.info["path"] = rel_s
     base = baseline
+    legacy = base is not None and base.item_key != item_key
+    if legacy:
+        assert base is not None
+        step.info["legacy_key"] = base.item_key
+        if not st.update_baselines:
+            step.warnings.append(f"baseline found under this item's old positional name {base.item_key!r}; "
+                                 "`--ltx-update-baselines` moves it to the new name")
     if read_error is not None and not st.update_baselines:  # rewriting a corrupt one is what update is for
         # the generic fix names `pytest <spec>`: say exactly which item to rerun
         msg = read_error.replace("`pytest <spec> ", f"`pytest '{nodeid}' ")
@@ -221,6 +239,9 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
             step.outcomes.append(Outcome("baseline.update", Status.PASSED, msg))
             step.info["status"] = "updated"
             step.info["comparison"] = cmp.to_dict()
+            if legacy:
+                # removed once the new one is written (finish.py)
+                step.info["moved_from"] = [base.item_key, run.model_key]
         return step
 
     if base is None:

@@ -580,23 +580,43 @@ def write_clip(
     *,
     crf: int = 18,
     preset: str = "veryfast",
+    encode: Any = None,
 ) -> Path:
     """Write ``clip`` as H.264 (yuv420p) + AAC mp4, atomically (temporary file, then rename).
+
+    ``encode`` (a :class:`pytest_ltx.render.encode.EncodeSettings`) replaces ``crf``/``preset`` and adds
+    the pixel format, faststart, keyframe interval and colour tags: how the renderer delivers its clips.
 
     ``veryfast`` at CRF 18 encodes 3–4× faster than ``medium`` at the same quality (CRF sets it; only the
     file grows a little): the encode is the largest cost an item adds to a render. Not ``ultrafast``:
     it lets frozen frames drift by up to 20 grey levels over the first frames of a freeze, which moves
     where a freeze is seen to start. Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
     """
+    extra: dict[str, Any] = {"crf": crf, "preset": preset}
+    audio = clip.audio if clip.has_audio else None
+    if encode is not None:
+        extra = {"crf": encode.crf, "preset": encode.preset, "pix_fmt": encode.pix_fmt,
+                 "faststart": encode.faststart, "gop": encode.gop, "color": encode.color}
+        if audio is not None and clip.sample_rate and encode.fit_audio:
+            audio = fit_audio(audio, round(clip.num_frames / clip.fps * clip.sample_rate))
     return write_frames(
         iter(clip.frames),
         path,
         fps=clip.fps,
-        audio=clip.audio if clip.has_audio else None,
+        audio=audio,
         sample_rate=clip.sample_rate,
-        crf=crf,
-        preset=preset,
+        **extra,
     )
+
+
+def fit_audio(audio: np.ndarray, n: int) -> np.ndarray:
+    """``audio`` ``[C, N]`` padded with silence (or trimmed) to exactly ``n`` samples."""
+    have = audio.shape[-1]
+    if have == n:
+        return audio
+    if have > n:
+        return audio[..., :n]
+    return np.pad(audio, ((0, 0), (0, n - have)))
 
 
 def write_frames(
@@ -611,13 +631,18 @@ def write_frames(
     crf: int = 18,
     preset: str = "veryfast",
     faststart: bool = False,
+    pix_fmt: str = "yuv420p",
+    gop: int | None = None,
+    color: str = "none",
 ) -> Path:
     """Encode frames from an iterable, one frame in memory at a time; atomic (temp file, then rename).
 
     This is how long clips (a 20 s 1080p test card) are written without holding them decoded. The
     container follows the suffix: ``.mp4``/``.mov``/``.mkv`` get H.264 + AAC, ``.webm`` VP9 + Opus.
     Odd sizes are padded by one edge pixel (yuv420p needs even sides). ``audio`` is float32
-    ``[channels, N]``. ``faststart`` puts the mp4 index first (progressive playback in a browser).
+    ``[channels, N]``. ``faststart`` puts the mp4 index first (progressive playback in a browser);
+    ``pix_fmt`` (yuv420p/yuv422p/yuv444p), ``gop`` (largest keyframe interval, 1 = all-intra) and
+    ``color`` (``"bt709"`` writes BT.709 primaries/transfer/matrix tags) shape the H.264 stream.
     """
     import av
 
@@ -639,9 +664,15 @@ def write_frames(
         opts = {"movflags": "+faststart"} if faststart and fmt in ("mp4", "mov") else {}
         with av.open(str(tmp), mode="w", format=fmt, options=opts) as out:
             vs = out.add_stream(vcodec, rate=_fps_fraction(fps))
-            vs.width, vs.height, vs.pix_fmt = w0 + pw, h0 + ph, "yuv420p"
+            vs.width, vs.height, vs.pix_fmt = w0 + pw, h0 + ph, pix_fmt if vcodec == "libx264" else "yuv420p"
+            if color == "bt709":
+                cc = vs.codec_context
+                cc.color_primaries, cc.color_trc, cc.colorspace = 1, 1, 1  # ITU-R BT.709
             if vcodec == "libx264":
                 vs.options = {"crf": str(crf), "preset": preset}
+                if gop is not None:
+                    vs.codec_context.gop_size = gop
+                    vs.options = {**vs.options, "keyint_min": str(min(gop, 25))}
             else:
                 vs.options = {"crf": str(crf + 12), "b": "0", "deadline": "realtime", "cpu-used": "8"}
             astream = None

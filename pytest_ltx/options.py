@@ -94,6 +94,9 @@ OPTIONS: tuple[Option, ...] = (
            ("specs",), _parse_list, metavar="DIRS"),
     Option("model", "render every clip with this model profile instead of the one its spec names",
            None, metavar="PROFILE"),
+    Option("preset", "apply this preset (specs/presets.yaml or [tool.pytest-ltx.presets]) to every clip, "
+           "instead of the one its spec names; part of each rendered item's id and baseline",
+           None, metavar="NAME"),
     Option("device", "device for rendering and metrics: auto, cpu, cuda, cuda:N", None, metavar="DEVICE"),
     Option("no_cache", "render and evaluate even when the render / evaluation caches hold the result (the "
            "caches are still updated)", False, _parse_bool, "true"),
@@ -172,6 +175,7 @@ class Settings:
     rootdir: Path
     specs: tuple[str, ...]
     model: str | None
+    preset: str | None
     device: str | None
     no_cache: bool
     recheck_determinism: bool
@@ -214,6 +218,7 @@ def settings(config: pytest.Config) -> Settings:
         rootdir=root,
         specs=resolve(config, "specs"),
         model=resolve(config, "model"),
+        preset=resolve(config, "preset") or None,
         device=resolve(config, "device"),
         no_cache=resolve(config, "no_cache"),
         recheck_determinism=resolve(config, "recheck_determinism"),

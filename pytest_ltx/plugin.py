@@ -25,6 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ltx_testcard: the clip is a synthetic test card")
     session = LtxSession(config)
     config.stash[SESSION_KEY] = session
+    session.check_run_preset()
     from pytest_ltx.finish import SessionReporter
 
     config.pluginmanager.register(SessionReporter(session), "pytest-ltx-reporter")

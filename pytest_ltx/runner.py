@@ -53,14 +53,16 @@ class ClipRun:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str, Any]:
+def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any = None) -> dict[str, Any]:
     """Everything that determines a render's pixels, known before loading the model: it keys the cache.
 
     The placement actually used (device, dtype, offload, threads) is in it — with ``auto`` a bf16 GPU
     render and an fp32 CPU render must not share a key — while the weights' folder path is not (the
-    fingerprint identifies the weights; moving a folder must not invalidate the cache).
+    fingerprint identifies the weights; moving a folder must not invalidate the cache). ``encode`` (the
+    mp4 encode settings; the renderer's defaults when None) is in it too: the cache holds the encoded file.
     """
     from pytest_ltx.devices import cuda_available, cuda_device_count
+    from pytest_ltx.render.encode import DEFAULT_ENCODE
     from pytest_ltx.render.ltx2 import plan_placement
     from pytest_ltx.versions import package_versions
 
@@ -75,6 +77,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str,
         "request": keyed_request(request),
         "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
         "versions": package_versions(),
+        "encode": (encode if encode is not None else DEFAULT_ENCODE).to_dict(),
     }
 
 
@@ -138,7 +141,7 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     profile, req = _request(item, session)
     try:
         ident = session.identity(profile)
-        prov = render_provenance(profile, ident.fingerprint, req)
+        prov = render_provenance(profile, ident.fingerprint, req, item.encode)
     except RenderError as e:
         raise InfraError(str(e)) from None
     except FileNotFoundError as e:
@@ -177,7 +180,8 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     from pytest_ltx.storage import StoreError
 
     try:
-        entry = cache.put(key, result.clip, meta)  # encoded straight into the cache entry (atomically)
+        # encoded straight into the cache entry (atomically), with the item's delivery settings
+        entry = cache.put(key, result.clip, meta, encode=item.encode)
     except StoreError as e:  # a full or read-only cache volume: one line, not a traceback
         raise InfraError(f"{_where(item)}: {e}") from None
     return ClipRun(media=MediaSource(entry.clip_path), source="render", params=params,
@@ -210,7 +214,7 @@ def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Iterat
     never cached, never the item's result), as a temporary file removed afterwards."""
     clip = fresh_render(item, session, seed)
     mp4 = session.scratch_dir() / f"calibrate-{seed}.mp4"
-    write_clip(clip, mp4)
+    write_clip(clip, mp4, encode=item.encode)
     del clip
     try:
         yield MediaSource(mp4)
@@ -345,6 +349,18 @@ def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", sess
 
     e = item.clip.expect
     out: list[Outcome] = []
+    if e.export is not None:
+        from pytest_ltx.expect.export import check_export, probe_export
+
+        if run.mp4 is None:
+            out.append(Outcome("export", Status.UNMEASURED, "no clip file to probe"))
+        else:
+            try:
+                facts = probe_export(run.mp4, audio_path=item.audio_path)
+            except ClipReadError as err:
+                out.append(Outcome("export.probe", Status.ERROR, str(err)))
+            else:
+                out += check_export(facts, e.export)
     if e.budget is not None and run.source == "render":
         out += check_budget(run.render_seconds, run.peak_vram_gb, e.budget, cached=run.cached)
     if e.determinism is not None:

@@ -63,6 +63,33 @@ class LtxSession:
         removed += sweep_stale(self.settings.report_dir, (".part",), before)
         return removed
 
+    # -- spec resolution ------------------------------------------------------------------------------
+    def project(self) -> Any:
+        """What spec files are resolved against: the root, the presets, the run's preset and model."""
+        if getattr(self, "_project", None) is None:
+            from pytest_ltx.spec.presets import Project, load_presets
+
+            st = self.settings
+            self._project = Project(root=st.rootdir, presets=load_presets(st.rootdir, st.specs),
+                                    run_preset=st.preset, run_model=st.model)
+        return self._project
+
+    def check_run_preset(self) -> None:
+        """``--ltx-preset NAME`` must name a preset: a typo would otherwise run the wrong tier."""
+        name = self.settings.preset
+        if name is None:
+            return
+        presets = self.project().presets
+        if name not in presets.presets:
+            import difflib
+
+            close = difflib.get_close_matches(name, presets.names(), n=1)
+            detail = "; ".join(str(e) for e in presets.errors)
+            raise pytest.UsageError(
+                f"pytest-ltx: --ltx-preset {name!r} is not a preset (known: {', '.join(presets.names()) or 'none'}"
+                f"{f'; did you mean {close[0]!r}?' if close else ''}). Presets live in "
+                f"<specs>/presets.yaml or [tool.pytest-ltx.presets]" + (f". Problems: {detail}" if detail else ""))
+
     # -- models -------------------------------------------------------------------------------------
     def profiles(self) -> dict[str, "ModelProfile"]:
         if self._profiles is None:

@@ -120,12 +120,12 @@ clips:
         "specs/clips.yaml::robot[[]seed=0[]]",
         "specs/clips.yaml::robot[[]seed=1[]]",
         "specs/clips.yaml::robot[[]seed=7[]]",
-        "specs/clips.yaml::variants[[]p0-seed=3[]]",
-        "specs/clips.yaml::variants[[]p1-seed=3[]]",
+        "specs/clips.yaml::variants[[]cat,seed=3[]]",
+        "specs/clips.yaml::variants[[]dog,seed=3[]]",
         "*5 tests collected*",
     ])
-    r = pytester.runpytest("--collect-only", "-q", "specs/", "-k", "variants and p1")
-    r.stdout.fnmatch_lines(["*variants[[]p1-seed=3[]]*", "*1/5 tests collected (4 deselected)*"])
+    r = pytester.runpytest("--collect-only", "-q", "specs/", "-k", "variants and dog")
+    r.stdout.fnmatch_lines(["*variants[[]dog,seed=3[]]*", "*1/5 tests collected (4 deselected)*"])
 
 
 def test_yaml_outside_spec_dirs_is_not_collected(pytester: pytest.Pytester) -> None:

@@ -10,6 +10,7 @@ from .audio import AudioExpect
 from .avsync import AVSyncExpect
 from .baseline import BaselineExpect
 from .clip_score import ClipScoreExpect
+from .export import ExportExpect
 from .motion import MotionExpect
 from .render import BudgetExpect, DeterminismExpect, FormatExpect
 from .text import TextExpect
@@ -23,6 +24,7 @@ __all__ = [
     "BudgetExpect",
     "ClipScoreExpect",
     "DeterminismExpect",
+    "ExportExpect",
     "FormatExpect",
     "MotionExpect",
     "TextExpect",
@@ -41,4 +43,5 @@ class Expectations(ExpectModel):
     clip: ClipScoreExpect | None = None
     audio: AudioExpect | None = None
     artifacts: ArtifactsExpect | None = None
+    export: ExportExpect | None = None
     baseline: BaselineExpect = Field(default_factory=BaselineExpect)
