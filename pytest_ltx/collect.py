@@ -106,7 +106,8 @@ class InvalidSpec(pytest.Item):
             return
         report.ltx = {"result": ItemResult(  # type: ignore[attr-defined]
             nodeid=self.nodeid, spec=self.spec_rel, clip_id="", item=self.name, source="spec",
-            status="error", error=self.message).to_dict(), "baseline": None, "item_key": None}
+            status="error", error=self.message, failure_kind="regression").to_dict(), "baseline": None,
+            "item_key": None}
 
 
 def _relpath(p: Path, root: Path) -> str:
@@ -140,11 +141,14 @@ class LtxItem(pytest.Item):
         return self.path, (self.spec.line or 1) - 1, f"ltx clip {self.name}"
 
     def setup(self) -> None:
-        from pytest_ltx.runner import InfraError, obtain_clip
+        from pytest_ltx.runner import BudgetUnmet, InfraError, obtain_clip
 
         self._t0 = time.perf_counter()
+        self._unmet: BudgetUnmet | None = None
         try:
             self.run = obtain_clip(self.spec, get_session(self.config))
+        except BudgetUnmet as e:  # fails in runtest (a failure, not an error), before anything rendered
+            self._unmet = e
         except InfraError as e:
             self.result = self._make_result("error", error=str(e))
             pytest.fail(f"pytest-ltx could not produce the clip (infrastructure error, not a regression):\n{e}",
@@ -155,6 +159,10 @@ class LtxItem(pytest.Item):
         from pytest_ltx.golden import golden_step, load_baseline
         from pytest_ltx.runner import clip_outcomes
 
+        if getattr(self, "_unmet", None) is not None:
+            o = Outcome("budget.vram_plan", Status.FAILED, str(self._unmet), details={"plan": self._unmet.plan})
+            self.result = self._make_result("failed", outcomes=[o])
+            raise LtxCheckFailed(self, [o])
         assert self.run is not None
         session = get_session(self.config)
         run = self.run
@@ -232,6 +240,11 @@ class LtxItem(pytest.Item):
             t["cached"] = run.cached
             if run.render_seconds is not None:
                 t["render_s"] = round(run.render_seconds, 4)
+            if run.peak_vram_gb is not None:
+                t["peak_vram_gb"] = round(run.peak_vram_gb, 3)
+            plan = run.provenance.get("vram_plan") if isinstance(run.provenance, dict) else None
+            if plan:  # planned vs measured peak, side by side
+                t["planned_peak_vram_gb"] = plan.get("planned_peak_gb")
         t.update(timings or {})
         artifacts: dict[str, str] = {}
         if run is not None and run.mp4 is not None:
@@ -256,6 +269,7 @@ class LtxItem(pytest.Item):
             baseline=baseline,
             artifacts=artifacts,
             error=error,
+            failure_kind=_kind(status, outcomes or []),
         )
 
     def decorate_report(self, report: pytest.TestReport) -> None:
@@ -269,6 +283,13 @@ class LtxItem(pytest.Item):
                       "item_key": self.item_key}
         if self.config.getoption("htmlpath", None):  # pictures and base64 clips only when a report is made
             report.extras = list(getattr(report, "extras", [])) + _html_extras(self)  # type: ignore[attr-defined]
+
+
+def _kind(status: str, outcomes: list[Outcome]) -> str | None:
+    from pytest_ltx.outcome import failure_kind
+
+    k = failure_kind(status, outcomes)
+    return None if k is None else k.value
 
 
 def _crash_message(report: pytest.TestReport) -> str:

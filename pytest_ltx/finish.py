@@ -12,7 +12,11 @@ import pytest
 from pytest_ltx.report.results import ItemResult, write_results
 from pytest_ltx.session import LtxSession
 
-__all__ = ["SessionReporter"]
+__all__ = ["EXIT_INFRASTRUCTURE", "SessionReporter"]
+
+#: exit status of a run whose only problems are infrastructure errors (no regression): EX_TEMPFAIL from
+#: sysexits.h, "try again later" — CI can retry the job; a regression keeps pytest's 1
+EXIT_INFRASTRUCTURE = 75
 
 
 class SessionReporter:
@@ -29,6 +33,9 @@ class SessionReporter:
         #: items were deselected (-k/-m are seen by note_collection; --lf, --sw and plugins only here)
         self.deselected = False
         self._xdist_collected = False
+        #: failed/errored reports of tests that are not clip items (those are always regressions)
+        self.other_failures = 0
+        self.exit_kind: str | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
@@ -59,6 +66,8 @@ class SessionReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "ltx", None)
         if not payload:
+            if report.failed:
+                self.other_failures += 1
             return
         self.s.results.append(ItemResult.from_dict(payload["result"]))
         if payload.get("baseline"):
@@ -73,6 +82,7 @@ class SessionReporter:
             self._flush_baselines()
         if self.problems:  # a requested write that failed must not look like a green run
             session.exitstatus = max(int(session.exitstatus), int(pytest.ExitCode.TESTS_FAILED))
+        self._exit_kind(session)
         if self._whole_suite(session) and getattr(s, "collected_specs", None):
             self._unused_baselines()
         if s.results:
@@ -81,8 +91,27 @@ class SessionReporter:
                 "settings": s.settings.to_dict(),
                 "baselines": None if self.baseline_summary is None else _to_dict(self.baseline_summary),
                 "unused_baselines": [list(k) for k in self.unused],
+                "exit": {"status": int(session.exitstatus), "kind": self.exit_kind},
             })
+            if s.settings.durations is not None:
+                try:
+                    from pytest_ltx.shard import update_durations
+
+                    update_durations(s.settings.durations, [r.to_dict() for r in s.results])
+                except OSError as e:
+                    self.problems.append(f"could not update durations {s.settings.durations}: {e}")
             self._step_summary()
+
+    def _exit_kind(self, session: pytest.Session) -> None:
+        """Regression (exit 1) vs infrastructure only (exit :data:`EXIT_INFRASTRUCTURE`)."""
+        kinds = {r.failure_kind for r in self.s.results if r.failure_kind}
+        if "regression" in kinds or self.other_failures or self.problems:
+            self.exit_kind = "regression" if kinds or self.other_failures else None
+            return
+        if "infrastructure" in kinds:
+            self.exit_kind = "infrastructure"
+            if int(session.exitstatus) == int(pytest.ExitCode.TESTS_FAILED):
+                session.exitstatus = EXIT_INFRASTRUCTURE
 
     def _flush_baselines(self) -> None:
         from pytest_ltx.baseline import BaselineRecord
@@ -222,6 +251,9 @@ class SessionReporter:
                 tr.write_line(f"  {ik} [{mk}]")
         for p in self.problems:
             tr.write_line(f"pytest-ltx: {p}", red=True)
+        if self.exit_kind == "infrastructure":
+            tr.write_line(f"pytest-ltx: infrastructure errors only, no regression: exit status {EXIT_INFRASTRUCTURE} "
+                          "(retry the job)", yellow=True)
         if self.results_path is not None:
             tr.write_line(f"results: {self.results_path}")
 

@@ -292,6 +292,7 @@ def test_cuda_render_branch_measures_peak_vram(monkeypatch: pytest.MonkeyPatch) 
     r.placement = plan_placement(r.profile, cuda_available=True, device_count=2)
     r.fingerprint, r.versions, r._pipe, r._i2v = "f" * 64, library_versions(), Pipe(), None
     r._lock = __import__("threading").Lock()
+    r.prepare = lambda req, vram_gb_max=None: None  # the VRAM planner is tested in test_gpu_runners.py
     res = r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, seed=7))
     assert (res.device, res.dtype, res.peak_vram_gb) == ("cuda:1", "bfloat16", 3.0)
     assert calls == ["reset cuda:1", "sync cuda:1"]  # and no CPU thread pinning on CUDA

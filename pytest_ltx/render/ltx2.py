@@ -133,6 +133,11 @@ def apply_placement(pipe: Any, pl: Placement) -> None:
     gpu_id = int(pl.device.split(":", 1)[1]) if ":" in pl.device else None
     if pl.offload is Offload.MODEL:
         pipe.enable_model_cpu_offload(gpu_id=gpu_id)
+    elif pl.offload is Offload.GROUP:
+        import torch
+
+        pipe.enable_group_offload(onload_device=torch.device(pl.device), offload_type="block_level",
+                                  num_blocks_per_group=1, use_stream=True)
     elif pl.offload is Offload.SEQUENTIAL:
         pipe.enable_sequential_cpu_offload(gpu_id=gpu_id)
     else:
@@ -140,6 +145,26 @@ def apply_placement(pipe: Any, pl: Placement) -> None:
     if pl.vae_tiling:
         pipe.vae.enable_tiling()
     pipe.set_progress_bar_config(disable=True)
+
+
+def release_placement(pipe: Any) -> None:
+    """Undo :func:`apply_placement`: remove offload hooks (accelerate's and diffusers' group offload),
+    move every component back to the CPU and give the GPU's cached blocks back."""
+    remove = getattr(pipe, "remove_all_hooks", None)
+    if remove is not None:
+        remove()
+    for comp in getattr(pipe, "components", {}).values():
+        registry = getattr(comp, "_diffusers_hook", None)
+        if registry is not None:
+            for name in ("group_offloading", "layer_execution_tracker", "lazy_prefetch_group_offloading"):
+                try:
+                    registry.remove_hook(name, recurse=True)
+                except Exception:  # not registered on this component
+                    pass
+    pipe.to("cpu")
+    from pytest_ltx.render.guard import free_cuda
+
+    free_cuda()
 
 
 _GUIDANCE_ARGS = {
@@ -203,11 +228,6 @@ def _to_uint8(frames: Any) -> Any:
     return a.astype(np.uint8)
 
 
-def _weights_gb(d: Path) -> float:
-    """Size of the weights in GiB (the same unit as the VRAM figure it is compared with)."""
-    return sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 2**30
-
-
 class LTX2Renderer:
     """A loaded LTX-2 pipeline for one profile. Construction loads the weights (raising
     :class:`RenderError` with a how-to-fix message if it cannot); ``render`` is then cheap to call."""
@@ -219,19 +239,21 @@ class LTX2Renderer:
         self._lock = threading.Lock()
         self.model_dir = resolve_model_dir(profile)
         self.fingerprint = fingerprint_dir(self.model_dir)
+        from dataclasses import replace
+
+        from pytest_ltx.render.gpu import gpu_identity, pin_device
+
         cuda = torch.cuda.is_available()
-        vram = None
         count = torch.cuda.device_count() if cuda else 0
-        if cuda:
-            idx = int(profile.device.split(":", 1)[1]) if profile.device.startswith("cuda:") else 0
-            if idx < count:
-                vram = torch.cuda.get_device_properties(idx).total_memory / 2**30
-        self.placement = plan_placement(
-            profile, cuda, vram, device_count=count, weights_gb=_weights_gb(self.model_dir)
-        )
+        # one GPU per xdist worker; the VRAM planner decides offload per request from *free* memory
+        placed = replace(profile, device=pin_device(profile.device, cuda, count))
+        self.placement = plan_placement(placed, cuda, device_count=count)
+        self.gpu = gpu_identity(self.placement.device)
+        self.vram_plan: Any = None
+        self._applied: Placement | None = None
         self.versions = library_versions()
-        self._pipe = self._load()
         self._i2v: Any = None
+        self._pipe = self._load()
 
     # -- loading ------------------------------------------------------------------------------------
 
@@ -254,11 +276,54 @@ class LTX2Renderer:
                 "diffusers LTX-2 checkpoint (model_index.json names LTX2Pipeline and every component "
                 "folder has its config and weights)."
             ) from e
-        self._place(pipe)
+        if not self.placement.is_cuda:  # a CUDA pipeline is placed by prepare(), once the request is known
+            self._place(pipe)
+            self._applied = self.placement
         return pipe
 
     def _place(self, pipe: Any) -> None:
         apply_placement(pipe, self.placement)
+
+    def prepare(self, req: RenderRequest, vram_gb_max: float | None = None) -> Any:
+        """Plan VRAM for ``req`` on CUDA (free memory, the spec's budget) and move the pipeline to the
+        planned placement if it differs from the current one. Returns the plan (None on CPU)."""
+        from dataclasses import replace
+
+        from pytest_ltx.render.gpu import free_memory_gb
+        from pytest_ltx.render.plan import choose, shape_of, sizes_for
+
+        if not self.placement.is_cuda:
+            return None
+        sizes = sizes_for(self.model_dir, self.placement.dtype)
+        # memory this process already holds for the pipeline is available to it
+        held = 0.0
+        if getattr(self, "_applied", None) is not None:
+            import torch
+
+            held = torch.cuda.memory_allocated(self.placement.device) / 2**30
+        plan = choose(sizes, shape_of(req, max_sequence_length=self.profile.max_sequence_length),
+                      start=self.profile.offload, vae_tiling=self.placement.vae_tiling,
+                      free_gb=(free_memory_gb(self.placement.device) or 0.0) + held, vram_gb_max=vram_gb_max,
+                      dtype=self.placement.dtype)
+        self.vram_plan = plan
+        want = replace(self.placement, offload=plan.chosen.offload, vae_tiling=plan.chosen.vae_tiling,
+                       notes=self.placement.notes + plan.notes)
+        self._move_to(want)
+        return plan
+
+    def _move_to(self, want: Placement) -> None:
+        applied = getattr(self, "_applied", None)
+        if applied is not None and (applied.offload, applied.vae_tiling) == (want.offload, want.vae_tiling):
+            self.placement = want
+            return
+        if applied is not None:
+            release_placement(self._pipe)
+            if applied.vae_tiling and not want.vae_tiling:
+                self._pipe.vae.disable_tiling()
+        self.placement = want
+        apply_placement(self._pipe, want)
+        self._applied = want
+        self._i2v = None  # offload hooks belong to a pipeline: the image pipeline is rebuilt over them
 
     def _image_pipe(self) -> Any:
         """The image-to-video pipeline over the *same* modules (no second load)."""
@@ -314,16 +379,22 @@ class LTX2Renderer:
             "versions": dict(self.versions),
         }
 
-    def render(self, req: RenderRequest) -> RenderResult:
-        """Render ``req`` with a fixed-seed CPU generator (same noise on every device)."""
+    def render(self, req: RenderRequest, *, guard: Any = None) -> RenderResult:
+        """Render ``req`` with a fixed-seed CPU generator (same noise on every device).
+
+        ``guard`` (:class:`~pytest_ltx.render.guard.RenderGuard`) sets a timeout, a progress label and the
+        spec's VRAM budget; out of CUDA memory, the render is retried once one rung down the offload
+        ladder, and every attempt is recorded in ``guard.attempts`` and the provenance."""
         import numpy as np
         import torch
 
         from pytest_ltx.media import Clip
+        from pytest_ltx.render.guard import Attempt, ErrorKind, RenderGuard, StepMonitor, classify, free_cuda
+        from pytest_ltx.render.plan import lower_offload
 
-        prov = self.provenance(req)
+        guard = guard if guard is not None else RenderGuard()
         kw = call_kwargs(self.profile, req)
-        pipe = self._pipe
+        image = None
         if req.image is not None:
             p = Path(req.image)
             if not p.is_file():
@@ -332,41 +403,73 @@ class LTX2Renderer:
 
             try:
                 with Image.open(p) as im:
-                    kw["image"] = im.convert("RGB")
+                    image = im.convert("RGB")
             except OSError as e:
                 raise RenderError(f"conditioning image {p} cannot be read ({e})") from None
-            pipe = self._image_pipe()
 
-        pl = self.placement
         with self._lock:
-            old_threads = torch.get_num_threads()
-            if pl.threads:
-                torch.set_num_threads(pl.threads)
-            dev = torch.device(pl.device)
-            try:
-                if pl.is_cuda:
-                    torch.cuda.reset_peak_memory_stats(dev)
-                gen = torch.Generator("cpu").manual_seed(req.seed)
-                t0 = time.perf_counter()
-                out = pipe(**kw, generator=gen, output_type="np", return_dict=True)
-                if pl.is_cuda:
-                    torch.cuda.synchronize(dev)
-                seconds = time.perf_counter() - t0
-                peak = torch.cuda.max_memory_allocated(dev) / 2**30 if pl.is_cuda else None
-            except RenderError:
-                raise
-            except Exception as e:
-                hint = ""
-                if e.__class__.__name__ == "OutOfMemoryError":
-                    hint = " Try offload = \"model\" (or \"sequential\") and vae_tiling = true in the profile."
-                raise RenderError(
-                    f"model profile '{self.profile.name}': the pipeline failed while rendering "
-                    f"{req.width}x{req.height}x{req.frames} seed {req.seed} "
-                    f"({e.__class__.__name__}: {e}).{hint}"
-                ) from e
-            finally:
+            if self.placement.is_cuda:
+                self.prepare(req, guard.vram_gb_max)
+            retried = False
+            while True:
+                pl = self.placement
+                pipe = self._pipe if image is None else self._image_pipe()
+                call = dict(kw, **({"image": image} if image is not None else {}))
+                old_threads = torch.get_num_threads()
                 if pl.threads:
-                    torch.set_num_threads(old_threads)
+                    torch.set_num_threads(pl.threads)
+                dev = torch.device(pl.device)
+                t0 = time.perf_counter()
+                try:
+                    if pl.is_cuda:
+                        torch.cuda.reset_peak_memory_stats(dev)
+                    gen = torch.Generator("cpu").manual_seed(req.seed)
+                    monitor = StepMonitor(guard, req.steps)
+                    out = pipe(**call, generator=gen, output_type="np", return_dict=True,
+                               callback_on_step_end=monitor)
+                    if pl.is_cuda:
+                        torch.cuda.synchronize(dev)
+                    seconds = time.perf_counter() - t0
+                    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if pl.is_cuda else None
+                    guard.attempts.append(Attempt(pl.offload.value, seconds))
+                    break
+                except Exception as e:
+                    kind = classify(e)
+                    guard.attempts.append(Attempt(pl.offload.value, time.perf_counter() - t0, kind,
+                                                  f"{e.__class__.__name__}: {str(e)[:500]}"))
+                    lower = lower_offload(pl.offload) if pl.is_cuda else None
+                    if kind is ErrorKind.OUT_OF_MEMORY and not retried and lower is not None:
+                        # free what the failed call held, step one rung down the ladder, try once more
+                        retried = True
+                        out = None
+                        free_cuda()
+                        from dataclasses import replace
+
+                        self._move_to(replace(pl, offload=lower, notes=pl.notes + (
+                            f"out of memory with offload '{pl.offload.value}': retried with '{lower.value}'",)))
+                        continue
+                    if isinstance(e, RenderError):
+                        raise
+                    hint = ""
+                    if kind is ErrorKind.OUT_OF_MEMORY and retried:
+                        hint = (f" Out of memory again after retrying with offload '{pl.offload.value}'; set "
+                                "offload = \"sequential\" and vae_tiling = true in the profile, or free the GPU.")
+                    elif kind is ErrorKind.OUT_OF_MEMORY:
+                        hint = " Try offload = \"model\" (or \"sequential\") and vae_tiling = true in the profile."
+                    raise RenderError(
+                        f"model profile '{self.profile.name}': the pipeline failed while rendering "
+                        f"{req.width}x{req.height}x{req.frames} seed {req.seed} "
+                        f"({e.__class__.__name__}: {e}).{hint}"
+                    ) from e
+                finally:
+                    if pl.threads:
+                        torch.set_num_threads(old_threads)
+            prov = self.provenance(req)
+            prov["attempts"] = [a.to_dict() for a in guard.attempts]
+            if getattr(self, "vram_plan", None) is not None:
+                prov["vram_plan"] = self.vram_plan.to_dict()
+            if getattr(self, "gpu", None) is not None:
+                prov["gpu"] = dict(self.gpu)
 
         frames = _to_uint8(out.frames[0])
         audio = None
