@@ -177,6 +177,7 @@ class LtxItem(pytest.Item):
                              baseline=base, read_error=base_error, calibration=self._calibration_runs(expect))
         outcomes += golden.outcomes
         self.baseline_payload = golden.payload
+        self._candidate = golden.candidate
         for w in golden.warnings:
             self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
         failed = [o for o in outcomes if o.failed]
@@ -270,6 +271,7 @@ class LtxItem(pytest.Item):
             artifacts=artifacts,
             error=error,
             failure_kind=_kind(status, outcomes or []),
+            candidate=getattr(self, "_candidate", None),
         )
 
     def decorate_report(self, report: pytest.TestReport) -> None:

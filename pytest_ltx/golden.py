@@ -35,6 +35,9 @@ class GoldenStep:
     info: dict[str, Any] = field(default_factory=dict)
     #: what differs between the baseline's environment and this run's (``torch 2.4.0 → 2.5.1``), one line
     warnings: list[str] = field(default_factory=list)
+    #: this run's record (JSON payload) when the baseline is missing or did not match: carried in
+    #: results.json so ``pytest-ltx baselines accept --from results.json`` can write it without re-rendering
+    candidate: dict[str, Any] | None = None
 
 
 def keyframes_for(item: "ItemSpec", clip: "Clip") -> list[int]:
@@ -66,6 +69,13 @@ def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
     return {"source": "testcard", "testcard_sha256": run.provenance.get("testcard_sha256")}
 
 
+def _gpu(identity: Any) -> Any:
+    """The GPU identity a baseline environment keeps (not the memory size: the same model has variants)."""
+    if not isinstance(identity, dict):
+        return None
+    return {k: v for k, v in identity.items() if k != "total_gb"}
+
+
 def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation",
                    clip: "Clip | None" = None) -> "BaselineRecord":
     """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance)."""
@@ -87,7 +97,8 @@ def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: 
         fps=clip.fps,
         thumbnails=make_thumbnails(frames),
         provenance=_provenance(item, run),
-        environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype")),
+        environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype"),
+                                        gpu=_gpu(run.provenance.get("gpu"))),
     )
 
 
@@ -211,11 +222,14 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
             step.info["comparison"] = cmp.to_dict()
         return step
 
+    broken = any(o.status is Status.ERROR for o in evaluation.outcomes)
     if base is None:
         others = store.models_for(item_key)
         step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, nodeid=nodeid, other_models=others,
                                              identity_change=_identity_change(store, item_key, others, run)))
         step.info["status"] = "missing"
+        if not broken:
+            step.candidate = current.to_payload()
         return step
 
     ssim_min = item.expect.clip.structural_similarity_min if item.expect.clip is not None else None
@@ -231,4 +245,6 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
         step.info["request_changes"] = changed
     step.info["status"] = "compared"
     step.info["comparison"] = cmp.to_dict()
+    if any(o.failed for o in step.outcomes) and not broken:
+        step.candidate = current.to_payload()
     return step

@@ -76,7 +76,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str,
     placement = plan_placement(profile, cuda, device_count=count)
     # kernels differ between GPU architectures: an A100's bits are never served to an H100 (the GPU of this
     # worker, but not its index: identical cards share entries)
-    gpu = gpu_identity(pin_device(profile.device, cuda, count) if placement.is_cuda else "cpu")
+    gpu = gpu_identity(pin_device(placement.device, cuda, count) if placement.is_cuda else "cpu")
     return {
         "model": model,
         "fingerprint": fingerprint,

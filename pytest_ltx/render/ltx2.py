@@ -311,6 +311,14 @@ class LTX2Renderer:
         self._move_to(want)
         return plan
 
+    def release(self) -> None:
+        """Give the GPU back: remove offload hooks, move the modules to the CPU, drop the pipelines."""
+        if getattr(self, "_applied", None) is not None and self.placement.is_cuda:
+            release_placement(self._pipe)
+        self._applied = None
+        self._i2v = None
+        self._pipe = None
+
     def _move_to(self, want: Placement) -> None:
         applied = getattr(self, "_applied", None)
         if applied is not None and (applied.offload, applied.vae_tiling) == (want.offload, want.vae_tiling):

@@ -172,12 +172,17 @@ class VramPlan:
         """One line for ``pytest-ltx plan``."""
         w = sum(self.weights_gb.values())
         parts = [f"{self.chosen.offload.value}{' +tiling' if self.chosen.vae_tiling else ''}",
-                 f"peak ≈ {self.chosen.peak_gb:.1f} GiB ({self.chosen.phase})", f"weights {w:.1f} GiB"]
+                 f"peak ≈ {fmt_gib(self.chosen.peak_gb)} ({self.chosen.phase})", f"weights {fmt_gib(w)}"]
         if self.limit_gb is not None:
-            parts.append(f"limit {self.limit_gb:.1f} GiB")
+            parts.append(f"limit {fmt_gib(self.limit_gb)}")
         if not self.fits:
             parts.append("DOES NOT FIT")
         return ", ".join(parts)
+
+
+def fmt_gib(x: float) -> str:
+    """``71.9 GiB``, or MiB below a tenth of a GiB (the tiny model)."""
+    return f"{x:.1f} GiB" if x >= 0.1 else f"{x * 1024:.1f} MiB"
 
 
 # ------------------------------------------------------------------------------------- weights
@@ -208,10 +213,13 @@ def _build_meta(library: str, class_name: str, config: Mapping[str, Any]) -> Any
 
     import torch
 
-    mod = importlib.import_module(library)
+    try:
+        mod = importlib.import_module(library)
+    except ModuleNotFoundError:  # model_index.json names pipeline-local modules by their folder ("ltx2")
+        mod = importlib.import_module(f"diffusers.pipelines.{library}")
     cls = getattr(mod, class_name, None)
     if cls is None and library == "diffusers":
-        cls = getattr(importlib.import_module("diffusers.pipelines.ltx2"), class_name)
+        cls = getattr(importlib.import_module("diffusers.pipelines.ltx2"), class_name, None)
     if cls is None:
         raise AttributeError(f"{library} has no class {class_name}")
     with torch.device("meta"):
@@ -347,16 +355,21 @@ def choose(sizes: Mapping[str, ComponentSize], shape: RenderShape, *, start: Off
         limit = max(0.0, free_gb - CONTEXT_GB)
     if vram_gb_max is not None:
         limit = vram_gb_max if limit is None else min(limit, vram_gb_max)
-    tilings = [False, True] if vae_tiling is None else ([vae_tiling] if vae_tiling else [False, True])
+    rungs = OFFLOAD_LADDER[OFFLOAD_LADDER.index(start):]
+    if vae_tiling is None:  # the planner decides: untiled when it fits on that rung
+        order = [(o, t) for o in rungs for t in (False, True)]
+    elif vae_tiling:
+        order = [(o, True) for o in rungs]
+    else:  # asked off: every rung untiled first (offload keeps the bits, tiling does not)
+        order = [(o, False) for o in rungs] + [(o, True) for o in rungs]
     candidates: list[VramEstimate] = []
     chosen: VramEstimate | None = None
-    for off in OFFLOAD_LADDER[OFFLOAD_LADDER.index(start):]:
-        for tiling in tilings:
-            est = estimate(sizes, shape, off, tiling, dtype)
-            candidates.append(est)
-            need = est.peak_gb * (1 + margin_share) + margin_gb
-            if chosen is None and (limit is None or need <= limit):
-                chosen = est
+    for off, tiling in order:
+        est = estimate(sizes, shape, off, tiling, dtype)
+        candidates.append(est)
+        need = est.peak_gb * (1 + margin_share) + margin_gb
+        if chosen is None and (limit is None or need <= limit):
+            chosen = est
     fits = chosen is not None
     if chosen is None:  # nothing fits: the smallest, flagged
         chosen = min(candidates, key=lambda e: e.peak_bytes)

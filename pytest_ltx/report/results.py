@@ -38,6 +38,9 @@ class ItemResult:
     error: str | None = None
     #: "regression" | "infrastructure" | None (passed): see outcome.FailureKind
     failure_kind: str | None = None
+    #: the baseline record this run would write (payload: manifest + base64 npz), present when the
+    #: baseline was missing or did not match; ``pytest-ltx baselines accept`` writes it
+    candidate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
