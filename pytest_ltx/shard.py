@@ -6,6 +6,9 @@ earlier runs: longest first, each to the least-loaded shard (ties: the lower sha
 An item without a stored duration counts as the median of the known ones. Non-clip tests are sharded the
 same way, so a shard matrix runs the whole suite once.
 
+Every job of one run must balance on the *same* durations (else the split is not disjoint): CI freezes
+one copy per run and hands it to all shards (see ``.github/workflows/ltx-gate.yml``).
+
 **Durations** are kept in a small JSON file (``--ltx-durations``, default ``.ltx-durations.json``): node id
 → seconds of the last run that really rendered it (a cache hit does not overwrite a render's duration).
 CI restores and saves it with the render cache.

@@ -542,6 +542,16 @@ def test_shared_cache_at_an_fsspec_url(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ workflows
 
 
+def _load_workflow(text: str) -> dict:
+    """YAML 1.1 reads the key ``on`` as True; GitHub (YAML 1.2) reads it as "on"."""
+    import yaml
+
+    doc = yaml.safe_load(text)
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    return doc
+
+
 def _workflow_schema() -> dict:
     import json
     from importlib import resources
@@ -561,28 +571,29 @@ def test_there_are_workflows() -> None:
 def test_workflows_are_valid(path: Path) -> None:
     """Validated offline against check-jsonschema's vendored GitHub Actions workflow schema."""
     import jsonschema
-    import yaml
 
-    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)  # `on` stays a string key
-    jsonschema.validate(doc, _workflow_schema())
+    jsonschema.validate(_load_workflow(path.read_text(encoding="utf-8")), _workflow_schema())
 
 
 def test_the_validation_catches_a_broken_workflow() -> None:
     import jsonschema
-    import yaml
 
-    bad = yaml.load("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: 3\n        run: echo\n",
-                    Loader=yaml.BaseLoader)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(bad, _workflow_schema())
+    good = "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo\n"
+    jsonschema.validate(_load_workflow(good), _workflow_schema())
+    for bad in (good.replace("runs-on", "runs_on"),  # misspelt key
+                good.replace("- run: echo", "- uses: actions/checkout@v4\n        run: echo")):  # uses + run
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(_load_workflow(bad), _workflow_schema())
 
 
 def test_gate_workflow_shards_restores_the_cache_and_uses_the_draft_preset() -> None:
-    import yaml
-
-    gate = yaml.load((WORKFLOWS[0].parent / "ltx-gate.yml").read_text(), Loader=yaml.BaseLoader)
+    gate = _load_workflow((WORKFLOWS[0].parent / "ltx-gate.yml").read_text())
     job = gate["jobs"]["gpu"]
     steps = " ".join(str(s) for s in job["steps"])
     assert "--ltx-shard" in steps and "matrix.shard" in steps and "actions/cache" in steps
-    assert "--ltx-preset draft" in steps and "upload-artifact" in steps
+    # tiers are presets: draft on pull requests, full nightly / on demand
+    assert "--ltx-preset \"$LTX_PRESET\"" in steps and "upload-artifact" in steps
+    assert gate["env"]["LTX_PRESET"] == ("${{ github.event_name == 'pull_request' && 'draft' || inputs.preset "
+                                         "|| 'full' }}")
+    assert "schedule" in gate["on"]
     assert "self-hosted" in str(job["runs-on"])
