@@ -307,6 +307,32 @@ def test_out_of_memory_frees_and_retries_once_one_rung_lower(monkeypatch, render
     assert prov["vram_plan"]["offload"] == "none" and prov["gpu"] == {"name": "fake"}
 
 
+def test_out_of_memory_while_placing_is_guarded_too(monkeypatch, render_tiny_dir: Path) -> None:
+    """``pipe.to("cuda")`` running out of memory half-way is caught, cleaned up and retried lower."""
+    import torch
+
+    from pytest_ltx.render.guard import RenderGuard
+
+    _fake_gpu(monkeypatch)
+
+    class NoRoom(_GpuPipe):
+        def to(self, device: str) -> "_GpuPipe":
+            if device.startswith("cuda"):
+                self.log.append(("to-failed", device))
+                raise torch.OutOfMemoryError("CUDA out of memory while moving weights")
+            return super().to(device)
+
+    pipe = NoRoom()
+    guard = RenderGuard()
+    r = _gpu_renderer(render_tiny_dir, pipe)
+    r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, steps=1), guard=guard)
+    assert [(a.placement, a.error_kind and a.error_kind.value) for a in guard.attempts] == [
+        ("none", "out_of_memory"), ("model", None)]
+    # the half-placed pipeline was moved back before model offload was set up
+    assert pipe.log[:3] == [("to-failed", "cuda:0"), ("remove_hooks",), ("to", "cpu")] and pipe.log[-1] == ("model", 0)
+    assert pipe.calls == 1
+
+
 def test_out_of_memory_twice_is_an_infrastructure_error(monkeypatch, render_tiny_dir: Path) -> None:
     import torch
 

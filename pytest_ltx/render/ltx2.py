@@ -294,7 +294,8 @@ class LTX2Renderer:
 
         if not self.placement.is_cuda:
             return None
-        sizes = sizes_for(self.model_dir, self.placement.dtype)
+        # component sizes: measured from the folder's configs (gpu_check hands in the reference ones)
+        sizes = getattr(self, "component_sizes", None) or sizes_for(self.model_dir, self.placement.dtype)
         # memory this process already holds for the pipeline is available to it
         held = 0.0
         if getattr(self, "_applied", None) is not None:
@@ -329,7 +330,15 @@ class LTX2Renderer:
             if applied.vae_tiling and not want.vae_tiling:
                 self._pipe.vae.disable_tiling()
         self.placement = want
-        apply_placement(self._pipe, want)
+        self._applied = None
+        try:
+            apply_placement(self._pipe, want)
+        except BaseException:  # e.g. out of memory half-way through .to("cuda"): leave nothing behind
+            try:
+                release_placement(self._pipe)
+            except Exception:
+                pass
+            raise
         self._applied = want
         self._i2v = None  # offload hooks belong to a pipeline: the image pipeline is rebuilt over them
 
@@ -416,19 +425,25 @@ class LTX2Renderer:
                 raise RenderError(f"conditioning image {p} cannot be read ({e})") from None
 
         with self._lock:
-            if self.placement.is_cuda:
-                self.prepare(req, guard.vram_gb_max)
             retried = False
+            target: Placement | None = None  # None: the VRAM planner places the pipeline for this request
             while True:
-                pl = self.placement
-                pipe = self._pipe if image is None else self._image_pipe()
-                call = dict(kw, **({"image": image} if image is not None else {}))
-                old_threads = torch.get_num_threads()
-                if pl.threads:
-                    torch.set_num_threads(pl.threads)
-                dev = torch.device(pl.device)
                 t0 = time.perf_counter()
+                pl = self.placement
+                old_threads = torch.get_num_threads()
                 try:
+                    # placing is guarded like rendering: `.to("cuda")` is where a full placement runs out
+                    if pl.is_cuda:
+                        if target is None:
+                            self.prepare(req, guard.vram_gb_max)
+                        else:
+                            self._move_to(target)
+                        pl = self.placement
+                    pipe = self._pipe if image is None else self._image_pipe()
+                    call = dict(kw, **({"image": image} if image is not None else {}))
+                    if pl.threads:
+                        torch.set_num_threads(pl.threads)
+                    dev = torch.device(pl.device)
                     if pl.is_cuda:
                         torch.cuda.reset_peak_memory_stats(dev)
                     gen = torch.Generator("cpu").manual_seed(req.seed)
@@ -442,19 +457,20 @@ class LTX2Renderer:
                     guard.attempts.append(Attempt(pl.offload.value, seconds))
                     break
                 except Exception as e:
+                    pl = self.placement
                     kind = classify(e)
                     guard.attempts.append(Attempt(pl.offload.value, time.perf_counter() - t0, kind,
                                                   f"{e.__class__.__name__}: {str(e)[:500]}"))
                     lower = lower_offload(pl.offload) if pl.is_cuda else None
                     if kind is ErrorKind.OUT_OF_MEMORY and not retried and lower is not None:
                         # free what the failed call held, step one rung down the ladder, try once more
+                        from dataclasses import replace
+
                         retried = True
                         out = None
                         free_cuda()
-                        from dataclasses import replace
-
-                        self._move_to(replace(pl, offload=lower, notes=pl.notes + (
-                            f"out of memory with offload '{pl.offload.value}': retried with '{lower.value}'",)))
+                        target = replace(pl, offload=lower, notes=pl.notes + (
+                            f"out of memory with offload '{pl.offload.value}': retried with '{lower.value}'",))
                         continue
                     if isinstance(e, RenderError):
                         raise
