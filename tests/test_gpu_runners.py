@@ -623,3 +623,47 @@ def test_gate_workflow_shards_restores_the_cache_and_uses_the_draft_preset() -> 
                                          "|| 'full' }}")
     assert "schedule" in gate["on"]
     assert "self-hosted" in str(job["runs-on"])
+
+
+# --------------------------------------------------------------------------------- benchmarks/gpu_check
+
+
+def _gpu_check():
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules["gpu_check"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_check_dry_run_plans_every_recipe_and_placement(tmp_path: Path) -> None:
+    import json
+
+    gc = _gpu_check()
+    out = tmp_path / "dry.json"
+    assert gc.main(["--dry-run", "--free-gb", "40", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {(r["recipe"], r["placement"]) for r in doc["rows"]} == {
+        (rc, p) for rc in ("dev", "distilled") for p in ("none", "model", "group", "sequential")}
+    assert 63 < sum(doc["weights_gb"].values()) < 68
+    assert doc["chosen"]["dev"]["offload"] == "group"  # 40 GiB free: the transformer alone does not fit
+
+
+def test_gpu_check_tiny_mode_renders_each_recipe_and_rerenders_bit_identically(render_tiny_dir, tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv("PYTEST_LTX_HOME", str(render_tiny_dir.parent.parent))
+    gc = _gpu_check()
+    out = tmp_path / "tiny.json"
+    assert gc.main(["--tiny", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [(r["recipe"], r["placement"], r["error"]) for r in doc["rows"]] == [
+        ("dev", "none", None), ("distilled", "none", None)]
+    assert all(r["seconds"] > 0 for r in doc["rows"]) and doc["bit_identical"] is True
+    assert "needs CUDA" in doc["oom_retry"]["skipped"]
