@@ -130,13 +130,21 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     for mod in ("torch", "diffusers", "transformers", "av", "cv2", "librosa", "easyocr", "open_clip", "pytest_html"):
         spec = importlib.util.find_spec(mod)
         line(spec is not None, mod, "installed" if spec else f"missing: pip install pytest-ltx[{mod}]")
+    cuda = False
     try:
         import torch
 
+        from pytest_ltx.render.gpu import free_memory_gb, gpu_identity
+
         cuda = torch.cuda.is_available()
-        detail = (f"CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}" if cuda
-                  else "no CUDA device: renders run on CPU (fine for the tiny model only)")
-        print(f"{'ok ':3} {'device':24} {detail}")
+        if not cuda:
+            print(f"{'ok ':3} {'device':24} no CUDA device: renders run on CPU (fine for the tiny model only)")
+        for i in range(torch.cuda.device_count() if cuda else 0):
+            g = gpu_identity(f"cuda:{i}") or {}
+            free = free_memory_gb(f"cuda:{i}") or 0.0
+            print(f"{'ok ':3} {f'cuda:{i}':24} {g.get('name')} (sm {g.get('compute_capability')}), "
+                  f"{free:.1f} of {g.get('total_gb')} GiB free, driver {g.get('driver')}, CUDA {g.get('cuda')}, "
+                  f"cuDNN {g.get('cudnn')}")
     except Exception as e:  # pragma: no cover - torch import problems
         line(False, "torch", str(e))
     try:
@@ -159,6 +167,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
         profiles = load_profiles(Path.cwd())
         line(True, "model profiles", ", ".join(sorted(profiles)))
+        for name, prof in sorted(profiles.items()):
+            if prof.device.startswith("cuda") and not cuda:  # required: it cannot render here at all
+                line(False, f"profile {name}", f"asks for device {prof.device!r}, but no CUDA device is visible")
     except Exception as e:
         line(False, "model profiles", str(e))
     return 0 if ok else 1

@@ -667,3 +667,23 @@ def test_gpu_check_tiny_mode_renders_each_recipe_and_rerenders_bit_identically(r
         ("dev", "none", None), ("distilled", "none", None)]
     assert all(r["seconds"] > 0 for r in doc["rows"]) and doc["bit_identical"] is True
     assert "needs CUDA" in doc["oom_retry"]["skipped"]
+
+
+def test_doctor_exits_non_zero_when_something_required_is_missing(tmp_path: Path, monkeypatch, capsys) -> None:
+    import importlib.util
+
+    import torch
+
+    from pytest_ltx.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest-ltx.models.big]\npath = "/models/x"\ndevice = "cuda"\n')
+    rc = main(["doctor"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "NO  profile big" in out and "no CUDA device is visible" in out
+    # and a required library missing
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
+    (tmp_path / "pyproject.toml").write_text("")
+    assert main(["doctor"]) == 1 and "NO  av" in capsys.readouterr().out
