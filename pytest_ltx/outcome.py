@@ -37,7 +37,16 @@ def failure_kind(status: str, outcomes: "list[Outcome] | list[dict[str, Any]]") 
         return None
     if status == "error":
         return FailureKind.INFRASTRUCTURE
-    states = [o.status.value if isinstance(o, Outcome) else str(o.get("status")) for o in outcomes]
+    def kind(o: "Outcome | dict[str, Any]") -> str:
+        status = o.status.value if isinstance(o, Outcome) else str(o.get("status"))
+        check = o.check if isinstance(o, Outcome) else str(o.get("check", ""))
+        # a baseline record that cannot be read is the repository's content (a bad merge, a truncated
+        # file): fixed in the change under review, never by rerunning — a regression, like a failed check
+        if status == "error" and check.startswith("baseline."):
+            return "failed"
+        return status
+
+    states = [kind(o) for o in outcomes]
     if "failed" in states or not states:
         return FailureKind.REGRESSION
     return FailureKind.INFRASTRUCTURE

@@ -687,3 +687,16 @@ def test_doctor_exits_non_zero_when_something_required_is_missing(tmp_path: Path
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
     (tmp_path / "pyproject.toml").write_text("")
     assert main(["doctor"]) == 1 and "NO  av" in capsys.readouterr().out
+
+
+def test_failure_kind_per_item() -> None:
+    from pytest_ltx.outcome import FailureKind, failure_kind
+
+    assert failure_kind("passed", []) is None
+    assert failure_kind("error", []) is FailureKind.INFRASTRUCTURE  # no clip: model, device, OOM, I/O, timeout
+    assert failure_kind("failed", [{"check": "motion.cuts", "status": "failed"},
+                                   {"check": "text.none", "status": "error"}]) is FailureKind.REGRESSION
+    # a metric that could not run (OCR weights missing) is the machine's problem
+    assert failure_kind("failed", [{"check": "text.none", "status": "error"}]) is FailureKind.INFRASTRUCTURE
+    # an unreadable baseline record is the repository's (a bad merge): fixed in the PR, not by a rerun
+    assert failure_kind("failed", [{"check": "baseline.read", "status": "error"}]) is FailureKind.REGRESSION
