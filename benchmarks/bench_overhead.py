@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_ltx.models import TINY_PROFILE
     from pytest_ltx.render import RenderRequest, get_renderer
-    from pytest_ltx.render.ltx2 import call_kwargs
+    from pytest_ltx.render.ltx2 import exact_zero_kwargs
 
     why_no_plugin = ""
     try:
@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         w, h, f = (int(x) for x in size.lower().split("x"))
         req = RenderRequest(prompt="a robot dancing", negative_prompt="blurry", seed=0, width=w, height=h,
                             frames=f, fps=24.0, steps=2)
-        kw = call_kwargs(TINY_PROFILE, req)
+        plan = renderer.plan(req)  # the very arguments the renderer passes (one stage: the dev recipe)
+        kw = {**exact_zero_kwargs(plan.stage_kwargs(plan.stages[0])), "prompt": req.prompt,
+              "negative_prompt": plan.negative_prompt}
         k = args.items
         (project / "specs" / "one.yaml").write_text(_spec(w, h, f, [0]))
         (project / "specs" / "many.yaml").write_text(_spec(w, h, f, list(range(k))))

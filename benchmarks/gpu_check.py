@@ -47,12 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 WIDTH, HEIGHT, FRAMES = 768, 512, 121
 PLACEMENTS = ("none", "model", "group", "sequential")
 
-#: call arguments per recipe (guidance keys of RenderRequest); the step count is set per run
-RECIPES: dict[str, dict[str, Any]] = {
-    "dev": {},  # the pipeline's LTX-2.3 defaults: CFG 3/7, STG 1 at block 28, modality 3, rescale 0.7
-    "distilled": {"scale": 1.0, "audio_scale": 1.0, "stg_scale": 0.0, "audio_stg_scale": 0.0,
-                  "modality_scale": 1.0, "audio_modality_scale": 1.0},
-}
+#: the plugin's render recipes (render/recipes.py): dev = CFG + STG + modality guidance, distilled =
+#: guidance 1 (the random weights are declared distilled for it); the step count is set per run
+RECIPES: tuple[str, ...] = ("dev", "distilled")
 
 
 @dataclass
@@ -144,28 +141,26 @@ def build_tiny_pipeline() -> Any:
 
 
 def make_renderer(pipe: Any, device: str, sizes: Any, placed_on_device: bool) -> Any:
-    """An ``LTX2Renderer`` over an in-memory pipeline (no folder): the plugin's placement, planner and
-    guard, fed the reference component sizes."""
-    import threading
-
-    from pytest_ltx.models import ModelKind, ModelProfile
+    """An ``LTX2Renderer`` over an in-memory pipeline: the plugin's planner, placement, recipes and guard,
+    fed the reference component sizes. It is set up from the embedded tiny model (same LTX-2.3 variant
+    and scheduler) and then handed ``pipe`` (None: keep the tiny pipeline)."""
+    from pytest_ltx.models import TINY_PROFILE
     from pytest_ltx.render.gpu import gpu_identity
-    from pytest_ltx.render.ltx2 import LTX2Renderer, library_versions, plan_placement
+    from pytest_ltx.render.ltx2 import LTX2Renderer, plan_placement
 
-    r = object.__new__(LTX2Renderer)
     cuda = device.startswith("cuda")
-    r.profile = ModelProfile(name="gpu-check", kind=ModelKind.LOCAL, path=Path("/in-memory"), device=device,
-                             dtype="bfloat16" if cuda else "float32", vae_tiling=True if cuda else None)
+    r = LTX2Renderer(replace(TINY_PROFILE, device="cpu"))
+    r.profile = replace(TINY_PROFILE, name="gpu-check", device=device, dtype="bfloat16" if cuda else "auto",
+                        vae_tiling=True if cuda else None)
     r.placement = plan_placement(r.profile, cuda_available=cuda, device_count=1 if cuda else 0)
-    r.model_dir = Path("/in-memory")
+    if pipe is not None:
+        r._pipe = pipe
+        r._exact_sigmas(pipe)
+        r._count_transformer(pipe)
     r.component_sizes = sizes
-    r.fingerprint, r.versions, r._pipe, r._i2v = "random-weights", library_versions(), pipe, None
-    r._lock, r.vram_plan, r.gpu = threading.Lock(), None, gpu_identity(device)
+    r.gpu = gpu_identity(device)
+    r._i2v = None
     r._applied = r.placement if (placed_on_device or not cuda) else None
-    if not cuda:
-        from pytest_ltx.render.ltx2 import apply_placement
-
-        apply_placement(pipe, r.placement)
     return r
 
 
@@ -179,9 +174,10 @@ def render_row(r: Any, recipe: str, placement: str, steps: int, size: tuple[int,
 
     w, h, f = size
     row = Row(recipe, placement, w, h, f, steps)
-    r.profile = replace(r.profile, offload=Offload(placement))
+    r.profile = replace(r.profile, offload=Offload(placement), distilled=recipe == "distilled")
+    tiny = w <= 64  # the tiny model has 2 transformer blocks: perturb block 1, not the real 28
     req = RenderRequest(prompt="a white sneaker rotating on a turntable", seed=0, width=w, height=h, frames=f,
-                        fps=24.0, steps=steps, guidance=RECIPES[recipe])
+                        fps=24.0, steps=steps, recipe=recipe, guidance={"stg_blocks": [1]} if tiny else {})
     guard = RenderGuard(progress=False)
     try:
         res = r.render(req, guard=guard)
@@ -288,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {"mode": "tiny" if args.tiny else "gpu", "rows": []}
     if args.tiny:
         device, size, placements = "cpu", (64, 64, 9), ["none"]
-        pipe = build_tiny_pipeline()
+        pipe = None  # the tiny renderer's own pipeline
         from pytest_ltx.render.plan import component_sizes_from_dir
         from pytest_ltx.render.tiny import ensure_tiny_model
 

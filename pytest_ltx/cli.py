@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main"]
 
@@ -172,6 +172,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
                 line(False, f"profile {name}", f"asks for device {prof.device!r}, but no CUDA device is visible")
     except Exception as e:
         line(False, "model profiles", str(e))
+        profiles = {}
+    for name, prof in sorted(profiles.items()):
+        for status, what, detail in doctor_profile(prof):
+            if status is None:
+                print(f"--  {what:24} {detail}")
+            else:
+                line(status, what, detail)
     return 0 if ok else 1
 
 
@@ -220,6 +227,97 @@ def _cmd_accept(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild the HTML report (and the PR-comment Markdown) from a results file, rendering nothing."""
+    from pytest_ltx.report.files import ReportWriteError, write_atomic
+    from pytest_ltx.report.page import build_report
+    from pytest_ltx.report.results import read_results
+    from pytest_ltx.report.summary import pr_comment
+
+    results = Path(args.results)
+    if results.is_dir():
+        results = results / "results.json"
+    try:
+        _, items = read_results(results)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        print(f"pytest-ltx report: cannot read {results}: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return 2
+    try:
+        b = build_report(results, Path(args.output) if args.output else None, self_contained=args.self_contained,
+                         history=[Path(h) for h in args.history])
+        if args.markdown:
+            write_atomic(Path(args.markdown), pr_comment(items, report_url=args.report_url))
+    except ReportWriteError as e:
+        print(f"pytest-ltx report: {e}", file=sys.stderr)
+        return 1
+    per_item = b.bytes / max(1, b.items)
+    print(f"{b.path}: {b.items} items, {b.bytes / 1024:.0f} kB"
+          + (f" self-contained ({per_item / 1024:.0f} kB per item)" if b.self_contained else
+             f" (media beside it in {results.parent / 'media'})"))
+    return 0
+
+
+def doctor_profile(profile: Any) -> list[tuple[bool | None, str, str]]:
+    """(ok / not ok / None = information, what, detail) lines for one model profile: where its weights
+    are, which LTX-2 generation they are (and why), which recipes it can render and what is missing."""
+    from pytest_ltx.models import ModelKind, resolve_model_dir
+    from pytest_ltx.render.base import RenderError
+    from pytest_ltx.render.recipes import REFERENCE, recipe_support
+    from pytest_ltx.render.variant import VariantError, check_declared, detect_variant
+
+    name = profile.name
+    out: list[tuple[bool | None, str, str]] = []
+    if profile.kind is ModelKind.TINY:
+        where = "embedded tiny model (built on first use)"
+    else:
+        try:
+            d = resolve_model_dir(profile)
+        except RenderError as e:
+            return [(False, f"{name}: weights", str(e).splitlines()[0])]
+        where = str(d)
+        try:
+            det = detect_variant(d)
+            variant = check_declared(profile.variant, det, f"model profile '{name}'")
+        except VariantError as e:
+            return [(True, f"{name}: weights", where), (False, f"{name}: variant", str(e))]
+        ref = REFERENCE[variant]
+        how = "declared and detected" if profile.variant else "detected"
+        out.append((True, f"{name}: weights", where))
+        out.append((True, f"{name}: variant", f"LTX-{variant} ({how}: {'; '.join(det.evidence)})"))
+        out.append((None, f"{name}: reference", f"{ref.steps} steps, STG blocks {list(ref.stg_blocks)}, "
+                    f"cross-timestep {'on' if ref.use_cross_timestep else 'off'}, image CRF {ref.image_crf} "
+                    f"({ref.source})"))
+        if not det.architecture.perturbed_attn:
+            out.append((None, f"{name}: STG", "perturbed_attn is off in this transformer: STG is dropped "
+                        "(it would perturb nothing and cost a pass per step)"))
+        if isinstance(det.components.get("diffusion_decoder"), list):
+            out.append((None, f"{name}: decoder", "ships the LTX-2.5 diffusion decoder, which only diffusers' "
+                        "LTX25ModularPipeline drives: pytest-ltx decodes with the VAE (LTX2Pipeline)"))
+    if profile.kind is ModelKind.TINY:
+        out.append((True, f"{name}: weights", where))
+    missing: list[str] = []
+    for ref_ in profile.loras:
+        if not ref_.path.is_file():
+            missing.append(f"LoRA {ref_.path}")
+    if profile.distilled_lora is not None and not profile.distilled_lora.path.is_file():
+        missing.append(f"distilled LoRA {profile.distilled_lora.path}")
+    if profile.upsampler is not None and not (profile.upsampler / "config.json").is_file():
+        missing.append(f"upsampler {profile.upsampler} (no config.json)")
+    if missing:
+        out.append((False, f"{name}: extras", "missing: " + ", ".join(missing)))
+    support = recipe_support(distilled_weights=profile.distilled,
+                             has_distilled_lora=profile.distilled_lora is not None,
+                             has_upsampler=profile.upsampler is not None)
+    default = profile.recipe or ("distilled" if profile.distilled else "dev")
+    for recipe, problem in support.items():
+        tag = " (default)" if recipe == default else ""
+        if problem is None:
+            out.append((True, f"{name}: recipe {recipe}", "supported" + tag))
+        else:
+            out.append((False if recipe == default else None, f"{name}: recipe {recipe}", problem + tag))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pytest-ltx", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,6 +344,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.set_defaults(fn=_cmd_render)
     s = sub.add_parser("schema", help="print the JSON Schema of the clip-spec format")
     s.set_defaults(fn=_cmd_schema)
+    rp = sub.add_parser("report", help="rebuild the HTML report from results.json (renders nothing)")
+    rp.add_argument("results", help="results.json (or the folder holding it); media are looked up beside it")
+    rp.add_argument("-o", "--output", default=None, help="HTML file to write (default: index.html beside results)")
+    rp.add_argument("--self-contained", action="store_true",
+                    help="inline clips and images as data URIs (one file to mail; costs ~the clip size per item)")
+    rp.add_argument("--history", nargs="*", default=[], metavar="PATH",
+                    help="earlier results.json files or folders of them: show each metric's history")
+    rp.add_argument("--markdown", default=None, metavar="FILE",
+                    help="also write a PR-comment Markdown summary (worst regressions first) to FILE")
+    rp.add_argument("--report-url", default=None, help="URL of the published report, linked from the Markdown")
+    rp.set_defaults(fn=_cmd_report)
     d = sub.add_parser("doctor", help="check this machine: libraries, device, weights, codecs, profiles")
     d.set_defaults(fn=_cmd_doctor)
     pl = sub.add_parser("plan", help="print each rendered item's VRAM envelope (no model is loaded)")

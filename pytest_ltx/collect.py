@@ -15,6 +15,7 @@ import pytest
 
 from pytest_ltx.outcome import Outcome, Status
 from pytest_ltx.report.results import ItemResult
+from pytest_ltx.report.summary import junit_properties
 from pytest_ltx.session import get_session
 
 if TYPE_CHECKING:
@@ -179,12 +180,33 @@ class LtxItem(pytest.Item):
         self.baseline_payload = golden.payload
         self._candidate = golden.candidate
         for w in golden.warnings:
-            self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
+            # environment differences are summarised once for the session (finish.py), not per item
+            if not w.startswith("baseline made in a different environment"):
+                self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
         failed = [o for o in outcomes if o.failed]
         self.result = self._make_result("failed" if failed else "passed", outcomes=outcomes,
                                         timings={"metrics_s": round(metric_s, 4)}, baseline=golden.info)
+        self._write_media(base)
+        for name, value in junit_properties(self.result.to_dict()):
+            self.user_properties.append((name, value))
         if failed:
             raise LtxCheckFailed(self, outcomes)
+
+    def _write_media(self, base: Any) -> None:
+        """The report's pictures and the clip, beside the report; a full or read-only report folder is
+        recorded on the result (and summarised once at session end), never a failure of the clip."""
+        from dataclasses import replace
+
+        from pytest_ltx.report.files import ReportWriteError
+        from pytest_ltx.report.media import write_item_media
+
+        assert self.result is not None and self.run is not None
+        try:
+            artifacts = write_item_media(get_session(self.config).settings.report_dir, self.nodeid, self.run.clip,
+                                         mp4=self.run.mp4, evaluation=self.result.evaluation, baseline=base)
+        except ReportWriteError as e:
+            artifacts = {"error": str(e)}
+        self.result = replace(self.result, artifacts=artifacts)
 
     def _metric_context(self, base: Any) -> Any:
         """What the metrics need besides the pixels: prompt, CLIP profile, the baseline's arrays."""
@@ -247,9 +269,7 @@ class LtxItem(pytest.Item):
             if plan:  # planned vs measured peak, side by side
                 t["planned_peak_vram_gb"] = plan.get("planned_peak_gb")
         t.update(timings or {})
-        artifacts: dict[str, str] = {}
-        if run is not None and run.mp4 is not None:
-            artifacts["clip"] = str(run.mp4)
+        artifacts: dict[str, Any] = {}
         evaluation = self.evaluation.to_dict() if self.evaluation is not None else None
         if evaluation is not None:
             evaluation.pop("outcomes", None)  # kept once, at the item level
@@ -262,7 +282,7 @@ class LtxItem(pytest.Item):
             item=self.name,
             source=self.spec.source_kind.value,
             status=status,
-            params=run.params if run is not None else self.spec.to_dict(),
+            params=self._params(),
             provenance=run.provenance if run is not None else {},
             timings=t,
             evaluation=evaluation,
@@ -272,7 +292,19 @@ class LtxItem(pytest.Item):
             error=error,
             failure_kind=_kind(status, outcomes or []),
             candidate=getattr(self, "_candidate", None),
+            description=self.spec.clip.description,
+            line=self.spec.line,
         )
+
+    def _params(self) -> dict[str, Any]:
+        """How the clip was asked for; the prompt is kept for file clips too (it is what CLIP scores and
+        what a reviewer reads next to the clip)."""
+        if self.run is None:
+            return self.spec.to_dict()
+        params = dict(self.run.params)
+        if self.spec.prompt and "prompt" not in params:
+            params["prompt"] = self.spec.prompt
+        return params
 
     def decorate_report(self, report: pytest.TestReport) -> None:
         """Ship the result on the report (it crosses xdist's process boundary) and add HTML extras."""
@@ -303,13 +335,14 @@ def _crash_message(report: pytest.TestReport) -> str:
 
 def _html_extras(item: LtxItem) -> list[dict[str, Any]]:
     from pytest_ltx.report.html import extras_for
-    from pytest_ltx.report.keyframes import keyframe_strip, png_bytes
 
-    run = item.run
     if item.result is None:
         return []
-    strip = png_bytes(keyframe_strip(run.clip.frames)) if run is not None else None
-    return extras_for(item.result.to_dict(), strip_png=strip, clip_path=run.mp4 if run is not None else None)
+    htmlpath = Path(item.config.getoption("htmlpath"))
+    return extras_for(item.result.to_dict(), report_dir=get_session(item.config).settings.report_dir,
+                      html_dir=htmlpath.parent if htmlpath.is_absolute() else
+                      Path(item.config.invocation_params.dir) / htmlpath.parent,
+                      self_contained=bool(item.config.getoption("self_contained_html", False)))
 
 
 def format_failure(item: LtxItem, outcomes: list[Outcome]) -> str:
@@ -325,6 +358,11 @@ def format_failure(item: LtxItem, outcomes: list[Outcome]) -> str:
     passed = [o.check for o in outcomes if o.status is Status.PASSED]
     if passed:
         lines.append(f"  ✓ passed: {', '.join(passed)}")
+    diff = ((item.result.baseline if item.result is not None else None) or {}).get("manifest_diff")
+    if diff:
+        from pytest_ltx.render.manifest import format_changes
+
+        lines.append(f"  pipeline changed since the baseline: {format_changes(diff)}")
     if item.run is not None and item.run.mp4 is not None:
         lines.append(f"  clip: {item.run.mp4}")
     return "\n".join(lines)

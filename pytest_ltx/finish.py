@@ -29,6 +29,9 @@ class SessionReporter:
         self.unused: list[tuple[str, str]] = []
         self.pruned: list[tuple[str, str]] = []
         self.problems: list[str] = []
+        #: report files that could not be written: told in one line each, the run's verdict unaffected
+        self.report_problems: list[str] = []
+        self.report_page: Path | None = None
         self.session: pytest.Session | None = None
         #: items were deselected (-k/-m are seen by note_collection; --lf, --sw and plugins only here)
         self.deselected = False
@@ -36,6 +39,7 @@ class SessionReporter:
         #: failed/errored reports of tests that are not clip items (those are always regressions)
         self.other_failures = 0
         self.exit_kind: str | None = None
+        self.exit_status = 0
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
@@ -86,24 +90,54 @@ class SessionReporter:
         if self._whole_suite(session) and getattr(s, "collected_specs", None):
             self._unused_baselines()
         if s.results:
-            self.results_path = s.settings.report_dir / "results.json"
-            write_results(self.results_path, s.results, meta={
-                "settings": s.settings.to_dict(),
-                "baselines": None if self.baseline_summary is None else _to_dict(self.baseline_summary),
-                "unused_baselines": [list(k) for k in self.unused],
-                "exit": {"status": int(session.exitstatus), "kind": self.exit_kind},
-            })
-            if s.settings.durations is not None:
+            self._write_reports()
+            self._step_summary()
+            if s.settings.durations is not None:  # what balances the next --ltx-shard run
                 try:
                     from pytest_ltx.shard import update_durations
 
                     update_durations(s.settings.durations, [r.to_dict() for r in s.results])
                 except OSError as e:
                     self.problems.append(f"could not update durations {s.settings.durations}: {e}")
-            self._step_summary()
+
+    def _write_reports(self) -> None:
+        """results.json, then the HTML page and the PR-comment Markdown built from it. A full or
+        read-only report folder costs one line in the summary, never the run."""
+        from pytest_ltx.report.files import ReportWriteError
+
+        s = self.s
+        media_errors = [r.artifacts["error"] for r in s.results if (r.artifacts or {}).get("error")]
+        if media_errors:
+            self.report_problems.append(f"report media missing for {len(media_errors)} item(s): {media_errors[0]}")
+        path = s.settings.report_dir / "results.json"
+        try:
+            write_results(path, s.results, meta={
+                "settings": s.settings.to_dict(),
+                "baselines": None if self.baseline_summary is None else _to_dict(self.baseline_summary),
+                "unused_baselines": [list(k) for k in self.unused],
+                "exit": {"status": self.exit_status, "kind": self.exit_kind},
+            })
+        except ReportWriteError as e:
+            self.report_problems.append(f"{e}; no HTML report either")
+            return
+        self.results_path = path
+        try:
+            from pytest_ltx.report.page import build_report
+            from pytest_ltx.report.summary import pr_comment
+
+            self.report_page = build_report(path, history=s.settings.history).path
+            from pytest_ltx.report.files import write_atomic
+
+            write_atomic(s.settings.report_dir / "summary.md", pr_comment(s.results, run_url=_run_url()))
+        except ReportWriteError as e:
+            self.report_problems.append(str(e))
+        except Exception as e:  # a report bug must not take the run's verdict with it
+            self.report_problems.append(f"could not build the HTML report ({e.__class__.__name__}: {e}); "
+                                        f"rebuild it with `pytest-ltx report {path}`")
 
     def _exit_kind(self, session: pytest.Session) -> None:
         """Regression (exit 1) vs infrastructure only (exit :data:`EXIT_INFRASTRUCTURE`)."""
+        self.exit_status = int(session.exitstatus)
         kinds = {r.failure_kind for r in self.s.results if r.failure_kind}
         if "regression" in kinds or self.other_failures or self.problems:
             self.exit_kind = "regression" if kinds or self.other_failures else None
@@ -112,6 +146,7 @@ class SessionReporter:
             self.exit_kind = "infrastructure"
             if int(session.exitstatus) == int(pytest.ExitCode.TESTS_FAILED):
                 session.exitstatus = EXIT_INFRASTRUCTURE
+                self.exit_status = EXIT_INFRASTRUCTURE
 
     def _flush_baselines(self) -> None:
         from pytest_ltx.baseline import BaselineRecord
@@ -227,11 +262,11 @@ class SessionReporter:
             with open(target, "a", encoding="utf-8") as f:
                 f.write(markdown(self.s.results, extra_sections=extra))
         except OSError as e:
-            self.problems.append(f"could not write GITHUB_STEP_SUMMARY: {e}")
+            self.report_problems.append(f"could not write GITHUB_STEP_SUMMARY {target}: {e.strerror or e}")
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         s = self.s
-        if s.is_worker or not (s.results or self.problems or self.unused):
+        if s.is_worker or not (s.results or self.problems or self.unused or self.report_problems):
             return
         from pytest_ltx.report.summary import terminal_lines
 
@@ -249,13 +284,23 @@ class SessionReporter:
             tr.write_line(f"{len(self.unused)} baseline(s) {verb}:")
             for ik, mk in self.unused:
                 tr.write_line(f"  {ik} [{mk}]")
-        for p in self.problems:
+        for p in self.problems + self.report_problems:
             tr.write_line(f"pytest-ltx: {p}", red=True)
         if self.exit_kind == "infrastructure":
             tr.write_line(f"pytest-ltx: infrastructure errors only, no regression: exit status {EXIT_INFRASTRUCTURE} "
                           "(retry the job)", yellow=True)
-        if self.results_path is not None:
+        if self.report_page is not None:
+            tr.write_line(f"report: {self.report_page}  (results: {self.results_path})")
+        elif self.results_path is not None:
             tr.write_line(f"results: {self.results_path}")
+
+
+def _run_url() -> str | None:
+    """The GitHub Actions run page (where the report artifact is), when running in Actions."""
+    env = os.environ
+    if env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID"):
+        return f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return None
 
 
 def _to_dict(x: Any) -> Any:

@@ -62,6 +62,9 @@ def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
                 out["image_sha256"] = image.get("sha256")
         if run.provenance.get("model_identity"):
             out["model_identity"] = run.provenance["model_identity"]
+        manifest = run.provenance.get("manifest")
+        if manifest:  # versions live in the environment (see above); the diff reads them from there
+            out["manifest"] = {k: v for k, v in manifest.items() if k != "versions"}
         return out
     if run.source == "file":
         return {"source": "file", "file": item.clip.file.path if item.clip.file else None,
@@ -136,6 +139,21 @@ def _identity_change(store: Any, item_key: str, others: Sequence[str], run: "Cli
         if change:
             return [f"{other}: " + "; ".join(change)]
     return []
+
+
+def _manifest_changes(base: "BaselineRecord", current: "BaselineRecord") -> list[str]:
+    """How the render pipeline differs between the baseline and this run (library versions from the
+    records' environments, the rest from their render manifests); [] when either has no manifest."""
+    from pytest_ltx.render.manifest import manifest_changes
+
+    def with_versions(rec: "BaselineRecord") -> dict[str, Any] | None:
+        m = rec.provenance.get("manifest")
+        if not m:
+            return None
+        libs = (rec.environment or {}).get("libraries") or {}
+        return {**m, "versions": {k: libs.get(k) for k in ("diffusers", "torch", "transformers") if k in libs}}
+
+    return manifest_changes(with_versions(base), with_versions(current))
 
 
 def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
@@ -238,6 +256,14 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
     step.outcomes += cmp.outcomes()
     if cmp.environment:
         step.warnings.append("baseline made in a different environment: " + "; ".join(cmp.environment))
+    pipeline_changes = _manifest_changes(base, current)
+    if pipeline_changes:
+        from pytest_ltx.render.manifest import format_changes
+
+        step.info["manifest_diff"] = pipeline_changes
+        failed = any(o.failed for o in step.outcomes)
+        step.warnings.append(("baseline failed; " if failed else "")
+                             + "pipeline changed since the baseline: " + format_changes(pipeline_changes))
     changed = _request_changes(base.provenance, current.provenance)
     if changed:
         step.warnings.append("baseline made from a different request (update it if the change is intended): "

@@ -11,6 +11,7 @@ nothing moves.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields, replace
 from enum import Enum
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pytest_ltx.render.base import RenderError
+from pytest_ltx.render.extras import LoraRef
 
 if TYPE_CHECKING:
     from pytest_ltx.model_identity import ModelIdentity
@@ -40,7 +42,8 @@ __all__ = [
 ]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
-_VARIANTS = ("2.0", "2.3")
+_VARIANTS = ("auto", "2.0", "2.3", "2.5")
+_RECIPES = ("dev", "distilled", "two-stage")
 
 
 class ModelKind(str, Enum):
@@ -81,14 +84,27 @@ class ModelProfile:
     offload: Offload = Offload.NONE
     #: None → on for CUDA (avoids the VAE decode peak), off on CPU
     vae_tiling: bool | None = None
-    #: selects call defaults: STG block [29] + no cross-timestep for 2.0; [28] + cross-timestep for 2.3
-    variant: str = "2.3"
+    #: LTX-2 generation: None / "auto" → detected from the checkpoint's configs; a declared one that
+    #: contradicts them is an error (see ``render/variant.py``)
+    variant: str | None = None
     #: prompt padding length; None → the pipeline default (1024)
     max_sequence_length: int | None = None
-    #: blocks perturbed by spatio-temporal guidance; None → the variant's default
+    #: blocks perturbed by spatio-temporal guidance; None → the variant's reference blocks
     stg_blocks: tuple[int, ...] | None = None
     #: CPU torch threads; 1 by default because the audio bits change with the thread count
     threads: int = 1
+    #: default render recipe (dev | distilled | two-stage); None → distilled on distilled weights, else dev
+    recipe: str | None = None
+    #: the checkpoint is a distilled one (its configs cannot say so)
+    distilled: bool = False
+    #: step count for guided stages instead of the reference one (the tiny profile keeps CI fast)
+    steps: int | None = None
+    #: LoRAs applied to every stage, in order
+    loras: tuple[LoraRef, ...] = ()
+    #: the distilled LoRA: refines stage 2 of two-stage on dev weights (and makes `distilled` possible)
+    distilled_lora: LoraRef | None = None
+    #: folder of the spatial latent upsampler (diffusers LTX2LatentUpsamplerModel) two-stage needs
+    upsampler: Path | None = None
 
     def __post_init__(self) -> None:
         if self.path is not None and not isinstance(self.path, Path):
@@ -97,16 +113,16 @@ class ModelProfile:
         object.__setattr__(self, "offload", Offload(self.offload))
         if self.stg_blocks is not None:
             object.__setattr__(self, "stg_blocks", tuple(int(b) for b in self.stg_blocks))
+        if self.upsampler is not None and not isinstance(self.upsampler, Path):
+            object.__setattr__(self, "upsampler", Path(self.upsampler))
+        object.__setattr__(self, "loras", tuple(self.loras))
 
-    @property
-    def default_stg_blocks(self) -> tuple[int, ...]:
-        if self.stg_blocks is not None:
-            return self.stg_blocks
-        return (29,) if self.variant == "2.0" else (28,)
+    def extras_identity(self) -> dict[str, Any]:
+        """Content identity of the LoRAs and upsampler this profile adds ({} when none): fold it into the
+        fingerprint. Raises ``FileNotFoundError`` naming a missing file."""
+        from pytest_ltx.render.extras import extras_identity
 
-    @property
-    def use_cross_timestep(self) -> bool:
-        return self.variant != "2.0"
+        return extras_identity(self.loras, self.distilled_lora, self.upsampler)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +139,12 @@ class ModelProfile:
             "max_sequence_length": self.max_sequence_length,
             "stg_blocks": None if self.stg_blocks is None else list(self.stg_blocks),
             "threads": self.threads,
+            "recipe": self.recipe,
+            "distilled": self.distilled,
+            "steps": self.steps,
+            "loras": [r.to_dict() for r in self.loras],
+            "distilled_lora": None if self.distilled_lora is None else self.distilled_lora.to_dict(),
+            "upsampler": None if self.upsampler is None else str(self.upsampler),
         }
 
 
@@ -137,6 +159,7 @@ TINY_PROFILE = ModelProfile(
     max_sequence_length=32,
     stg_blocks=(1,),
     threads=1,
+    steps=8,
 )
 
 
@@ -236,7 +259,7 @@ def _parse_profile(name: str, raw: Mapping[str, Any], rootdir: Path, where: str)
         v = str(raw["variant"])
         if v not in _VARIANTS:
             raise bad("variant", f"must be one of {list(_VARIANTS)}, got {raw['variant']!r}")
-        kw["variant"] = v
+        kw["variant"] = None if v == "auto" else v
     for key, lo in (("max_sequence_length", 1), ("threads", 1)):
         if key in raw:
             v = raw[key]
@@ -248,6 +271,57 @@ def _parse_profile(name: str, raw: Mapping[str, Any], rootdir: Path, where: str)
         if not isinstance(v, list) or not v or not all(isinstance(b, int) and b >= 0 for b in v):
             raise bad("stg_blocks", f"must be a non-empty list of block indices, got {v!r}")
         kw["stg_blocks"] = tuple(v)
+    if "recipe" in raw:
+        if raw["recipe"] not in _RECIPES:
+            raise bad("recipe", f"must be one of {list(_RECIPES)}, got {raw['recipe']!r}")
+        kw["recipe"] = raw["recipe"]
+    if "distilled" in raw:
+        if not isinstance(raw["distilled"], bool):
+            raise bad("distilled", f"must be true or false, got {raw['distilled']!r}")
+        kw["distilled"] = raw["distilled"]
+    if "steps" in raw:
+        v = raw["steps"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 200:
+            raise bad("steps", f"must be an integer 1..200, got {v!r}")
+        kw["steps"] = v
+
+    def rel(p: str) -> Path:
+        q = Path(os.path.expanduser(p))
+        return q if q.is_absolute() else Path(rootdir) / q
+
+    def lora(key: str, v: Any) -> LoraRef:
+        if isinstance(v, str) and v.strip():
+            return LoraRef(path=rel(v))
+        if not isinstance(v, Mapping) or not isinstance(v.get("path"), str) or not v["path"].strip():
+            raise bad(key, f"must be a path or a table {{path = \"...\", scale = 1.0}}, got {v!r}")
+        extra = sorted(set(v) - {"path", "scale", "name"})
+        if extra:
+            raise bad(key, f"unknown key {extra[0]!r} (allowed: path, scale, name)")
+        sc = v.get("scale", 1.0)
+        if not isinstance(sc, (int, float)) or isinstance(sc, bool) or not -10 <= sc <= 10:
+            raise bad(key, f"scale must be a number in -10..10, got {sc!r}")
+        name = v.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise bad(key, f"name must be a non-empty string, got {name!r}")
+        return LoraRef(path=rel(v["path"]), scale=float(sc), name=name)
+
+    if "loras" in raw:
+        v = raw["loras"]
+        if not isinstance(v, list):
+            raise bad("loras", f"must be a list of {{path, scale}} tables, got {v!r}")
+        refs = tuple(lora(f"loras[{i}]", x) for i, x in enumerate(v))
+        names = [r.adapter for r in refs]
+        if len(set(names)) != len(names):
+            raise bad("loras", f"two LoRAs share the adapter name {sorted(n for n in names if names.count(n) > 1)[0]!r}; "
+                      "give one a `name`")
+        kw["loras"] = refs
+    if "distilled_lora" in raw:
+        kw["distilled_lora"] = lora("distilled_lora", raw["distilled_lora"])
+    if "upsampler" in raw:
+        v = raw["upsampler"]
+        if not isinstance(v, str) or not v.strip():
+            raise bad("upsampler", f"must be a path to a latent upsampler folder, got {v!r}")
+        kw["upsampler"] = rel(v)
     return replace(base, **kw)
 
 
@@ -374,7 +448,7 @@ def identity_dir(d: Path, *, extras: Mapping[str, Any] | None = None) -> "ModelI
     from pytest_ltx.model_identity import IdentityError, model_identity
 
     d = Path(d)
-    memo_key = (_stat_key(d), tuple(sorted((extras or {}).items())))
+    memo_key = (_stat_key(d), json.dumps(extras or {}, sort_keys=True, default=str))
     if memo_key not in _IDENTITY_MEMO:
         try:
             _IDENTITY_MEMO[memo_key] = model_identity(d, extras=extras)
@@ -394,7 +468,11 @@ def identity(profile: ModelProfile) -> "ModelIdentity":
     of them) are not on this machine, saying how to provide them."""
     d = resolve_model_dir(profile)
     try:
-        return identity_dir(d)
+        extras = profile.extras_identity()  # LoRAs and upsampler change the model: part of its identity
+    except FileNotFoundError as e:
+        raise ModelNotFoundError(f"model profile '{profile.name}': {e}") from None
+    try:
+        return identity_dir(d, extras=extras)
     except ModelNotFoundError as e:
         raise ModelNotFoundError(f"model profile '{profile.name}': {e}\n" + _how_to_provide(profile)) from None
 

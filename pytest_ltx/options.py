@@ -124,6 +124,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache_dir", "render cache directory", ".ltx-cache", metavar="DIR"),
     Option("report_dir", "where results.json, clips and keyframe strips are written", "ltx-report",
            metavar="DIR"),
+    Option("history", "earlier results.json files, or folders holding them (e.g. downloaded CI artifacts): the "
+           "report shows each metric's history across those runs and this one", (), _parse_list, metavar="PATHS"),
     Option("baselines", "golden baseline directory", "baselines", metavar="DIR"),
     Option("update_baselines", "rewrite the golden baselines of the selected items (written at session end)",
            False, _parse_bool, "true"),
@@ -209,6 +211,7 @@ class Settings:
     no_cache: bool
     cache_dir: Path
     report_dir: Path
+    history: tuple[Path, ...]
     baselines: Path
     update_baselines: bool
     create_missing: bool
@@ -262,6 +265,8 @@ def settings(config: pytest.Config) -> Settings:
         no_cache=resolve(config, "no_cache"),
         cache_dir=cache_dir if cache_dir.is_absolute() else root / cache_dir,
         report_dir=path("report_dir"),
+        history=tuple(p if p.is_absolute() else Path(config.invocation_params.dir) / p
+                      for p in (Path(h).expanduser() for h in resolve(config, "history"))),
         baselines=path("baselines"),
         update_baselines=resolve(config, "update_baselines") or calibrate > 1,
         create_missing=resolve(config, "create_missing"),

@@ -79,6 +79,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    """pytest-html puts the test id into its results table as markup: a spec *file name* such as
+    ``x<details open ontoggle=alert(1)>.yaml`` would run script in whoever opens the report."""
+    from pytest_ltx.report.html import escape_results_row
+
+    escape_results_row(report, cells)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     s = config.stash.get(SESSION_KEY, None)
     if s is not None:

@@ -70,7 +70,10 @@ def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str,
 
     from pytest_ltx.render.gpu import gpu_identity, pin_device
 
-    model = {k: v for k, v in profile.to_dict().items() if k != "path"}
+    model = {k: v for k, v in profile.to_dict().items() if k not in ("path", "loras", "distilled_lora", "upsampler")}
+    extras = profile.extras_identity()  # LoRAs and upsampler by content, not by path
+    if extras:
+        model["extras"] = extras
     cuda = torch.cuda.is_available()
     count = torch.cuda.device_count() if cuda else 0
     placement = plan_placement(profile, cuda, device_count=count)
@@ -140,6 +143,17 @@ def preflight_plan(profile: Any, req: Any, vram_gb_max: float | None, margin_gb:
     return plan
 
 
+def item_nodeid(item: "ItemSpec", rootdir: Path) -> str:
+    """The item's pytest node id (``specs/a.yaml::clip[seed=0]``), as collect.py names it."""
+    if item.spec_path is None:
+        return item.name
+    try:
+        rel = item.spec_path.resolve().relative_to(Path(rootdir).resolve()).as_posix()
+    except ValueError:
+        rel = item.spec_path.resolve().as_posix()
+    return f"{rel}::{item.name}"
+
+
 def _where(item: "ItemSpec") -> str:
     return f"{item.spec_path}:{item.line}" if item.spec_path else item.name
 
@@ -174,16 +188,18 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     profile, req = _request(item, session)
     try:
         ident = session.identity(profile)
+        prov = render_provenance(profile, ident.fingerprint, req)
     except RenderError as e:
         raise InfraError(str(e)) from None
+    except FileNotFoundError as e:
+        raise InfraError(f"model profile '{profile.name}': {e}") from None
     fp = ident.fingerprint
     guard = _guard(item, session)
-    try:
-        prov = render_provenance(profile, fp, req)
-        if guard.vram_gb_max is not None:
+    if guard.vram_gb_max is not None:
+        try:
             preflight_plan(profile, req, guard.vram_gb_max, session.settings.vram_margin)
-    except RenderError as e:
-        raise InfraError(str(e)) from None
+        except RenderError as e:
+            raise InfraError(str(e)) from None
     model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
     need_raw = c.expect.determinism is not None
@@ -224,7 +240,8 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     meta = {
         "seconds": result.seconds,
         "peak_vram_gb": result.peak_vram_gb,
-        "render": how,
+        # the manifest comes back on a cache hit too, so a baseline diff never needs the pipeline loaded
+        "render": {**how, "manifest": result.provenance.get("manifest")},
         "provenance": result.provenance,
     }
     from pytest_ltx.storage import StoreError
@@ -292,8 +309,7 @@ def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
 
     spec = item.clip.testcard
     key = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
-    stem = item.spec_path.stem if item.spec_path else "spec"
-    mp4 = session.report_clip_path(f"{stem}__{item.name}")
+    mp4 = session.report_clip_path(item_nodeid(item, session.settings.rootdir))
     # drawn frame by frame straight into the mp4, then read back like a render: the metrics see the
     # codec's effect, and a large card is never held in memory twice
     truth = write(spec, mp4)

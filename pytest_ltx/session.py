@@ -6,7 +6,6 @@ item results and queued baseline records shipped on test reports, and writes the
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -22,14 +21,9 @@ if TYPE_CHECKING:
     from pytest_ltx.model_identity import ModelIdentity
     from pytest_ltx.models import ModelProfile
 
-__all__ = ["LtxSession", "SESSION_KEY", "get_session", "safe_name"]
+__all__ = ["LtxSession", "SESSION_KEY", "get_session"]
 
 SESSION_KEY = pytest.StashKey["LtxSession"]()
-
-
-def safe_name(s: str) -> str:
-    """A file-system-safe, still readable version of an item name (``robot[seed=1]`` → ``robot_seed=1_``)."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", s)
 
 
 class LtxSession:
@@ -140,11 +134,17 @@ class LtxSession:
             self._scratch = tempfile.TemporaryDirectory(prefix="pytest-ltx-")
         return Path(self._scratch.name)
 
-    def report_clip_path(self, name: str) -> Path:
-        """Where a clip that lives nowhere else (a drawn test card) is kept for the report."""
-        d = self.settings.report_dir / "clips"
-        d.mkdir(parents=True, exist_ok=True)
-        return d / (safe_name(name) + ".mp4")
+    def report_clip_path(self, nodeid: str) -> Path:
+        """Where a clip that lives nowhere else (a drawn test card) is kept for the report: in the item's
+        media folder, named from a hash of its node id (unique across spec folders and xdist workers)."""
+        from pytest_ltx.report.media import item_media_dir
+
+        d = item_media_dir(self.settings.report_dir, nodeid)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a report folder that refuses files must not stop the card: draw it aside
+            return self.scratch_dir() / f"{d.name}.mp4"
+        return d / "clip.mp4"
 
     def close(self) -> None:
         if self._scratch is not None:

@@ -10,7 +10,7 @@ __all__ = ["RENDER_LIBRARIES", "METRIC_LIBRARIES", "package_versions"]
 
 #: change the pixels or samples of a rendered and encoded clip
 RENDER_LIBRARIES: tuple[str, ...] = (
-    "torch", "diffusers", "transformers", "av", "opencv-python-headless", "numpy", "pytest-ltx",
+    "torch", "diffusers", "transformers", "peft", "av", "opencv-python-headless", "numpy", "pytest-ltx",
 )
 #: also change what the metrics measure on a clip
 METRIC_LIBRARIES: tuple[str, ...] = RENDER_LIBRARIES + ("torchvision", "open-clip-torch", "easyocr", "librosa")

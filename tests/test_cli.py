@@ -78,3 +78,36 @@ def test_doctor_reports_each_piece(capsys) -> None:
     out = capsys.readouterr().out
     for piece in ("torch", "diffusers", "OCR weights", "mp4 encoding", "model profiles", "device"):
         assert piece in out
+
+
+def test_doctor_reports_a_declared_checkpoints_variant_and_recipes(render_tiny_dir: Path, render_tiny_extras,
+                                                                   tmp_path: Path, monkeypatch, capsys) -> None:
+    """A declared checkpoint: where it is, which LTX-2 generation (and the evidence), which recipes it can
+    render and what is missing; a declared variant that contradicts the checkpoint is a NO line."""
+    (tmp_path / "pyproject.toml").write_text(f"""
+[tool.pytest-ltx.models.full]
+path = "{render_tiny_dir}"
+device = "cpu"
+upsampler = "{render_tiny_extras['upsampler']}"
+distilled_lora = {{path = "{render_tiny_extras['distilled_lora']}", scale = 1.0}}
+
+[tool.pytest-ltx.models.bare]
+path = "{render_tiny_dir}"
+recipe = "two-stage"
+
+[tool.pytest-ltx.models.wrong]
+path = "{render_tiny_dir}"
+variant = "2.0"
+""")
+    monkeypatch.chdir(tmp_path)
+    rc = main(["doctor"])
+    out = capsys.readouterr().out
+    assert "ok  full: variant" in out and "LTX-2.3 (detected: text_encoder/config.json: model_type=gemma3" in out
+    assert "full: reference" in out and "30 steps, STG blocks [28], cross-timestep on, image CRF 33" in out
+    for recipe in ("dev", "distilled", "two-stage"):
+        assert f"ok  full: recipe {recipe}" in out
+    # the default recipe of `bare` cannot run: a failing line naming both missing pieces
+    assert "NO  bare: recipe two-stage" in out and "latent upsampler" in out and "distilled LoRA" in out
+    assert "--  bare: recipe distilled" in out  # not its default: information only
+    assert "NO  wrong: variant" in out and "declares variant '2.0', but the checkpoint is LTX-2.3" in out
+    assert rc == 1

@@ -212,94 +212,85 @@ def test_gpu_identity_reaches_the_baseline_environment_and_its_diff() -> None:
 # ---------------------------------------------------------------------- out of memory, timeout, retries
 
 
-class _Vae:
-    def __init__(self) -> None:
-        self.tiling = False
+class _Placer:
+    """Stands in for ``apply_placement`` / ``release_placement`` on a CPU box: records where the pipeline
+    would go and runs out of memory where told to (the tiny pipeline itself stays on the CPU)."""
 
-    def enable_tiling(self) -> None:
-        self.tiling = True
+    def __init__(self, oom_place: set[str] = frozenset(), oom_render: set[str] = frozenset(), once: bool = True):
+        self.log: list[tuple] = []
+        self.where: str | None = None
+        self.oom_place, self.oom_render, self.once = set(oom_place), set(oom_render), once
 
-    def disable_tiling(self) -> None:
-        self.tiling = False
-
-
-class _GpuPipe:
-    """A pipeline that runs out of memory while fully resident (``.to(cuda)``), and works offloaded."""
-
-    vocoder = SimpleNamespace(config=SimpleNamespace(output_sampling_rate=48000))
-
-    def __init__(self, fail: type[BaseException] | None = None, steps_s: float = 0.0) -> None:
-        self.vae = _Vae()
-        self.log: list[Any] = []
-        self.where = "cpu"
-        self.fail = fail
-        self.calls = 0
-        self.components: dict[str, Any] = {}
-
-    def to(self, device: str) -> "_GpuPipe":
-        self.where = device
-        self.log.append(("to", device))
-        return self
-
-    def enable_model_cpu_offload(self, gpu_id=None) -> None:
-        self.where = "model"
-        self.log.append(("model", gpu_id))
-
-    def enable_group_offload(self, **kw) -> None:
-        self.where = "group"
-        self.log.append(("group", str(kw["onload_device"])))
-
-    def enable_sequential_cpu_offload(self, gpu_id=None) -> None:
-        self.where = "sequential"
-        self.log.append(("sequential", gpu_id))
-
-    def remove_all_hooks(self) -> None:
-        self.log.append(("remove_hooks",))
-
-    def set_progress_bar_config(self, **kw) -> None:
-        pass
-
-    def __call__(self, **kw):
+    def apply(self, pipe: Any, pl: Any) -> None:
         import torch
 
-        self.calls += 1
-        if self.fail is not None:
-            raise self.fail("a real bug, not memory")
-        if self.where.startswith("cuda"):
+        if pl.offload.value in self.oom_place:
+            self.log.append(("place-failed", pl.offload.value))
+            raise torch.OutOfMemoryError("CUDA out of memory while moving weights")
+        self.where = pl.offload.value
+        self.log.append(("place", pl.offload.value, pl.device))
+
+    def release(self, pipe: Any) -> None:
+        self.where = None
+        self.log.append(("release",))
+
+    def hook(self, *args: Any, **kwargs: Any) -> None:  # a transformer forward pre-hook
+        import torch
+
+        if self.where in self.oom_render:
+            if self.once:
+                self.oom_render.discard(self.where)
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        cb = kw["callback_on_step_end"]
-        for i in range(kw["num_inference_steps"]):
-            cb(self, i, 0, {"latents": None})
-        f = kw["num_frames"]
-        return SimpleNamespace(frames=np.full((1, f, kw["height"], kw["width"], 3), 0.5, np.float32),
-                               audio=torch.zeros(1, 2, 4800))
 
 
-def _gpu_renderer(model_dir: Path, pipe: _GpuPipe, device: str = "cuda:0") -> Any:
-    from pytest_ltx.render.ltx2 import LTX2Renderer, library_versions, plan_placement
+@pytest.fixture
+def gpu_renderer(monkeypatch, render_tiny_renderer):
+    """A copy of the tiny renderer that believes it is on ``cuda:0`` (placement faked, see _Placer)."""
+    import copy
 
-    r = object.__new__(LTX2Renderer)
-    r.profile = ModelProfile(name="gpu", kind=ModelKind.LOCAL, path=model_dir, device=device)
-    r.placement = plan_placement(r.profile, cuda_available=True, device_count=1)
-    r.model_dir = model_dir
-    r.fingerprint, r.versions, r._pipe, r._i2v = "f" * 64, library_versions(), pipe, None
-    r._lock, r._applied, r.vram_plan, r.gpu = threading.Lock(), None, None, {"name": "fake"}
-    return r
+    import pytest_ltx.render.ltx2 as ltx2
+
+    def make(placer: _Placer) -> Any:
+        state = _fake_gpu(monkeypatch, free_gb=80)
+        monkeypatch.setattr(ltx2, "apply_placement", placer.apply)
+        monkeypatch.setattr(ltx2, "release_placement", placer.release)
+        r = copy.copy(render_tiny_renderer)
+        r.placement = ltx2.plan_placement(replace(r.profile, device="cuda:0", dtype="auto"), cuda_available=True,
+                                          device_count=1)
+        r._applied, r.vram_plan, r.gpu, r._i2v, r._monitor = None, None, {"name": "fake"}, None, None
+        r._latents = type(r._latents)()
+        handle = r._pipe.transformer.register_forward_pre_hook(placer.hook)
+        r._state = state
+        return r, handle
+
+    made: list[Any] = []
+
+    def factory(placer: _Placer) -> Any:
+        r, h = make(placer)
+        made.append(h)
+        return r
+
+    yield factory
+    for h in made:
+        h.remove()
 
 
-def test_out_of_memory_frees_and_retries_once_one_rung_lower(monkeypatch, render_tiny_dir: Path) -> None:
+def _req() -> RenderRequest:
+    return RenderRequest(prompt="a robot", width=64, height=64, frames=9, steps=1, guidance={"stg_blocks": [1]})
+
+
+def test_out_of_memory_frees_and_retries_once_one_rung_lower(gpu_renderer) -> None:
     from pytest_ltx.render.guard import RenderGuard
 
-    state = _fake_gpu(monkeypatch, free_gb=80)
-    pipe = _GpuPipe()
-    r = _gpu_renderer(render_tiny_dir, pipe)
+    placer = _Placer(oom_render={"none"})
+    r = gpu_renderer(placer)
     guard = RenderGuard()
-    res = r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, steps=2), guard=guard)
+    res = r.render(_req(), guard=guard)
     # planned "none" (the tiny model fits anywhere), ran out of memory, freed, moved to model offload
     assert [a.placement for a in guard.attempts] == ["none", "model"]
     assert guard.attempts[0].error_kind.value == "out_of_memory" and guard.attempts[1].error is None
-    assert pipe.log[:3] == [("to", "cuda:0"), ("remove_hooks",), ("to", "cpu")] and ("model", 0) in pipe.log
-    assert "empty_cache" in state["calls"] and pipe.calls == 2
+    assert placer.log == [("place", "none", "cuda:0"), ("release",), ("place", "model", "cuda:0")]
+    assert "empty_cache" in r._state["calls"]
     assert res.peak_vram_gb == pytest.approx(12.5)
     prov = res.provenance
     assert prov["placement"]["offload"] == "model" and "retried with 'model'" in " ".join(prov["placement"]["notes"])
@@ -307,64 +298,53 @@ def test_out_of_memory_frees_and_retries_once_one_rung_lower(monkeypatch, render
     assert prov["vram_plan"]["offload"] == "none" and prov["gpu"] == {"name": "fake"}
 
 
-def test_out_of_memory_while_placing_is_guarded_too(monkeypatch, render_tiny_dir: Path) -> None:
+def test_out_of_memory_while_placing_is_guarded_too(gpu_renderer) -> None:
     """``pipe.to("cuda")`` running out of memory half-way is caught, cleaned up and retried lower."""
-    import torch
-
     from pytest_ltx.render.guard import RenderGuard
 
-    _fake_gpu(monkeypatch)
-
-    class NoRoom(_GpuPipe):
-        def to(self, device: str) -> "_GpuPipe":
-            if device.startswith("cuda"):
-                self.log.append(("to-failed", device))
-                raise torch.OutOfMemoryError("CUDA out of memory while moving weights")
-            return super().to(device)
-
-    pipe = NoRoom()
+    placer = _Placer(oom_place={"none"})
+    r = gpu_renderer(placer)
     guard = RenderGuard()
-    r = _gpu_renderer(render_tiny_dir, pipe)
-    r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, steps=1), guard=guard)
+    r.render(_req(), guard=guard)
     assert [(a.placement, a.error_kind and a.error_kind.value) for a in guard.attempts] == [
         ("none", "out_of_memory"), ("model", None)]
     # the half-placed pipeline was moved back before model offload was set up
-    assert pipe.log[:3] == [("to-failed", "cuda:0"), ("remove_hooks",), ("to", "cpu")] and pipe.log[-1] == ("model", 0)
-    assert pipe.calls == 1
+    assert placer.log == [("place-failed", "none"), ("release",), ("place", "model", "cuda:0")]
 
 
-def test_out_of_memory_twice_is_an_infrastructure_error(monkeypatch, render_tiny_dir: Path) -> None:
-    import torch
-
+def test_out_of_memory_twice_is_an_infrastructure_error(gpu_renderer) -> None:
     from pytest_ltx.render.guard import RenderGuard
 
-    _fake_gpu(monkeypatch)
-
-    class AlwaysOOM(_GpuPipe):
-        def __call__(self, **kw):
-            self.calls += 1
-            raise torch.OutOfMemoryError("CUDA out of memory")
-
-    pipe = AlwaysOOM()
+    placer = _Placer(oom_render={"none", "model"}, once=False)
     guard = RenderGuard()
     with pytest.raises(RenderError, match="Out of memory again after retrying with offload 'model'"):
-        _gpu_renderer(render_tiny_dir, pipe).render(RenderRequest(prompt="p", width=64, height=64, frames=9),
-                                                    guard=guard)
-    assert pipe.calls == 2 and len(guard.attempts) == 2  # once, never more
+        gpu_renderer(placer).render(_req(), guard=guard)
+    assert len(guard.attempts) == 2  # once, never more
 
 
-@pytest.mark.parametrize("exc", [AssertionError, ValueError])
-def test_other_failures_are_never_retried(monkeypatch, render_tiny_dir: Path, exc: type[BaseException]) -> None:
+def test_other_failures_are_never_retried(gpu_renderer, monkeypatch) -> None:
     from pytest_ltx.render.guard import RenderGuard
 
-    _fake_gpu(monkeypatch)
-    pipe = _GpuPipe(fail=exc)
-    pipe.where = "model"  # would not run out of memory
+    placer = _Placer()
+    r = gpu_renderer(placer)
+
+    def boom(*a: Any, **k: Any) -> None:
+        raise ValueError("a real bug, not memory")
+
+    monkeypatch.setattr(r, "decode", boom)
     guard = RenderGuard()
     with pytest.raises(RenderError, match="a real bug"):
-        _gpu_renderer(render_tiny_dir, pipe).render(RenderRequest(prompt="p", width=64, height=64, frames=9),
-                                                    guard=guard)
-    assert pipe.calls == 1 and [a.error_kind.value for a in guard.attempts] == ["other"]
+        r.render(_req(), guard=guard)
+    assert [a.error_kind.value for a in guard.attempts] == ["other"]
+    assert placer.log == [("place", "none", "cuda:0")]
+
+
+def test_timeout_reaches_the_pipeline_steps(gpu_renderer) -> None:
+    from pytest_ltx.render.guard import RenderGuard, RenderTimeout
+
+    r = gpu_renderer(_Placer())
+    with pytest.raises(RenderTimeout):
+        r.render(_req(), guard=RenderGuard(timeout_s=1e-9))
 
 
 def test_timeout_stops_the_render_between_steps() -> None:

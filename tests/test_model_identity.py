@@ -265,3 +265,29 @@ def test_conditioning_image_is_keyed_by_content_not_path(tmp_path: Path) -> None
     assert key(moved) == k1  # moving the checkout keeps the cache
     img.write_bytes(b"\x89PNG edited")
     assert key(img) != k1  # editing the image misses it
+
+
+# ------------------------------------------------------------------------------------ profile extras
+
+
+def test_a_lora_is_part_of_the_identity_by_content_and_scale(tmp_path: Path, digests: Path) -> None:
+    from pytest_ltx.render.extras import LoraRef
+
+    d = make_model(tmp_path / "m")
+    lora = tmp_path / "style.safetensors"
+    lora.write_bytes(_safetensors(b"\x03" * 2048))
+    plain = identity(ModelProfile(name="m", kind=ModelKind.LOCAL, path=d))
+    with_lora = identity(ModelProfile(name="m", kind=ModelKind.LOCAL, path=d, loras=(LoraRef(lora, 0.8),)))
+    stronger = identity(ModelProfile(name="m", kind=ModelKind.LOCAL, path=d, loras=(LoraRef(lora, 1.0),)))
+    assert len({plain.fingerprint, with_lora.fingerprint, stronger.fingerprint}) == 3
+    assert describe_change(plain.summary(), with_lora.summary()) == ["extras (loras)"]
+
+    data = bytearray(lora.read_bytes())
+    data[len(data) // 2] ^= 1  # one byte in the middle of the LoRA
+    lora.write_bytes(bytes(data))
+    retrained = identity(ModelProfile(name="m", kind=ModelKind.LOCAL, path=d, loras=(LoraRef(lora, 0.8),)))
+    assert retrained.fingerprint != with_lora.fingerprint
+
+    lora.unlink()
+    with pytest.raises(ModelNotFoundError, match="LoRA file .* does not exist"):
+        identity(ModelProfile(name="m", kind=ModelKind.LOCAL, path=d, loras=(LoraRef(lora, 0.8),)))

@@ -66,10 +66,10 @@ threads = 2
     assert p.path == tmp_path / "weights/LTX-2.3"  # relative paths are relative to the rootdir
     assert (p.dtype, p.device, p.offload, p.vae_tiling, p.max_sequence_length, p.threads) == (
         "bfloat16", "cuda:1", Offload.MODEL, False, 256, 4)
-    assert p.default_stg_blocks == (28,) and p.use_cross_timestep
+    assert p.variant == "2.3" and p.recipe is None and p.loras == () and p.upsampler is None
     h = profiles["ltx2-hub"]
     assert (h.kind, h.hub_id, h.revision) == (ModelKind.HUB, "Lightricks/LTX-2", "abc123")
-    assert h.default_stg_blocks == (29,) and not h.use_cross_timestep
+    assert h.variant == "2.0"
     t = profiles["tiny"]  # overriding placement keeps it the embedded model
     assert t.kind is ModelKind.TINY and t.threads == 2 and t.stg_blocks == (1,)
     assert load_tool_config(tmp_path)["report"] == "ltx-report"
@@ -93,7 +93,15 @@ def test_absolute_and_home_paths_kept(tmp_path: Path) -> None:
         ('path = "/m"\ndevice = "cuda:x"', "device", "cuda:N"),
         ('path = "/m"\noffload = "yes"', "offload", "sequential"),
         ('path = "/m"\nvae_tiling = "on"', "vae_tiling", "true or false"),
-        ('path = "/m"\nvariant = "2.5"', "variant", "2.3"),
+        ('path = "/m"\nvariant = "2.4"', "variant", "2.5"),
+        ('path = "/m"\nrecipe = "fast"', "recipe", "two-stage"),
+        ('path = "/m"\nloras = "a.safetensors"', "loras", "list of"),
+        ('path = "/m"\nloras = [{path = "a.safetensors", scale = "big"}]', "loras[0]", "scale must be a number"),
+        ('path = "/m"\nloras = [{path = "a.safetensors", weight = 1}]', "loras[0]", "unknown key 'weight'"),
+        ('path = "/m"\nloras = ["x/a.safetensors", "y/a.safetensors"]', "loras", "share the adapter name 'a'"),
+        ('path = "/m"\ndistilled = "yes"', "distilled", "true or false"),
+        ('path = "/m"\nsteps = 0', "steps", "1..200"),
+        ('path = "/m"\nupsampler = 3', "upsampler", "latent upsampler folder"),
         ('path = "/m"\nthreads = 0', "threads", ">= 1"),
         ('path = "/m"\nmax_sequence_length = "long"', "max_sequence_length", "integer"),
         ('path = "/m"\nstg_blocks = []', "stg_blocks", "non-empty list"),

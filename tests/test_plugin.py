@@ -270,7 +270,9 @@ def test_html_report_has_keyframes_and_clip(pytester: pytest.Pytester) -> None:
     r = pytester.runpytest("specs/", "-p", "no:cacheprovider", "--html=report.html", "--self-contained-html")
     r.assert_outcomes(passed=1)
     html = (pytester.path / "report.html").read_text()
-    assert "Keyframes" in html and "video/mp4" in html and "format.frames" in html
+    # one HTML block per item: the clip inlined (small), the keyframe strip, the checks, a link to index.html
+    assert "ltx-clip" in html and "data:video/mp4;base64," in html and "ltx-strip" in html
+    assert "format.frames" in html and "index.html#item-" in html
 
 
 def test_file_clip_outside_the_project_needs_permission(pytester: pytest.Pytester,

@@ -12,7 +12,7 @@ import pytest
 from pytest_ltx.models import TINY_PROFILE, ModelKind, ModelProfile, Offload
 from pytest_ltx.render import base as render_base
 from pytest_ltx.render.base import RenderError, RenderRequest, clear_renderers, get_renderer
-from pytest_ltx.render.ltx2 import Placement, apply_placement, call_kwargs, plan_placement
+from pytest_ltx.render.ltx2 import Placement, apply_placement, plan_placement
 
 LOCAL = ModelProfile(name="ltx23", kind=ModelKind.LOCAL, path=Path("/models/LTX-2.3"))
 
@@ -157,9 +157,11 @@ def test_renderer_refuses_cuda_profile_when_cuda_is_absent(
         LTX2Renderer(prof)
 
 
-def test_auto_profile_falls_back_to_cpu_when_cuda_is_absent(
+def test_auto_profile_never_silently_renders_a_real_checkpoint_on_cpu(
     render_tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """device = auto without CUDA would render a real checkpoint in fp32 on the CPU for hours: refused,
+    with the fix; device = cpu says it is meant (and offload, which needs CUDA, is dropped)."""
     import torch
 
     from pytest_ltx.render.ltx2 import LTX2Renderer
@@ -167,7 +169,10 @@ def test_auto_profile_falls_back_to_cpu_when_cuda_is_absent(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     prof = ModelProfile(name="auto", kind=ModelKind.LOCAL, path=render_tiny_dir, offload=Offload.MODEL,
                         max_sequence_length=32, stg_blocks=(1,))
-    r = LTX2Renderer(prof)  # offload on a CPU-only box would raise inside diffusers; the plan drops it
+    with pytest.raises(RenderError, match=r"model profile 'auto' has device = \"auto\" and no CUDA device is "
+                                          r"visible.*float32 on the CPU.*set device = \"cpu\""):
+        LTX2Renderer(prof)
+    r = LTX2Renderer(replace(prof, device="cpu"))
     assert (r.placement.device, r.placement.dtype, r.placement.offload) == ("cpu", "float32", Offload.NONE)
     assert r.pipeline.device.type == "cpu"
 
@@ -175,42 +180,46 @@ def test_auto_profile_falls_back_to_cpu_when_cuda_is_absent(
 # ------------------------------------------------------------------------------------ call arguments
 
 
-def test_call_kwargs_variant_defaults() -> None:
+def test_plan_for_uses_the_profile_and_request() -> None:
+    from pytest_ltx.render.ltx2 import plan_for
+    from pytest_ltx.render.variant import Architecture
+
+    arch = Architecture(num_layers=48, perturbed_attn=True)
     req = RenderRequest(prompt="p", negative_prompt="n", width=64, height=64, frames=9, fps=25, steps=4)
-    k23 = call_kwargs(LOCAL, req)
-    assert k23["spatio_temporal_guidance_blocks"] == [28] and k23["use_cross_timestep"] is True
-    assert "max_sequence_length" not in k23 and "guidance_scale" not in k23  # pipeline defaults kept
-    k20 = call_kwargs(replace(LOCAL, variant="2.0"), req)
-    assert k20["spatio_temporal_guidance_blocks"] == [29] and k20["use_cross_timestep"] is False
-    kt = call_kwargs(TINY_PROFILE, req)
-    assert kt["spatio_temporal_guidance_blocks"] == [1] and kt["max_sequence_length"] == 32
-    assert (kt["height"], kt["width"], kt["num_frames"], kt["frame_rate"], kt["num_inference_steps"]) == (
+    kt = plan_for(replace(TINY_PROFILE, stg_blocks=(1,)), req, "2.3", Architecture(2, True))
+    kw = kt.stage_kwargs(kt.stages[0])
+    assert kw["spatio_temporal_guidance_blocks"] == [1] and kw["max_sequence_length"] == 32
+    assert (kw["height"], kw["width"], kw["num_frames"], kw["frame_rate"], kw["num_inference_steps"]) == (
         64, 64, 9, 25.0, 4)
+    with pytest.raises(RenderError, match="model profile 'ltx23': recipe 'two-stage' needs the spatial latent"):
+        plan_for(LOCAL, replace(req, recipe="two-stage"), "2.3", arch)
 
 
-def test_call_kwargs_maps_guidance() -> None:
-    g = {"scale": 1, "audio_scale": 2, "stg_scale": 0, "audio_stg_scale": 0.5, "stg_blocks": [0, 1],
-         "modality_scale": 1.5, "audio_modality_scale": 2.5, "rescale": 0, "audio_rescale": 0.3}
-    kw = call_kwargs(LOCAL, RenderRequest(prompt="p", width=64, height=64, frames=9, guidance=g))
-    assert {k: kw[k] for k in (
-        "guidance_scale", "audio_guidance_scale", "stg_scale", "audio_stg_scale", "modality_scale",
-        "audio_modality_scale", "guidance_rescale", "audio_guidance_rescale")} == {
-        "guidance_scale": 1.0, "audio_guidance_scale": 2.0, "stg_scale": 0.0, "audio_stg_scale": 0.5,
-        "modality_scale": 1.5, "audio_modality_scale": 2.5, "guidance_rescale": 0.0,
-        "audio_guidance_rescale": 0.3}
-    assert kw["spatio_temporal_guidance_blocks"] == [0, 1]
-
-
-def test_call_kwargs_match_the_pipeline_signatures() -> None:
+def test_plan_kwargs_match_the_pipeline_signatures() -> None:
     import inspect
 
     from diffusers import LTX2ImageToVideoPipeline, LTX2Pipeline
 
+    from pytest_ltx.render.ltx2 import plan_for
+    from pytest_ltx.render.variant import Architecture
+
     g = {k: 1 for k in render_base.GUIDANCE_KEYS if k != "stg_blocks"}
-    kw = call_kwargs(LOCAL, RenderRequest(prompt="p", width=64, height=64, frames=9, guidance=g))
-    for cls in (LTX2Pipeline, LTX2ImageToVideoPipeline):
+    plan = plan_for(LOCAL, RenderRequest(prompt="p", width=64, height=64, frames=9, guidance=g), "2.3",
+                    Architecture(48, True))
+    for cls, image in ((LTX2Pipeline, False), (LTX2ImageToVideoPipeline, True)):
+        kw = plan.stage_kwargs(plan.stages[0], image=image)
         params = inspect.signature(cls.__call__).parameters
         assert set(kw) <= set(params), set(kw) - set(params)
+
+
+def test_exact_zero_survives_the_pipelines_or() -> None:
+    """diffusers does `audio_stg_scale = audio_stg_scale or stg_scale`: a 0 must stay 0."""
+    from pytest_ltx.render.ltx2 import exact_zero_kwargs
+
+    kw = exact_zero_kwargs({"stg_scale": 1.0, "audio_stg_scale": 0.0, "audio_guidance_scale": 7.0,
+                            "guidance_rescale": 0.0})
+    assert (kw["audio_stg_scale"] or kw["stg_scale"]) == 0.0 and kw["audio_stg_scale"] * 5 == 0.0
+    assert kw["audio_guidance_scale"] == 7.0 and type(kw["guidance_rescale"]) is float  # video knobs untouched
 
 
 # ----------------------------------------------------------------------------------------- memo
@@ -260,15 +269,13 @@ def test_frames_to_uint8_clips_and_rounds() -> None:
     assert out.dtype == np.uint8 and out[0, :, 0, 0].tolist() == [0, 0, 0, 2, 128, 255, 255]
 
 
-def test_cuda_render_branch_measures_peak_vram(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_render_branch_measures_peak_vram(render_tiny_renderer, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CUDA bookkeeping in ``render`` (peak-memory reset, synchronize, max allocated, no CPU thread
-    pinning), exercised with a fake pipeline and faked ``torch.cuda`` calls: there is no GPU here."""
-    from types import SimpleNamespace
+    pinning), exercised on the tiny model with a CUDA placement and faked ``torch.cuda`` calls: there is
+    no GPU here (the tensors stay on the CPU)."""
+    import copy
 
-    import numpy as np
     import torch
-
-    from pytest_ltx.render.ltx2 import LTX2Renderer, library_versions
 
     calls: list[str] = []
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda dev=None: calls.append(f"reset {dev}"))
@@ -276,49 +283,30 @@ def test_cuda_render_branch_measures_peak_vram(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda dev=None: 3 * 2**30)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(f"threads {n}"))
 
-    seen: dict = {}
-
-    class Pipe:
-        vocoder = SimpleNamespace(config=SimpleNamespace(output_sampling_rate=48000))
-
-        def __call__(self, **kw):
-            seen.update(kw)
-            f = kw["num_frames"]
-            return SimpleNamespace(frames=np.full((1, f, kw["height"], kw["width"], 3), 0.5, np.float32),
-                                   audio=torch.zeros(1, 2, 4800))
-
-    r = object.__new__(LTX2Renderer)
-    r.profile = replace(LOCAL, device="cuda:1")
-    r.placement = plan_placement(r.profile, cuda_available=True, device_count=2)
-    r.fingerprint, r.versions, r._pipe, r._i2v = "f" * 64, library_versions(), Pipe(), None
-    r._lock = __import__("threading").Lock()
-    r.prepare = lambda req, vram_gb_max=None: None  # the VRAM planner is tested in test_gpu_runners.py
-    res = r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, seed=7))
+    r = copy.copy(render_tiny_renderer)
+    r.placement = plan_placement(replace(TINY_PROFILE, device="cuda:1", dtype="auto"), cuda_available=True,
+                                 device_count=2)
+    r.prepare = lambda req, vram_gb_max=None: None  # the VRAM planner: tests/test_gpu_runners.py
+    res = r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, seed=7, steps=1))
     assert (res.device, res.dtype, res.peak_vram_gb) == ("cuda:1", "bfloat16", 3.0)
     assert calls == ["reset cuda:1", "sync cuda:1"]  # and no CPU thread pinning on CUDA
-    assert res.clip.frames.shape == (9, 64, 64, 3) and int(res.clip.frames[0, 0, 0, 0]) == 128
-    assert seen["generator"].device.type == "cpu" and seen["generator"].initial_seed() == 7
-    assert seen["output_type"] == "np" and seen["spatio_temporal_guidance_blocks"] == [28]
+    assert res.clip.frames.shape == (9, 64, 64, 3)
 
 
-def test_pipeline_crash_is_a_render_error_with_a_hint() -> None:
-    import threading
-
+def test_pipeline_crash_is_a_render_error_with_a_hint(render_tiny_renderer) -> None:
     import torch
 
-    from pytest_ltx.render.ltx2 import LTX2Renderer
+    def oom(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
 
-    class Pipe:
-        def __call__(self, **kw):
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB")
-
-    r = object.__new__(LTX2Renderer)
-    r.profile = replace(LOCAL, device="cpu", threads=1)
-    r.placement = plan_placement(r.profile, cuda_available=False)
-    r.fingerprint, r.versions, r._pipe, r._i2v, r._lock = "f" * 64, {}, Pipe(), None, threading.Lock()
+    r = render_tiny_renderer
+    handle = r.pipeline.transformer.register_forward_pre_hook(oom)
     before = torch.get_num_threads()
-    with pytest.raises(RenderError) as ei:
-        r.render(RenderRequest(prompt="p", width=64, height=64, frames=9))
+    try:
+        with pytest.raises(RenderError) as ei:
+            r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, steps=1))
+    finally:
+        handle.remove()
     msg = str(ei.value)
-    assert "'ltx23'" in msg and "64x64x9 seed 0" in msg and "OutOfMemoryError" in msg and 'offload = "model"' in msg
+    assert "'tiny'" in msg and "64x64x9 seed 0" in msg and "OutOfMemoryError" in msg and 'offload = "model"' in msg
     assert torch.get_num_threads() == before  # restored even when the pipeline raised

@@ -1,23 +1,43 @@
-"""Reports are pure functions of result records: results.json round trip, summaries, HTML table."""
+"""Reports are pure functions of result records: results.json round trip, terminal / Markdown / JUnit
+summaries, the HTML page rebuilt from results.json and its media, escaping of everything a user wrote or a
+clip said, unique media names, file modes and unwritable report folders."""
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import re
 from pathlib import Path
 
-from pytest_ltx.report.html import _outcome_table
+import numpy as np
+import pytest
+
+from pytest_ltx.report.files import ReportWriteError, file_mode, media_name, write_atomic
+from pytest_ltx.report.html import outcome_table
 from pytest_ltx.report.results import ItemResult, read_results, write_results
-from pytest_ltx.report.summary import markdown, terminal_lines
+from pytest_ltx.report.summary import (environment_line, junit_properties, markdown, md_text, pr_comment,
+                                       regressions, terminal_lines)
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>'
+HOSTILE_FILE = 'specs/x<details open ontoggle="alert(1)">.yaml'
 
 
 def _items() -> list[ItemResult]:
     ok = ItemResult(nodeid="specs/a.yaml::a[seed=0]", spec="specs/a.yaml", clip_id="a", item="a[seed=0]",
                     source="render", status="passed", timings={"render_s": 1.25, "cached": False},
-                    outcomes=[{"check": "format.frames", "status": "passed", "message": "frame count 25"}])
+                    outcomes=[{"check": "format.frames", "status": "passed", "message": "frame count 25"},
+                              {"check": "budget.vram_gb", "status": "unmeasured", "message": "no CUDA"}])
     bad = ItemResult(nodeid="specs/a.yaml::b", spec="specs/a.yaml", clip_id="b", item="b", source="testcard",
                      status="failed",
                      outcomes=[{"check": "motion.cuts", "status": "failed",
-                                "message": "1 cut found, 0 allowed: cut at frame 24 (1.00 s)"},
-                               {"check": "av_sync.offset", "status": "unmeasured", "message": "no audio"}])
+                                "message": "1 cut found, 0 allowed: cut at frame 24 (1.00 s)", "measured": 1,
+                                "allowed": 0},
+                               {"check": "baseline.motion.flicker_score", "status": "failed",
+                                "message": "moved 0.004 → 0.031", "measured": 0.031, "allowed": 0.01,
+                                "baseline": 0.004},
+                               {"check": "av_sync.offset", "status": "unmeasured", "message": "no audio"}],
+                     baseline={"status": "compared", "comparison": {"environment_diff": ["torch 2.4 → 2.5"]}})
     err = ItemResult(nodeid="specs/a.yaml::c[seed=0]", spec="specs/a.yaml", clip_id="c", item="c[seed=0]",
                      source="render", status="error", error="unknown model profile 'x'")
     return [bad, err, ok]
@@ -33,26 +53,279 @@ def test_results_file_round_trip_sorted_with_counts(tmp_path: Path) -> None:
     assert not list(path.parent.glob("*.part"))  # written atomically, no leftovers
 
 
-def test_terminal_lines_name_failures_and_unmeasured_checks() -> None:
+# ---- terminal ----------------------------------------------------------------------------------------
+
+
+def test_terminal_names_each_failure_once_and_counts_unmeasured_apart() -> None:
     lines = terminal_lines(_items())
-    assert lines[0] == "PASSED  specs/a.yaml::a[seed=0]  (rendered in 1.2 s)"
-    assert "        motion.cuts: 1 cut found, 0 allowed: cut at frame 24 (1.00 s)" in lines
-    assert "        av_sync.offset (unmeasured): no audio" in lines
-    assert "ERROR   specs/a.yaml::c[seed=0]  (not rendered)" in lines
-    assert "        unknown model profile 'x'" in lines
+    assert lines[0] == "3 clips: 1 passed, 1 failed, 1 errors; 2 checks unmeasured"
+    # the failure's message is printed by pytest (FAILURES); here only the names of the failed checks
+    assert "FAILED  specs/a.yaml::b  (testcard): motion.cuts, baseline.motion.flicker_score" in lines
+    assert not any("1 cut found" in line for line in lines)
+    assert "ERROR   specs/a.yaml::c[seed=0]  (not rendered): unknown model profile 'x'" in lines
+    assert not any(line.startswith("PASSED") for line in lines)
+    assert "unmeasured (not counted as passed): av_sync.offset, budget.vram_gb" in lines
+    assert lines[-1] == "1 baseline(s) made in a different environment (compared anyway): torch 2.4 → 2.5"
 
 
-def test_markdown_summary_table() -> None:
-    md = markdown(_items(), extra_sections=["### baselines: 2 created"])
-    assert "3 clips: 1 passed, 1 failed, 1 errors" in md
-    assert "| ❌ | `specs/a.yaml::b` | testcard | `motion.cuts` 1 cut found, 0 allowed: cut at frame 24 (1.00 s) |" in md
-    assert "| 💥 | `specs/a.yaml::c[seed=0]` | not rendered | unknown model profile 'x' |" in md
+def test_environment_differences_are_one_line_with_counts() -> None:
+    rs = [ItemResult(nodeid=f"s.yaml::{i}", spec="s.yaml", clip_id=str(i), item=str(i), source="testcard",
+                     status="passed", baseline={"comparison": {"environment_diff": env}})
+          for i, env in enumerate([["torch 1 → 2", "numpy 1 → 2"], ["torch 1 → 2"], []])]
+    assert environment_line(rs) == ("2 baseline(s) made in a different environment (compared anyway): "
+                                    "numpy 1 → 2 (1); torch 1 → 2")
+    assert environment_line(rs[2:]) is None
+
+
+# ---- Markdown ----------------------------------------------------------------------------------------
+
+
+def test_md_text_makes_user_text_inert() -> None:
+    s = md_text(HOSTILE + " | `code` [link](javascript:alert(1)) @team **b**\nnext line")
+    assert "<" not in s and ">" not in s and "\n" not in s
+    assert "\\|" in s and "\\`" in s and "\\[" in s and "\\*\\*" in s
+    assert "@" not in s and "javascript:" not in s  # no mentions, no autolinked scheme
+
+
+def test_step_summary_counts_unmeasured_as_unmeasured_and_escapes() -> None:
+    items = _items()
+    items.append(ItemResult(nodeid=HOSTILE_FILE + "::z", spec=HOSTILE_FILE, clip_id="z", item="z",
+                            source="file", status="failed",
+                            outcomes=[{"check": "text.none", "status": "failed", "message": f"'{HOSTILE}' at frame 3"}]))
+    md = markdown(items, extra_sections=["### baselines: 2 created"])
+    assert "4 clips: 1 passed, 2 failed, 1 errors; 2 checks unmeasured" in md
+    row = next(line for line in md.splitlines() if "a\\.yaml&#58;&#58;a\\[seed=0\\]" in line)
+    assert "⚠️ unmeasured **budget\\.vram\\_gb** no CUDA" in row and "1 passed" in row  # not "2 passed"
+    assert "<script" not in md and "<img" not in md and "<details" not in md
+    assert "&lt;script&gt;" in md and "&lt;details open ontoggle=\"alert\\(1\\)\"&gt;" in md
     assert md.rstrip().endswith("### baselines: 2 created")
 
 
-def test_html_outcome_table_lists_failures_first_and_escapes() -> None:
+def test_pr_comment_lists_worst_regressions_first_with_links() -> None:
+    md = pr_comment(_items(), report_url="https://ci.example/report/index.html",
+                    run_url="https://github.com/o/r/actions/runs/1")
+    rows = [line for line in md.splitlines() if line.startswith("| 💥") or line.startswith("| ❌")]
+    # the error first, then the flicker score (2.7 tolerances), then the cut (a bound: 1 + 1/…)
+    assert "error" in rows[0] and "flicker" in rows[1] and "motion\\.cuts" in rows[2], rows
+    anchor = "item-" + media_name("specs/a.yaml::b")
+    assert f"(https://ci.example/report/index.html#{anchor})" in rows[1]
+    assert "artifacts of [this run](https://github.com/o/r/actions/runs/1)" in md
+    assert [(o or {}).get("check") for _, _, o in regressions(_items())] == [
+        None, "baseline.motion.flicker_score", "motion.cuts"]
+
+
+def test_junit_properties_carry_every_check_with_values() -> None:
+    props = dict(junit_properties(_items()[0].to_dict()))
+    assert props["ltx.status"] == "failed"
+    assert props["ltx.baseline.motion.flicker_score"] == "failed measured=0.031 allowed=0.01 baseline=0.004"
+    assert props["ltx.av_sync.offset"] == "unmeasured measured=— allowed=—"
+
+
+# ---- files -------------------------------------------------------------------------------------------
+
+
+def test_media_names_are_derived_unique_and_safe() -> None:
+    a = media_name("specs/a/clips.yaml::robot[seed=0]")
+    b = media_name("specs/b/clips.yaml::robot[seed=0]")
+    assert a != b and a.startswith("clips-yaml-robot-seed-0-") and b.startswith("clips-yaml-robot-seed-0-")
+    h = media_name(HOSTILE_FILE + "::" + HOSTILE)
+    assert re.fullmatch(r"[A-Za-z0-9-]+", h), h
+    assert media_name("../../etc/passwd::x").startswith("passwd-x-")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_report_files_get_the_mode_open_would_give(tmp_path: Path, umask: int, mode: int) -> None:
+    old = os.umask(umask)
+    try:
+        assert file_mode() == mode
+        p = write_atomic(tmp_path / "d" / "results.json", "{}")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == mode
+
+
+def test_full_report_folder_is_one_clear_line_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*a: object, **k: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(ReportWriteError) as e:
+        write_atomic(tmp_path / "results.json", "{}")
+    assert str(e.value) == (f"could not write report file {tmp_path / 'results.json'}: No space left on device "
+                            "(the run's results are unaffected)")
+    assert list(tmp_path.iterdir()) == []  # no .part left behind
+
+
+def test_report_folder_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "ltx-report"
+    blocker.write_text("not a folder")
+    with pytest.raises(ReportWriteError, match=r"^could not write report file .*ltx-report/index.html: "):
+        write_atomic(blocker / "index.html", "x")
+
+
+# ---- HTML --------------------------------------------------------------------------------------------
+
+
+def test_outcome_table_lists_failures_first_and_escapes() -> None:
     item = _items()[0].to_dict()
-    item["outcomes"].append({"check": "text.none", "status": "passed", "message": "no <text>"})
-    html = _outcome_table(item)
+    item["outcomes"].append({"check": "text.none", "status": "passed", "message": f"no {HOSTILE}"})
+    html = outcome_table(item)
     assert html.index("motion.cuts") < html.index("av_sync.offset") < html.index("text.none")
-    assert "no &lt;text&gt;" in html
+    assert "<script" not in html and "&lt;script&gt;" in html
+
+
+def _clip(frames: int = 9, size: int = 64, seed: int = 0):  # noqa: ANN202
+    from pytest_ltx.media import Clip
+
+    rng = np.random.default_rng(seed)
+    sr = 16000
+    audio = (rng.standard_normal((1, int(sr * frames / 24))) * 0.1).astype(np.float32)
+    return Clip(frames=rng.integers(0, 255, (frames, size, size, 3), dtype=np.uint8), fps=24.0, audio=audio,
+                sample_rate=sr)
+
+
+def _baseline(clip):  # noqa: ANN001, ANN202
+    from pytest_ltx.baseline import BaselineRecord, make_thumbnails
+
+    return BaselineRecord(item_key="specs/x/a", model_key="testcard", scalars={"motion.cuts": 0},
+                          keyframe_frames=[0, 4, 8], fps=24.0, thumbnails=make_thumbnails(clip.frames[[0, 4, 8]]))
+
+
+def _hostile_results(tmp_path: Path) -> Path:
+    """A results.json of one failing rendered item whose every user-written field is hostile, with its media
+    written as the plugin writes them, plus a new metric family no report code knows about."""
+    from pytest_ltx.report.media import write_item_media
+
+    report = tmp_path / "ltx-report"
+    nodeid = HOSTILE_FILE + "::robot[seed=0]"
+    clip = _clip()
+    golden = _baseline(_clip(seed=1))
+    evaluation = {
+        "text": {"detections": [{"frame": 4, "time_s": 0.17, "text": HOSTILE + " $x^2$", "confidence": 0.9,
+                                 "box": [2, 3, 40, 20]}], "scalars": {"detections": 1}},
+        "motion": {"fps": 24.0, "events": [{"kind": "cut", "start_frame": 4, "end_frame": 4}],
+                   "series": {"pair_frame": list(range(1, 9)), "diff": [1, 1, 1, 9, 1, 1, 1, 1]},
+                   "scalars": {"cuts": 1}},
+        "audio_qc": {"scalars": {"loudness_lufs": -31.5, "clipped_samples": 12}},
+    }
+    art = write_item_media(report, nodeid, clip, mp4=None, evaluation=evaluation, baseline=golden)
+    item = ItemResult(
+        nodeid=nodeid, spec=HOSTILE_FILE, clip_id="robot", item="robot[seed=0]", source="render", status="failed",
+        params={"prompt": HOSTILE, "negative_prompt": "blurry", "seed": 0, "width": 64, "height": 64, "frames": 9,
+                "fps": 24.0, "steps": 2, "guidance": {"stg_blocks": [1]}, "profile": "tiny"},
+        provenance={"model": {"name": "tiny", "variant": "2.3"}, "fingerprint": "ab" * 32, "device": "cpu",
+                    "dtype": "float32", "versions": {"torch": "2.14.1"}},
+        timings={"render_s": 0.5, "cached": False, "total_s": 1.0, "metrics_s": 0.2},
+        evaluation=evaluation, artifacts=art, description=f"desc {HOSTILE}", line=3,
+        outcomes=[{"check": "audio_qc.loudness", "status": "failed", "message": "-31.5 LUFS, at least -24 allowed",
+                   "measured": -31.5, "allowed": -24},
+                  {"check": "text.none", "status": "failed", "message": f"'{HOSTILE}' at frame 4"},
+                  {"check": "baseline.motion.cuts", "status": "failed", "message": "moved 0 → 1", "measured": 1,
+                   "allowed": 0, "baseline": 0}],
+        baseline={"status": "compared", "path": "baselines/x", "request_changes": [f"prompt 'a' → '{HOSTILE}'"],
+                  "comparison": {"ok": False, "environment_diff": ["torch 2.0.0 → 2.14.1"],
+                                 "metrics": [{"key": "motion.cuts", "baseline": 0, "current": 1, "delta": 1,
+                                              "allowed": 0, "ok": False}],
+                                 "arrays": [{"name": "structural.thumbnails", "values": [0.2, 0.3, 0.9],
+                                             "threshold": 0.7}]}},
+    )
+    path = report / "results.json"
+    write_results(path, [item])
+    return path
+
+
+def test_page_shows_everything_a_reviewer_needs_and_escapes_all_of_it(tmp_path: Path) -> None:
+    from pytest_ltx.report.page import build_report
+
+    results = _hostile_results(tmp_path)
+    build = build_report(results)
+    html = build.path.read_text()
+    # nothing hostile survives as markup, anywhere (table, params, description, OCR, messages, ids)
+    assert "<script" not in html.replace("script-src", "") and "<img src=x" not in html and "ontoggle=\"" not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;") >= 4
+    assert "x&lt;details open ontoggle=&#34;alert(1)&#34;&gt;.yaml" in html
+    assert "script-src 'none'" in html  # and the page allows no script at all
+    # per item: clip facts, prompt, seed, parameters, description, provenance, request change, environment
+    for text in ("negative prompt", "blurry", "64×64, 9 frames at 24 fps", "weights fingerprint", "abababab",
+                 "baseline made from a different request", "torch 2.0.0 → 2.14.1", "desc &lt;script&gt;"):
+        assert text in html, text
+    # golden vs now vs difference, with the per-keyframe SSIM (failing ones marked)
+    art = json.loads(results.read_text())["items"][0]["artifacts"]
+    for row in ("golden", "now", "diff"):
+        assert art["baseline_keyframes"][row] in html
+    assert "SSIM 0.200" in html and "SSIM 0.900" in html
+    # keyframes enlarge (a CSS lightbox per keyframe: no script, works in a self-contained page too)
+    assert len(art["keyframes"]) == 8 and html.count('class="lightbox"') == 8
+    # a metric family the report has no code for shows its check and its values
+    assert "audio_qc.loudness" in html and "loudness_lufs" in html and "-31.5" in html
+    # plots drawn from results + media (motion with its cut, OCR boxes), written beside the page
+    plots = re.findall(r'src="(media/[^"]+/plot-[^"]+\.png)"', html)
+    assert {p.split("/plot-")[1].split("-")[0] for p in plots} >= {"motion", "ocr"}
+    assert all((results.parent / p).stat().st_size > 2000 for p in plots)
+
+
+def test_page_is_a_pure_function_of_results_and_media(tmp_path: Path) -> None:
+    from pytest_ltx.cli import main
+    from pytest_ltx.report.page import build_report
+
+    results = _hostile_results(tmp_path)
+    first = build_report(results).path.read_bytes()
+    (results.parent / "index.html").unlink()
+    assert main(["report", str(results)]) == 0
+    assert (results.parent / "index.html").read_bytes() == first
+    # a report moved elsewhere (a downloaded CI artifact) rebuilds the same from its own folder
+    import shutil
+
+    moved = tmp_path / "downloaded"
+    shutil.copytree(results.parent, moved)
+    assert build_report(moved / "results.json").path.read_bytes() == first
+
+
+def test_self_contained_page_inlines_media(tmp_path: Path) -> None:
+    from pytest_ltx.report.page import build_report
+
+    results = _hostile_results(tmp_path)
+    b = build_report(results, tmp_path / "one.html", self_contained=True)
+    html = b.path.read_text()
+    assert 'src="media/' not in html and html.count('src="data:image/') >= 8 + 3
+    assert b.bytes < 2_000_000, b.bytes
+
+
+def test_history_shows_a_slow_drift_before_it_fails(tmp_path: Path) -> None:
+    from pytest_ltx.report.page import build_report
+
+    results = _hostile_results(tmp_path)
+    doc = json.loads(results.read_text())
+    hist = tmp_path / "artifacts"
+    for i, v in enumerate([-26.0, -28.0, -30.0]):  # loudness falling run after run
+        d = json.loads(json.dumps(doc))
+        d["created"] = f"2026-01-0{i + 1}T00:00:00Z"
+        d["items"][0]["evaluation"]["audio_qc"]["scalars"]["loudness_lufs"] = v
+        d["items"][0]["baseline"]["comparison"]["metrics"].append(
+            {"key": "audio_qc.loudness_lufs", "baseline": -24.0, "current": v, "allowed": 3.0, "ok": True})
+        (hist / f"run{i}").mkdir(parents=True)
+        (hist / f"run{i}" / "results.json").write_text(json.dumps(d))
+    (hist / "broken").mkdir()
+    (hist / "broken" / "results.json").write_text("{not json")
+    doc["items"][0]["baseline"]["comparison"]["metrics"].append(
+        {"key": "audio_qc.loudness_lufs", "baseline": -24.0, "current": -31.5, "allowed": 3.0, "ok": False})
+    results.write_text(json.dumps(doc))
+    html = build_report(results, history=[hist]).path.read_text()
+    row = html[html.index("<code>audio_qc.loudness_lufs</code></td><td><img"):]
+    row = row[: row.index("</tr>")]
+    assert "-26 → -28 → -30 → -31.5" in row and "-1.83" in row and 'class="num failed"' in row
+    assert "this run and 3 earlier run(s)" in html
+
+
+def test_pytest_html_results_table_test_id_is_escaped() -> None:
+    from types import SimpleNamespace
+
+    from pytest_ltx.report.html import escape_results_row
+
+    rep = SimpleNamespace(nodeid=HOSTILE_FILE + "::x", when="setup")
+    cells = ['<td class="col-result">Passed</td>', f'<td class="col-testId">{rep.nodeid}::setup</td>',
+             '<td class="col-duration">1 ms</td>']
+    escape_results_row(rep, cells)
+    assert cells[1] == ('<td class="col-testId">specs/x&lt;details open ontoggle=&quot;alert(1)&quot;&gt;.yaml'
+                        '::x::setup</td>')
+    assert cells[0] == '<td class="col-result">Passed</td>'

@@ -144,7 +144,8 @@ def test_line_numbers_point_at_keys_and_items(spec_example_dir: Path) -> None:
 def test_minimal_render_clip_gets_render_defaults() -> None:
     spec = load_spec_text("clips:\n  - id: a\n    prompt: x\n")
     (clip,) = spec.clips
-    assert (clip.width, clip.height, clip.frames, clip.fps, clip.steps) == (768, 512, 121, 24.0, 8)
+    assert (clip.width, clip.height, clip.frames, clip.fps) == (768, 512, 121, 24.0)
+    assert clip.steps is None and clip.recipe is None  # the model profile's recipe decides
     assert clip.seed_list == (0,)
     assert clip.model is None  # the run's --ltx-model decides
     assert clip.expect == Expectations()

@@ -180,3 +180,28 @@ clips:
     assert (fmt.frames, fmt.fps, fmt.width, fmt.height) == (10, 12.0, 48, 32)
     fmt = f.expected_format()
     assert (fmt.frames, fmt.fps, fmt.width, fmt.height) == (132, None, None, None)
+
+
+def test_recipe_is_a_clip_field_and_steps_default_to_the_recipe() -> None:
+    spec = load_spec_text(textwrap.dedent("""
+        defaults: {width: 128, height: 128, frames: 9, recipe: two-stage}
+        clips:
+          - id: a
+            prompt: p
+          - id: b
+            prompt: p
+            recipe: distilled
+            steps: 8
+    """))
+    a, b = expand(spec)
+    ra, rb = a.to_render_request(), b.to_render_request()
+    assert (ra.recipe, ra.steps) == ("two-stage", None)  # unset steps: the recipe's reference count
+    assert (rb.recipe, rb.steps) == ("distilled", 8)
+    assert ra.to_dict()["recipe"] == "two-stage"
+
+
+def test_unknown_recipe_is_a_spec_error() -> None:
+    from pytest_ltx.spec import SpecFileError
+
+    with pytest.raises(SpecFileError, match=r"line 4: clips\[0\].recipe: 'turbo' is not one of 'dev', 'distilled'"):
+        load_spec_text("clips:\n  - id: a\n    prompt: p\n    recipe: turbo\n")

@@ -116,7 +116,8 @@ def test_provenance_records_everything_that_changes_bits(
     assert prov["request"] == render_tiny_request.to_dict()
     assert set(prov["versions"]) >= {"torch", "diffusers", "transformers"}
     assert (prov["device"], prov["dtype"], prov["placement"]["threads"]) == ("cpu", "float32", 1)
-    assert prov["call"]["spatio_temporal_guidance_blocks"] == [1]
+    assert prov["manifest"]["stages"][0]["args"]["spatio_temporal_guidance_blocks"] == [1]
+    assert prov["plan"]["recipe"] == "dev" and prov["model"]["variant"] == "2.3"
     d = render_tiny_result.to_dict()
     assert d["clip"]["frames"] == render_tiny_request.frames and d["clip"]["audio_sample_rate"] == 48000
     json.dumps(d)

@@ -61,12 +61,15 @@ class RenderRequest:
     height: int = 512
     frames: int = 121
     fps: float = 24.0
-    steps: int = 8
+    #: denoising steps of the base stage; None → the recipe's (the reference count, or the profile's `steps`)
+    steps: int | None = None
     guidance: Mapping[str, Any] = field(default_factory=dict)
     #: conditioning image → image-to-video (LTX2ImageToVideoPipeline)
     image: Path | None = None
     #: name of the model profile the spec asked for (informational; the renderer's profile decides)
     profile: str | None = None
+    #: render recipe (dev | distilled | two-stage); None → the profile's
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -81,8 +84,10 @@ class RenderRequest:
             problems.append(f"frames must be 8k+1 (e.g. {lo} or {lo + 8}), got {self.frames!r}")
         if not (isinstance(self.fps, (int, float)) and self.fps > 0):
             problems.append(f"fps must be positive, got {self.fps!r}")
-        if not isinstance(self.steps, int) or self.steps < 1:
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
             problems.append(f"steps must be a positive integer, got {self.steps!r}")
+        if self.recipe is not None and self.recipe not in ("dev", "distilled", "two-stage"):
+            problems.append(f"recipe must be dev, distilled or two-stage, got {self.recipe!r}")
         unknown = sorted(set(self.guidance) - GUIDANCE_KEYS)
         if unknown:
             problems.append(f"unknown guidance keys {unknown}; allowed: {sorted(GUIDANCE_KEYS)}")
@@ -115,6 +120,7 @@ class RenderRequest:
             "guidance": g,
             "image": None if self.image is None else str(self.image),
             "profile": self.profile,
+            "recipe": self.recipe,
         }
 
 

@@ -19,24 +19,30 @@ def keyframe_indices(num_frames: int, count: int = 8) -> list[int]:
 
 
 def keyframe_strip(frames: np.ndarray, indices: Sequence[int] | None = None, *, height: int = 96,
-                   labels: bool = True) -> np.ndarray:
-    """A horizontal strip of keyframes, each scaled to ``height`` px and labelled with its frame number."""
+                   labels: bool = True, frame_numbers: Sequence[int] | None = None,
+                   fps: float | None = None) -> np.ndarray:
+    """A horizontal strip of keyframes, each scaled to ``height`` px, with its frame number (and time when
+    ``fps`` is given) written in a white band *under* the tile, at a size that can be read when the strip
+    is shown at its natural width. ``frame_numbers`` are the source-file numbers of ``indices``."""
     import cv2
 
     idx = list(indices) if indices is not None else keyframe_indices(len(frames))
+    nums = list(frame_numbers) if frame_numbers is not None else idx
+    band = 22 if labels else 0
     tiles = []
-    for i in idx:
+    for i, num in zip(idx, nums):
         f = frames[i]
         h, w = f.shape[:2]
         nw = max(1, round(w * height / h))
         t = cv2.resize(f, (nw, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_NEAREST)
-        t = np.ascontiguousarray(t)
         if labels:
-            cv2.rectangle(t, (0, 0), (min(nw, 40), 14), (0, 0, 0), -1)
-            cv2.putText(t, str(i), (2, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(t)
-        tiles.append(np.full((height, 2, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], axis=1) if tiles else np.zeros((height, 1, 3), np.uint8)
+            lab = np.full((band, nw, 3), 255, np.uint8)
+            text = f"#{num}" + (f"  {num / fps:.2f}s" if fps else "")
+            cv2.putText(lab, text, (3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1, cv2.LINE_AA)
+            t = np.concatenate([t, lab], axis=0)
+        tiles.append(np.ascontiguousarray(t))
+        tiles.append(np.full((height + band, 4, 3), 255, np.uint8))
+    return np.concatenate(tiles[:-1], axis=1) if tiles else np.zeros((height + band, 1, 3), np.uint8)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

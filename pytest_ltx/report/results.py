@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from pytest_ltx.outcome import jsonable
+from pytest_ltx.report.files import write_atomic
 
 __all__ = ["ItemResult", "RESULTS_SCHEMA_VERSION", "write_results", "read_results"]
 
@@ -34,13 +33,17 @@ class ItemResult:
     evaluation: dict[str, Any] | None = None
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     baseline: dict[str, Any] | None = None
-    artifacts: dict[str, str] = field(default_factory=dict)
+    #: report media, paths relative to the report folder (see report/media.py), or {"error": why not}
+    artifacts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     #: "regression" | "infrastructure" | None (passed): see outcome.FailureKind
     failure_kind: str | None = None
     #: the baseline record this run would write (payload: manifest + base64 npz), present when the
     #: baseline was missing or did not match; ``pytest-ltx baselines accept`` writes it
     candidate: dict[str, Any] | None = None
+    #: the spec's free-text description and the line of the clip in its spec file
+    description: str | None = None
+    line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -51,18 +54,6 @@ class ItemResult:
 
     def failed_outcomes(self) -> list[dict[str, Any]]:
         return [o for o in self.outcomes if o.get("status") in ("failed", "error")]
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_results(path: Path, items: Iterable[ItemResult], *, meta: dict[str, Any] | None = None) -> dict:
@@ -89,7 +80,7 @@ def write_results(path: Path, items: Iterable[ItemResult], *, meta: dict[str, An
         **({"meta": jsonable(meta)} if meta else {}),
         "items": records,
     }
-    _atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    write_atomic(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")  # ReportWriteError when it cannot
     return doc
 
 

@@ -109,7 +109,7 @@ class ItemSpec:
         c = self.clip
         assert self.prompt is not None and self.seed is not None
         assert c.width is not None and c.height is not None and c.frames is not None
-        assert c.fps is not None and c.steps is not None
+        assert c.fps is not None
         return RenderRequest(
             prompt=self.prompt,
             negative_prompt=c.negative_prompt,
@@ -122,6 +122,7 @@ class ItemSpec:
             guidance=c.guidance.to_dict() if c.guidance is not None else {},
             image=self.image_path,
             profile=profile if profile is not None else c.model,
+            recipe=c.recipe,
         )
 
     def to_dict(self) -> dict[str, Any]:

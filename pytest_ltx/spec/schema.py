@@ -78,7 +78,8 @@ STEPS_MIN, STEPS_MAX = 1, 500
 SEED_MAX = 2**32 - 1
 
 #: what a render clip gets for a render field nobody set (same as ``RenderRequest``'s defaults).
-RENDER_DEFAULTS: dict[str, Any] = {"width": 768, "height": 512, "frames": 121, "fps": 24.0, "steps": 8}
+#: ``steps`` and ``recipe`` have none: unset, the model profile's recipe decides (reference step count).
+RENDER_DEFAULTS: dict[str, Any] = {"width": 768, "height": 512, "frames": 121, "fps": 24.0}
 
 #: fields that only mean something when the clip is rendered.
 RENDER_ONLY: tuple[str, ...] = (
@@ -90,6 +91,7 @@ RENDER_ONLY: tuple[str, ...] = (
     "frames",
     "fps",
     "steps",
+    "recipe",
     "guidance",
     "model",
     "image",
@@ -254,7 +256,15 @@ class _ClipFields(SpecModel):
     )
     fps: StrictFloat | None = Field(None, gt=0, le=FPS_MAX, description="render only: (0, 120]; default 24")
     steps: StrictInt | None = Field(
-        None, ge=STEPS_MIN, le=STEPS_MAX, description=f"render only: denoising steps {STEPS_MIN}..{STEPS_MAX}; default 8"
+        None, ge=STEPS_MIN, le=STEPS_MAX,
+        description=f"render only: denoising steps of the base stage {STEPS_MIN}..{STEPS_MAX}; "
+                    "default: the recipe's (reference count for the checkpoint's LTX-2 generation)",
+    )
+    recipe: Literal["dev", "distilled", "two-stage"] | None = Field(
+        None,
+        description="render only: render recipe (dev: reference steps and full guidance; distilled: fixed "
+                    "8-sigma schedule, no guidance; two-stage: half-size base, latent upsampler, distilled "
+                    "refinement); unset = the model profile's",
     )
     guidance: Guidance | None = Field(None, description="render only: guidance knobs")
     model: str | None = Field(

@@ -1,0 +1,85 @@
+"""Writing report files: atomically, readable by the CI user that uploads them (mode 0666 minus the
+umask, as ``open()`` would create them: ``mkstemp`` makes 0600), and with one clear error when the folder
+is full or not writable — a report must never crash the run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["ReportWriteError", "file_mode", "media_name", "write_atomic", "copy_atomic"]
+
+
+class ReportWriteError(OSError):
+    """A report file could not be written. ``str(e)`` is one line: the path, why, and what was kept."""
+
+    def __init__(self, path: Path, err: BaseException) -> None:
+        self.path = Path(path)
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        super().__init__(f"could not write report file {self.path}: {reason} (the run's results are unaffected)")
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file under the current umask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)  # no /proc: read the umask by setting it (and put it straight back)
+    os.umask(old)
+    return 0o666 & ~old
+
+
+def media_name(nodeid: str, max_slug: int = 48) -> str:
+    """A file-system name for an item's report media: a readable slug of its node id plus a short hash of
+    the whole id. Never the raw id (which may hold ``<``, quotes, ``/`` or ``..``), and unique per item
+    even when two spec folders hold files of the same name with the same clip ids."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", nodeid.rsplit("/", 1)[-1]).strip("-")[:max_slug].strip("-") or "item"
+    return f"{slug}-{hashlib.sha256(nodeid.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+def write_atomic(path: Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through a temp file and a rename; raise :class:`ReportWriteError`."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise ReportWriteError(path, e) from e
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def copy_atomic(src: Path, dst: Path) -> Path:
+    """Copy a file (a clip into the report's media folder) atomically, with the report's file mode."""
+    dst = Path(dst)
+    tmp: str | None = None
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, dst)
+        tmp = None
+    except OSError as e:
+        raise ReportWriteError(dst, e) from e
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return dst
