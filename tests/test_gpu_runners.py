@@ -157,6 +157,9 @@ def _fake_gpu(monkeypatch: pytest.MonkeyPatch, name: str = "NVIDIA H100 80GB HBM
 
     from pytest_ltx.render import gpu
 
+    # the suite itself may run under xdist (-n 2): this fake machine is not an xdist worker unless a test says so
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     state: dict[str, Any] = {"calls": [], "allocated": 0}
     props = SimpleNamespace(name=name, major=cc[0], minor=cc[1], total_memory=int(80 * GIB))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
