@@ -252,7 +252,7 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
         raise InfraError(f"{_where(item)}: {e}") from None
     clip = read_clip(entry.clip_path)
     return ClipRun(clip=clip, source="render", params=params,
-                   provenance={**prov, **how, "model_identity": ident.summary()},
+                   provenance={**prov, **meta["render"], "model_identity": ident.summary()},
                    model_key=model_key, mp4=entry.clip_path, render_seconds=result.seconds,
                    peak_vram_gb=result.peak_vram_gb, cached=False,
                    raw=result.clip if need_raw else None, timings={"render_call_s": wall})
