@@ -363,8 +363,10 @@ class RenderCache:
             except OSError:
                 pass
 
-    def put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any]) -> CachedRender:
-        """Store a *successful* render: ``clip`` is a Clip (encoded here) or an existing mp4 (copied).
+    def put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any], *,
+            encode: Any = None) -> CachedRender:
+        """Store a *successful* render: ``clip`` is a Clip (encoded here, with ``encode`` settings when
+        given: they must be part of the key's provenance) or an existing mp4 (copied).
 
         The clip is probed before it is stored, so an unreadable file never becomes a cache hit. When
         another process stored the same key first, its entry wins and is returned (same key, same bits).
@@ -379,7 +381,7 @@ class RenderCache:
             raise StoreError("render cache", link, f"a symlink to {link.resolve()}, outside the cache",
                              "the render was not cached; remove the symlink")
         try:
-            return self._put(key, clip, meta)
+            return self._put(key, clip, meta, encode)
         except OSError as e:
             if not is_write_fault(e):
                 raise
@@ -388,7 +390,8 @@ class RenderCache:
                              "the render was not cached and no cache entry was changed (free space or "
                              "point --ltx-cache-dir elsewhere)") from None
 
-    def _put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any]) -> CachedRender:
+    def _put(self, key: str, clip: "Clip | os.PathLike[str] | str", meta: Mapping[str, Any],
+             encode: Any = None) -> CachedRender:
         from pytest_ltx.media import Clip, probe, write_clip
         from pytest_ltx.storage import make_readable
 
@@ -401,7 +404,7 @@ class RenderCache:
         try:
             dest_clip = tmp / _CLIP
             if isinstance(clip, Clip):
-                write_clip(clip, dest_clip)
+                write_clip(clip, dest_clip, encode=encode)
             else:
                 src = Path(clip)
                 if not src.is_file():

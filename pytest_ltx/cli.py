@@ -2,6 +2,7 @@
 
     pytest-ltx evaluate CLIP [--metrics motion,av_sync,...] [--json]   score any clip file
     pytest-ltx render SPEC [--item NAME] [-o OUT.mp4]                  render spec items to mp4
+    pytest-ltx explain 'specs/x.yaml::hero[...]' [--preset P] [--json] every effective field and its origin
     pytest-ltx schema                                                  JSON Schema of the spec format
     pytest-ltx doctor                                                  what this machine can run
     pytest-ltx plan [SPECS...] [--free-gb N] [--json]                  each item's VRAM envelope
@@ -21,7 +22,8 @@ __all__ = ["main"]
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pytest_ltx.evaluate import FAMILIES, MetricContext, evaluate
-    from pytest_ltx.media import ClipReadError, read_clip
+    from pytest_ltx.media import ClipReadError
+    from pytest_ltx.stream import MediaSource
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if metrics:
@@ -30,18 +32,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"pytest-ltx evaluate: unknown metric(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}",
                   file=sys.stderr)
             return 2
-    try:
-        clip = read_clip(args.clip, audio_path=args.audio)
-    except ClipReadError as e:
-        print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
-        return 2
     clip_model = args.clip_model
     if clip_model is None and metrics and "clip_similarity" in metrics:
         from pytest_ltx.metrics.clip_score import profile_from_pyproject
 
         clip_model = profile_from_pyproject(Path.cwd())
-    ev = evaluate(clip, metrics=metrics or ["motion", "av_sync"],
-                  context=MetricContext(prompt=args.prompt, clip_model=clip_model))
+    try:
+        # one streaming pass: the clip is never held decoded, whatever its length and size
+        ev = evaluate(MediaSource(Path(args.clip), Path(args.audio) if args.audio else None),
+                      metrics=metrics or ["motion", "av_sync"],
+                      context=MetricContext(prompt=args.prompt, clip_model=clip_model))
+    except ClipReadError as e:
+        print(f"pytest-ltx evaluate: cannot read clip: {e}", file=sys.stderr)
+        return 2
     doc = ev.to_dict()
     doc.pop("outcomes", None)
     errors = [o for o in ev.outcomes if o.failed]
@@ -96,8 +99,9 @@ def _readable(path: str, doc: dict) -> str:
 
 def _cmd_schema(args: argparse.Namespace) -> int:
     from pytest_ltx.spec import json_schema
+    from pytest_ltx.spec.presets import presets_json_schema
 
-    json.dump(json_schema(), sys.stdout, indent=2)
+    json.dump(presets_json_schema() if args.presets else json_schema(), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 
@@ -113,6 +117,54 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.model:
         argv += [f"--ltx-model={args.model}"]
     return int(pytest.main(argv))
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """Collect the named items exactly as ``pytest`` would (same rootdir, ini, presets, options) and print
+    every effective field with its origin, the resolved prompt and the render cache key."""
+    import pytest
+
+    from pytest_ltx.explain import ExplainCollector, render_text
+
+    grab = ExplainCollector()
+    argv = [*args.targets, "--collect-only", "-q", "-p", "no:cacheprovider"]
+    if args.preset:
+        argv += ["--ltx-preset", args.preset]
+    if args.model:
+        argv += ["--ltx-model", args.model]
+    if args.k:
+        argv += ["-k", args.k]
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = pytest.main(argv, plugins=[grab])
+    if grab.invalid:
+        for nodeid, message in grab.invalid:
+            print(f"{nodeid}: invalid clip spec:\n{message}", file=sys.stderr)
+        return 2
+    if not grab.items:
+        out = buf.getvalue().strip().splitlines()
+        print(f"pytest-ltx explain: no clip item matches {' '.join(args.targets)}"
+              + (f" ({out[-1]})" if out else ""), file=sys.stderr)
+        files = sorted({t.split("::")[0] for t in args.targets if "::" in t})
+        if files:  # say what the file does hold (a preset adds `,preset=NAME]` to rendered items' ids)
+            listing = ExplainCollector()
+            with contextlib.redirect_stdout(io.StringIO()):
+                pytest.main([*files, "--collect-only", "-q", "-p", "no:cacheprovider"] + argv[len(args.targets) + 4:],
+                             plugins=[listing])
+            names = [e["nodeid"] for e in listing.items]
+            if names:
+                print("items there:\n  " + "\n  ".join(names[:30]) + ("\n  …" if len(names) > 30 else ""),
+                      file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(grab.items, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print("\n\n".join(render_text(e) for e in grab.items))
+    return 0
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -342,7 +394,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--model", default=None, help="model profile to render with")
     r.add_argument("-o", "--output", default="ltx-report", help="report directory (default ltx-report)")
     r.set_defaults(fn=_cmd_render)
+    x = sub.add_parser("explain", help="print every effective field of spec items with its origin, the "
+                       "resolved prompt and the cache key")
+    x.add_argument("targets", nargs="+", help="node ids ('specs/x.yaml::hero[seed=0]') or spec files")
+    x.add_argument("--preset", default=None, help="as --ltx-preset")
+    x.add_argument("--model", default=None, help="as --ltx-model")
+    x.add_argument("-k", default=None, help="only items matching this pytest -k expression")
+    x.add_argument("--json", action="store_true", help="print JSON")
+    x.set_defaults(fn=_cmd_explain)
     s = sub.add_parser("schema", help="print the JSON Schema of the clip-spec format")
+    s.add_argument("--presets", action="store_true", help="the schema of specs/presets.yaml instead")
     s.set_defaults(fn=_cmd_schema)
     rp = sub.add_parser("report", help="rebuild the HTML report from results.json (renders nothing)")
     rp.add_argument("results", help="results.json (or the folder holding it); media are looked up beside it")

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["InvalidSpec", "LtxCheckFailed", "LtxItem", "SpecFile", "is_spec_file", "note_collection"]
 
 _SPEC_SUFFIXES = (".yaml", ".yml")
+#: YAML under a folder of this name is a prompt pack, not a spec
+PACKS_DIR = "packs"
 
 
 def is_spec_file(path: Path, config: pytest.Config) -> bool:
@@ -33,6 +35,10 @@ def is_spec_file(path: Path, config: pytest.Config) -> bool:
     command line itself (``pytest my/clip.yaml``). Other YAML (CI configs, data) is left alone."""
     if path.suffix not in _SPEC_SUFFIXES:
         return False
+    from pytest_ltx.spec.presets import PRESET_FILES
+
+    if path.name in PRESET_FILES or PACKS_DIR in path.parent.parts:
+        return False  # the project's presets and prompt packs are read by specs, not specs themselves
     s = get_session(config)
     root = s.settings.rootdir
     for d in s.settings.specs:
@@ -70,7 +76,9 @@ class SpecFile(pytest.File):
 
         rel = _relpath(self.path, Path(self.config.rootpath))
         try:  # paths in a spec (image:, file:, audio:) must stay inside the project or an allowed folder
-            spec = load_spec_file(self.path, confine=PathPolicy.from_settings(get_session(self.config).settings))
+            session = get_session(self.config)
+            spec = load_spec_file(self.path, confine=PathPolicy.from_settings(session.settings),
+                                  project=session.project())
         except SpecFileError as e:
             yield InvalidSpec.from_parent(self, name=INVALID_SPEC, message=str(e), spec_rel=rel)
             return
@@ -119,7 +127,7 @@ def _relpath(p: Path, root: Path) -> str:
 
 
 class LtxItem(pytest.Item):
-    """One clip item. ``setup`` obtains the clip; ``runtest`` evaluates and checks it."""
+    """One clip item. ``setup`` obtains the clip and measures it; ``runtest`` checks it."""
 
     def __init__(self, *, spec: "ItemSpec", spec_rel: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -131,6 +139,8 @@ class LtxItem(pytest.Item):
         self.evaluation: Evaluation | None = None
         self.result: ItemResult | None = None
         self.baseline_payload: dict[str, Any] | None = None
+        self._baseline: tuple[Any, str | None] = (None, None)
+        self._metric_s = 0.0
         self._t0 = 0.0
         self.add_marker("ltx")
         self.add_marker(f"ltx_{spec.source_kind.value}")
@@ -142,12 +152,32 @@ class LtxItem(pytest.Item):
         return self.path, (self.spec.line or 1) - 1, f"ltx clip {self.name}"
 
     def setup(self) -> None:
+        """Produce the clip and measure it: one streaming decode feeding every metric (or nothing at all
+        when the evaluation cache has every result). A clip that cannot be produced or decoded is an
+        infrastructure error, reported as a pytest error."""
+        from pytest_ltx.evaluate import evaluate
+        from pytest_ltx.golden import load_baseline
+        from pytest_ltx.media import ClipReadError
         from pytest_ltx.runner import BudgetUnmet, InfraError, obtain_clip
 
         self._t0 = time.perf_counter()
+        session = get_session(self.config)
         self._unmet: BudgetUnmet | None = None
         try:
-            self.run = obtain_clip(self.spec, get_session(self.config))
+            self.run = obtain_clip(self.spec, session)
+            run = self.run
+            self._baseline = load_baseline(self.spec, self.item_key, run, session)
+            t0 = time.perf_counter()
+            try:
+                from pytest_ltx.report.media import media_consumer
+
+                self.evaluation = evaluate(run.media, expect=self._expect(),
+                                           context=self._metric_context(self._baseline[0]),
+                                           cache=session.eval_cache, refresh=session.settings.no_cache,
+                                           keyframes=True, extras=[media_consumer(self._baseline[0])])
+            except ClipReadError as e:
+                raise InfraError(f"{self.spec_rel}:{self.spec.line}: {e}") from None
+            self._metric_s = time.perf_counter() - t0
         except BudgetUnmet as e:  # fails in runtest (a failure, not an error), before anything rendered
             self._unmet = e
         except InfraError as e:
@@ -155,27 +185,24 @@ class LtxItem(pytest.Item):
             pytest.fail(f"pytest-ltx could not produce the clip (infrastructure error, not a regression):\n{e}",
                         pytrace=False)
 
+    def _expect(self) -> Any:
+        return self.spec.expect.model_copy(update={"format": self.spec.expected_format()})
+
     def runtest(self) -> None:
-        from pytest_ltx.evaluate import evaluate
-        from pytest_ltx.golden import golden_step, load_baseline
+        from pytest_ltx.golden import golden_step
         from pytest_ltx.runner import clip_outcomes
 
         if getattr(self, "_unmet", None) is not None:
             o = Outcome("budget.vram_plan", Status.FAILED, str(self._unmet), details={"plan": self._unmet.plan})
             self.result = self._make_result("failed", outcomes=[o])
             raise LtxCheckFailed(self, [o])
-        assert self.run is not None
+        assert self.run is not None and self.evaluation is not None
         session = get_session(self.config)
         run = self.run
-        base, base_error = load_baseline(self.spec, self.item_key, run, session)
-        ctx = self._metric_context(base)
-        expect = self.spec.expect.model_copy(update={"format": self.spec.expected_format()})
-        t0 = time.perf_counter()
-        self.evaluation = evaluate(run.clip, expect=expect, context=ctx)
-        metric_s = time.perf_counter() - t0
+        base, base_error = self._baseline
         outcomes = list(self.evaluation.outcomes) + clip_outcomes(run, self.spec, self.evaluation, session)
         golden = golden_step(self.spec, self.item_key, self.nodeid, run, self.evaluation, session,
-                             baseline=base, read_error=base_error, calibration=self._calibration_runs(expect))
+                             baseline=base, read_error=base_error, calibration=self._calibration_runs(self._expect()))
         outcomes += golden.outcomes
         self.baseline_payload = golden.payload
         self._candidate = golden.candidate
@@ -185,7 +212,9 @@ class LtxItem(pytest.Item):
                 self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
         failed = [o for o in outcomes if o.failed]
         self.result = self._make_result("failed" if failed else "passed", outcomes=outcomes,
-                                        timings={"metrics_s": round(metric_s, 4)}, baseline=golden.info)
+                                        timings={"metrics_s": round(self._metric_s, 4),
+                                                 "metrics_cached": list(self.evaluation.cached)},
+                                        baseline=golden.info)
         self._write_media(base)
         for name, value in junit_properties(self.result.to_dict()):
             self.user_properties.append((name, value))
@@ -202,8 +231,15 @@ class LtxItem(pytest.Item):
 
         assert self.result is not None and self.run is not None
         try:
-            artifacts = write_item_media(get_session(self.config).settings.report_dir, self.nodeid, self.run.clip,
-                                         mp4=self.run.mp4, evaluation=self.result.evaluation, baseline=base)
+            assert self.evaluation is not None
+            text = self.evaluation.results.get("text")
+            frames = self.evaluation.extras.get("report_media")
+            if frames is None:
+                raise ReportWriteError(self.run.mp4 or Path(self.nodeid), OSError("report media could not be collected"))
+            artifacts = write_item_media(get_session(self.config).settings.report_dir, self.nodeid,
+                                         frames, mp4=self.run.mp4,
+                                         evaluation=self.result.evaluation, baseline=base,
+                                         ocr_images=getattr(text, "frame_images", None))
         except ReportWriteError as e:
             artifacts = {"error": str(e)}
         self.result = replace(self.result, artifacts=artifacts)
@@ -235,9 +271,9 @@ class LtxItem(pytest.Item):
             assert self.spec.seed is not None
             seeds = calibration_seeds(self.spec.seed, n, neighbouring=session.settings.calibrate_seeds == "neighbouring")
             for seed in seeds[1:]:
-                clip = render_variant(self.spec, session, seed)
-                ev = evaluate(clip, expect=expect, context=self._metric_context(None))
-                records.append(current_record(self.spec, self.item_key, self.run, ev, clip))
+                with render_variant(self.spec, session, seed) as media:
+                    ev = evaluate(media, expect=expect, context=self._metric_context(None), keyframes=True)
+                records.append(current_record(self.spec, self.item_key, self.run, ev))
         else:  # a file or test card is the same clip every time: its spread is the metrics' own (zero)
             for _ in range(n - 1):
                 records.append(current_record(self.spec, self.item_key, self.run, self.evaluation))
@@ -283,7 +319,7 @@ class LtxItem(pytest.Item):
             source=self.spec.source_kind.value,
             status=status,
             params=self._params(),
-            provenance=run.provenance if run is not None else {},
+            provenance={**(run.provenance if run is not None else {}), "spec": self._spec_provenance()},
             timings=t,
             evaluation=evaluation,
             outcomes=[o.to_dict() for o in (outcomes or [])],
@@ -305,6 +341,14 @@ class LtxItem(pytest.Item):
         if self.spec.prompt and "prompt" not in params:
             params["prompt"] = self.spec.prompt
         return params
+
+    def _spec_provenance(self) -> dict[str, Any]:
+        """How the spec made this item: every effective field with its origin, the template and its
+        values, the preset (what ``pytest-ltx explain`` prints; the report shows it per item)."""
+        sp = self.spec
+        return {"fields": sp.effective_fields(run_model=get_session(self.config).settings.model),
+                "template": sp.template, "vars": dict(sp.vars), "preset": sp.preset,
+                "legacy_name": sp.legacy_name}
 
     def decorate_report(self, report: pytest.TestReport) -> None:
         """Ship the result on the report (it crosses xdist's process boundary) and add HTML extras."""

@@ -162,6 +162,14 @@ class SessionReporter:
         line = self.baseline_summary.failure_line()
         if line:  # a requested write that did not happen must not look like success
             self.problems.append(line)
+        # baselines found under an item's old positional name were rewritten under the new one: move
+        moved = [tuple(r.baseline["moved_from"]) for r in self.s.results
+                 if isinstance(r.baseline, dict) and r.baseline.get("moved_from")]
+        if moved:
+            try:
+                store.prune(moved)
+            except Exception as e:
+                self.problems.append(f"removing baselines stored under old names failed: {e}")
 
     def _whole_suite(self, session: pytest.Session) -> bool:
         """Only a run that selected every item of its spec files may call a baseline unused: not with
@@ -195,9 +203,14 @@ class SessionReporter:
             now = models_used.get(ik, set())
             return mk not in now and any(m.rsplit("-", 1)[0] == mk.rsplit("-", 1)[0] for m in now)
 
+        # another preset's baselines (draft vs full) belong to runs of that preset: never judged here
+        from pytest_ltx.spec.items import preset_of
+
+        tiers = {s.settings.preset} if s.settings.preset else {preset_of(k.rsplit("/", 1)[-1]) for k in used}
         self.unused = sorted(
             (ik, mk) for ik, mk in known
-            if (ik in used and superseded(ik, mk)) or (ik not in used and (
+            if (ik in used and superseded(ik, mk)) or (
+                ik not in used and preset_of(ik.rsplit("/", 1)[-1]) in tiers and (
                 ik.rsplit("/", 1)[0] in stems
                 # a spec file that was deleted or renamed: its baselines belong to no collected file, and
                 # are only judged when the run covered its whole spec folder

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 #: the weight-free per-keyframe fingerprint every baseline keeps (see metrics/structural.py)
 STRUCTURAL = "structural.thumbnails"
 
-__all__ = ["GoldenStep", "current_record", "golden_step", "keyframes_for", "load_baseline"]
+__all__ = ["GoldenStep", "current_record", "golden_step", "load_baseline"]
 
 
 @dataclass
@@ -38,14 +38,6 @@ class GoldenStep:
     #: this run's record (JSON payload) when the baseline is missing or did not match: carried in
     #: results.json so ``pytest-ltx baselines accept --from results.json`` can write it without re-rendering
     candidate: dict[str, Any] | None = None
-
-
-def keyframes_for(item: "ItemSpec", clip: "Clip") -> list[int]:
-    """The keyframes baselines store: the same sampling policy as the per-keyframe metrics."""
-    from pytest_ltx.metrics.sampling import sample_indices
-
-    e = item.expect.clip
-    return sample_indices(clip.num_frames, clip.fps, e.sample_fps if e is not None else 2.0)
 
 
 def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
@@ -79,15 +71,15 @@ def _gpu(identity: Any) -> Any:
     return {k: v for k, v in identity.items() if k != "total_gb"}
 
 
-def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation",
-                   clip: "Clip | None" = None) -> "BaselineRecord":
-    """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance)."""
+def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation") -> "BaselineRecord":
+    """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance). The
+    keyframe pictures come from the evaluation's streaming pass (``evaluate(..., keyframes=True)``)."""
     from pytest_ltx.baseline import BaselineRecord, collect_environment, make_thumbnails
     from pytest_ltx.baseline.record import storable_scalars
 
-    clip = clip or run.clip
-    kf = keyframes_for(item, clip)
-    frames = clip.frames[kf]
+    kf = evaluation.keyframes
+    if kf is None:
+        raise ValueError("current_record needs an evaluation made with keyframes=True")
     arrays = {k: np.asarray(v) for k, v in evaluation.arrays().items()}
     # structural.* scalars are SSIMs *against* the baseline: a comparison, not a property of the clip
     scalars = {k: v for k, v in storable_scalars(evaluation.scalars()).items() if not k.startswith("structural.")}
@@ -96,9 +88,9 @@ def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: 
         model_key=run.model_key,
         scalars=scalars,
         arrays=arrays,
-        keyframe_frames=[clip.original_index(i) for i in kf],
-        fps=clip.fps,
-        thumbnails=make_thumbnails(frames),
+        keyframe_frames=list(kf.indices),
+        fps=evaluation.info.fps,
+        thumbnails=make_thumbnails(kf.frames),
         provenance=_provenance(item, run),
         environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype"),
                                         gpu=_gpu(run.provenance.get("gpu"))),
@@ -165,7 +157,7 @@ def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
     if not item.expect.baseline.enabled:
         return None, None
     try:
-        return session.store.load(item_key, run.model_key), None
+        base = session.store.load(item_key, run.model_key)
     except BaselineError as err:
         return None, str(err)
     except OSError as err:  # an unreadable store (permissions, a vanished mount): this item's error, one line
@@ -173,6 +165,17 @@ def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
 
         return None, (f"{session.store.path_for(item_key, run.model_key)}: cannot read the baseline "
                       f"({describe_os_error(err)})")
+    if base is None and item.legacy_name is not None:
+        # migration: items were once named by prompt position (`clip[p1-seed=0]`); a baseline stored
+        # under that name is this item's if it was made from the same prompt
+        legacy_key = f"{item_key.rsplit('/', 1)[0]}/{item.legacy_name}"
+        try:
+            old = session.store.load(legacy_key, run.model_key)
+        except (BaselineError, OSError):
+            old = None
+        if old is not None and (old.provenance.get("request") or {}).get("prompt", item.prompt) == item.prompt:
+            return old, None
+    return base, None
 
 
 def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", evaluation: "Evaluation",
@@ -209,6 +212,13 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
         rel_s = str(rel)
     step.info["path"] = rel_s
     base = baseline
+    legacy = base is not None and base.item_key != item_key
+    if legacy:
+        assert base is not None
+        step.info["legacy_key"] = base.item_key
+        if not st.update_baselines:
+            step.warnings.append(f"baseline found under this item's old positional name {base.item_key!r}; "
+                                 "`--ltx-update-baselines` moves it to the new name")
     if read_error is not None and not st.update_baselines:  # rewriting a corrupt one is what update is for
         # the generic fix names `pytest <spec>`: say exactly which item to rerun
         msg = read_error.replace("`pytest <spec> ", f"`pytest '{nodeid}' ")
@@ -238,6 +248,9 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
             step.outcomes.append(Outcome("baseline.update", Status.PASSED, msg))
             step.info["status"] = "updated"
             step.info["comparison"] = cmp.to_dict()
+            if legacy:
+                # removed once the new one is written (finish.py)
+                step.info["moved_from"] = [base.item_key, run.model_key]
         return step
 
     broken = any(o.status is Status.ERROR for o in evaluation.outcomes)

@@ -33,6 +33,10 @@ class Limits:
     audio_s: int = 600
     #: decompressed size of one baseline ``keyframes.npz`` (a record's arrays are a few hundred kB)
     npz_mb: int = 64
+    #: size of one prompt pack (``vars: {from: ...}``) on disk; a pack lists prompts, it is not a data set
+    pack_kb: int = 8192
+    #: rows of one prompt pack
+    pack_rows: int = 10_000
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

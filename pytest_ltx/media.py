@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -22,8 +22,11 @@ __all__ = [
     "ClipInfo",
     "ClipReadError",
     "probe",
+    "probe_audio",
     "read_clip",
     "iter_frames",
+    "iter_media",
+    "frame_rgb",
     "write_clip",
     "write_frames",
     "read_audio_file",
@@ -216,6 +219,21 @@ def probe(path: os.PathLike[str] | str) -> ClipInfo:
         )
 
 
+def probe_audio(path: os.PathLike[str] | str) -> tuple[int | None, int | None, float | None]:
+    """(sample rate, channels, duration in s) of a file's first audio stream, from its headers."""
+    p = Path(path)
+    with _open(p) as c:
+        if not c.streams.audio:
+            raise ClipReadError(p, "contains no audio stream")
+        a = c.streams.audio[0]
+        dur = None
+        if a.duration is not None and a.time_base is not None:
+            dur = float(a.duration * a.time_base)
+        elif c.duration is not None:
+            dur = c.duration / 1_000_000
+        return int(a.rate or a.sample_rate or 0) or None, a.channels, dur
+
+
 def _shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
     """Anti-aliased downscale of one 8-bit plane: Gaussian pyramid halvings down to 2-4x the target,
     then one area-filter step (the pyramid keeps the area filter's input, and so its cost, small)."""
@@ -248,6 +266,17 @@ def _downscale_i420(yuv: np.ndarray, fw: int, fh: int, w: int, h: int) -> np.nda
     if (ew, eh) != (w, h):
         rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
     return rgb
+
+
+def frame_rgb(frame, max_side: int | None = None) -> np.ndarray:
+    """A decoded PyAV video frame as RGB uint8 ``[h, w, 3]``, downscaled so its longer side is at most
+    ``max_side`` (the conversion every reader and the streaming pass use, so they agree to the bit)."""
+    w, h = _scaled_size(frame.width, frame.height, max_side)
+    if (w, h) == (frame.width, frame.height):
+        return frame.to_ndarray(format="rgb24")
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return _downscale_i420(frame.to_ndarray(), frame.width, frame.height, w, h)
+    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
 
 
 def _expected_frames(c, vs) -> int | None:
@@ -334,20 +363,13 @@ def iter_frames(
         vs.thread_type = "AUTO"
         expected = _expected_frames(c, vs)
         exact = bool(vs.frames)
-        w, h = _scaled_size(vs.width, vs.height, max_side)
         i = 0
         rate = _RateCheck(p, vs)
         try:
             for frame in c.decode(vs):
                 rate.add(frame.pts)
                 if i % step == 0:
-                    if (w, h) == (frame.width, frame.height):
-                        yield i, frame.to_ndarray(format="rgb24")
-                    elif frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-                        yield i, _downscale_i420(frame.to_ndarray(), frame.width, frame.height, w, h)
-                    else:
-                        frame = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
-                        yield i, frame.to_ndarray()
+                    yield i, frame_rgb(frame, max_side)
                 i += 1
         except av.FFmpegError as e:
             raise ClipReadError(p, f"video stream is corrupt or truncated after frame {i} ({e})") from None
@@ -361,6 +383,83 @@ def iter_frames(
                 raise ClipReadError(
                     p, f"truncated: decoded {i} video frames but the header announces {expected}"
                 )
+    finally:
+        c.close()
+
+
+def _resampler(a):
+    import av
+
+    channels = max(1, a.channels or 1)
+    return av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo",
+                             rate=int(a.rate or a.sample_rate))
+
+
+def iter_media(path: os.PathLike[str] | str, *, video: bool = True,
+               audio: bool = True) -> Iterator[tuple[str, Any]]:
+    """Decode a clip's video and audio in ONE pass over the file, in container order.
+
+    Yields ``("video", av.VideoFrame)`` for each frame (convert it with :func:`frame_rgb` at the size you
+    need: nothing is converted that nobody asked for) and ``("audio", (chunk, sample_rate))`` with float32
+    ``[channels, n]`` chunks (mono or stereo, as :func:`read_clip` gives). Memory is a frame and a chunk
+    whatever the clip's length. A truncated or corrupt stream raises :class:`ClipReadError` as
+    :func:`iter_frames` does.
+    """
+    import av
+
+    p = Path(path)
+    c = _open(p)
+    try:
+        vs = c.streams.video[0] if c.streams.video else None
+        if video and vs is None:
+            raise ClipReadError(p, "contains no video stream")
+        as_ = c.streams.audio[0] if (audio and c.streams.audio) else None
+        streams = [s for s in ((vs if video else None), as_) if s is not None]
+        if not streams:
+            return
+        expected = exact = None
+        if video and vs is not None:
+            vs.thread_type = "AUTO"
+            expected, exact = _expected_frames(c, vs), bool(vs.frames)
+        res = None
+        max_samples = 0.0
+        if as_ is not None:
+            from pytest_ltx.limits import current
+
+            sr = int(as_.rate or as_.sample_rate)
+            _check_audio_budget(p, sr, None)  # the audio is held whole by A/V sync: budgeted
+            max_samples = current().audio_s * sr
+            res = _resampler(as_)
+        rate = _RateCheck(p, vs) if (video and vs is not None) else None
+        n = 0
+        n_audio = 0
+        try:
+            for pkt in c.demux(*streams):
+                if pkt.stream is vs:
+                    for frame in pkt.decode():
+                        n += 1
+                        rate.add(frame.pts)  # type: ignore[union-attr]
+                        yield "video", frame
+                elif res is not None:
+                    for frame in pkt.decode():
+                        for out in res.resample(frame):
+                            n_audio += out.samples
+                            yield "audio", (out.to_ndarray().astype(np.float32, copy=False), out.sample_rate)
+                        if n_audio > max_samples:
+                            _check_audio_budget(p, None, n_audio / out.sample_rate)
+            if res is not None:
+                for out in res.resample(None):
+                    yield "audio", (out.to_ndarray().astype(np.float32, copy=False), out.sample_rate)
+        except av.FFmpegError as e:
+            raise ClipReadError(p, f"stream is corrupt or truncated after video frame {n} ({e})") from None
+        if video:
+            if n == 0:
+                raise ClipReadError(p, "video stream decodes to zero frames (truncated or corrupt file)")
+            rate.check()  # type: ignore[union-attr]
+            if expected:
+                slack = 0 if exact else max(2, round(0.05 * expected))
+                if n < expected - slack:
+                    raise ClipReadError(p, f"truncated: decoded {n} video frames but the header announces {expected}")
     finally:
         c.close()
 
@@ -481,23 +580,43 @@ def write_clip(
     *,
     crf: int = 18,
     preset: str = "veryfast",
+    encode: Any = None,
 ) -> Path:
     """Write ``clip`` as H.264 (yuv420p) + AAC mp4, atomically (temporary file, then rename).
+
+    ``encode`` (a :class:`pytest_ltx.render.encode.EncodeSettings`) replaces ``crf``/``preset`` and adds
+    the pixel format, faststart, keyframe interval and colour tags: how the renderer delivers its clips.
 
     ``veryfast`` at CRF 18 encodes 3–4× faster than ``medium`` at the same quality (CRF sets it; only the
     file grows a little): the encode is the largest cost an item adds to a render. Not ``ultrafast``:
     it lets frozen frames drift by up to 20 grey levels over the first frames of a freeze, which moves
     where a freeze is seen to start. Odd frame sizes are padded by one edge pixel (yuv420p needs even sides).
     """
+    extra: dict[str, Any] = {"crf": crf, "preset": preset}
+    audio = clip.audio if clip.has_audio else None
+    if encode is not None:
+        extra = {"crf": encode.crf, "preset": encode.preset, "pix_fmt": encode.pix_fmt,
+                 "faststart": encode.faststart, "gop": encode.gop, "color": encode.color}
+        if audio is not None and clip.sample_rate and encode.fit_audio:
+            audio = fit_audio(audio, round(clip.num_frames / clip.fps * clip.sample_rate))
     return write_frames(
         iter(clip.frames),
         path,
         fps=clip.fps,
-        audio=clip.audio if clip.has_audio else None,
+        audio=audio,
         sample_rate=clip.sample_rate,
-        crf=crf,
-        preset=preset,
+        **extra,
     )
+
+
+def fit_audio(audio: np.ndarray, n: int) -> np.ndarray:
+    """``audio`` ``[C, N]`` padded with silence (or trimmed) to exactly ``n`` samples."""
+    have = audio.shape[-1]
+    if have == n:
+        return audio
+    if have > n:
+        return audio[..., :n]
+    return np.pad(audio, ((0, 0), (0, n - have)))
 
 
 def write_frames(
@@ -512,13 +631,18 @@ def write_frames(
     crf: int = 18,
     preset: str = "veryfast",
     faststart: bool = False,
+    pix_fmt: str = "yuv420p",
+    gop: int | None = None,
+    color: str = "none",
 ) -> Path:
     """Encode frames from an iterable, one frame in memory at a time; atomic (temp file, then rename).
 
     This is how long clips (a 20 s 1080p test card) are written without holding them decoded. The
     container follows the suffix: ``.mp4``/``.mov``/``.mkv`` get H.264 + AAC, ``.webm`` VP9 + Opus.
     Odd sizes are padded by one edge pixel (yuv420p needs even sides). ``audio`` is float32
-    ``[channels, N]``. ``faststart`` puts the mp4 index first (progressive playback in a browser).
+    ``[channels, N]``. ``faststart`` puts the mp4 index first (progressive playback in a browser);
+    ``pix_fmt`` (yuv420p/yuv422p/yuv444p), ``gop`` (largest keyframe interval, 1 = all-intra) and
+    ``color`` (``"bt709"`` writes BT.709 primaries/transfer/matrix tags) shape the H.264 stream.
     """
     import av
 
@@ -540,9 +664,15 @@ def write_frames(
         opts = {"movflags": "+faststart"} if faststart and fmt in ("mp4", "mov") else {}
         with av.open(str(tmp), mode="w", format=fmt, options=opts) as out:
             vs = out.add_stream(vcodec, rate=_fps_fraction(fps))
-            vs.width, vs.height, vs.pix_fmt = w0 + pw, h0 + ph, "yuv420p"
+            vs.width, vs.height, vs.pix_fmt = w0 + pw, h0 + ph, pix_fmt if vcodec == "libx264" else "yuv420p"
+            if color == "bt709":
+                cc = vs.codec_context
+                cc.color_primaries, cc.color_trc, cc.colorspace = 1, 1, 1  # ITU-R BT.709
             if vcodec == "libx264":
                 vs.options = {"crf": str(crf), "preset": preset}
+                if gop is not None:
+                    vs.codec_context.gop_size = gop
+                    vs.options = {**vs.options, "keyint_min": str(min(gop, 25))}
             else:
                 vs.options = {"crf": str(crf + 12), "b": "0", "deadline": "realtime", "cpu-used": "8"}
             astream = None

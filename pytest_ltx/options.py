@@ -118,9 +118,14 @@ OPTIONS: tuple[Option, ...] = (
            ("specs",), _parse_list, metavar="DIRS"),
     Option("model", "render every clip with this model profile instead of the one its spec names",
            None, metavar="PROFILE"),
+    Option("preset", "apply this preset (specs/presets.yaml or [tool.pytest-ltx.presets]) to every clip, "
+           "instead of the one its spec names; part of each rendered item's id and baseline",
+           None, metavar="NAME"),
     Option("device", "device for rendering and metrics: auto, cpu, cuda, cuda:N", None, metavar="DEVICE"),
-    Option("no_cache", "render even when the render cache holds the clip (the cache is still updated)",
-           False, _parse_bool, "true"),
+    Option("no_cache", "render and evaluate even when the render / evaluation caches hold the result (the "
+           "caches are still updated)", False, _parse_bool, "true"),
+    Option("recheck_determinism", "re-render determinism checks even when this request was already proven "
+           "bit-identical in this environment", False, _parse_bool, "true"),
     Option("cache_dir", "render cache directory", ".ltx-cache", metavar="DIR"),
     Option("report_dir", "where results.json, clips and keyframe strips are written", "ltx-report",
            metavar="DIR"),
@@ -207,8 +212,10 @@ class Settings:
     rootdir: Path
     specs: tuple[str, ...]
     model: str | None
+    preset: str | None
     device: str | None
     no_cache: bool
+    recheck_determinism: bool
     cache_dir: Path
     report_dir: Path
     history: tuple[Path, ...]
@@ -261,8 +268,10 @@ def settings(config: pytest.Config) -> Settings:
         rootdir=root,
         specs=resolve(config, "specs"),
         model=resolve(config, "model"),
+        preset=resolve(config, "preset") or None,
         device=resolve(config, "device"),
         no_cache=resolve(config, "no_cache"),
+        recheck_determinism=resolve(config, "recheck_determinism"),
         cache_dir=cache_dir if cache_dir.is_absolute() else root / cache_dir,
         report_dir=path("report_dir"),
         history=tuple(p if p.is_absolute() else Path(config.invocation_params.dir) / p

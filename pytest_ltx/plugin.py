@@ -26,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup: run on one worker")
     session = LtxSession(config)
     config.stash[SESSION_KEY] = session
+    session.check_run_preset()
     from pytest_ltx.finish import SessionReporter
 
     config.pluginmanager.register(SessionReporter(session), "pytest-ltx-reporter")

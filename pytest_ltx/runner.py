@@ -5,14 +5,16 @@ what they return; infrastructure problems raise :class:`InfraError`, regressions
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-from pytest_ltx.media import Clip, ClipReadError, read_clip, write_clip
+from pytest_ltx.media import Clip, ClipReadError, write_clip
 from pytest_ltx.outcome import Outcome, Status
+from pytest_ltx.stream import MediaSource
 
 if TYPE_CHECKING:
     from pytest_ltx.evaluate import Evaluation
@@ -38,10 +40,10 @@ class BudgetUnmet(Exception):
 
 @dataclass
 class ClipRun:
-    """What an item's setup produced: the clip as decoded from its mp4 (what a user would see), and
-    how it was made."""
+    """What an item's setup produced: the clip's file (its mp4: what a user would see; decoded later, once,
+    as a stream by the metrics), and how it was made."""
 
-    clip: Clip
+    media: MediaSource
     source: str
     params: dict[str, Any]
     provenance: dict[str, Any]
@@ -52,19 +54,24 @@ class ClipRun:
     cached: bool = False
     #: the raw (pre-encode) render, kept only when a determinism check needs it
     raw: Clip | None = None
+    #: the render cache key (renders only): determinism proofs are remembered under it
+    render_key: str | None = None
+    #: this request was proven bit-identical in an earlier run in this environment (no re-render needed)
+    determinism_proven: dict[str, Any] | None = None
     truth: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str, Any]:
+def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any = None) -> dict[str, Any]:
     """Everything that determines a render's pixels, known before loading the model: it keys the cache.
 
     The placement actually used (device, dtype, offload, threads) is in it — with ``auto`` a bf16 GPU
     render and an fp32 CPU render must not share a key — while the weights' folder path is not (the
-    fingerprint identifies the weights; moving a folder must not invalidate the cache).
+    fingerprint identifies the weights; moving a folder must not invalidate the cache). ``encode`` (the
+    mp4 encode settings; the renderer's defaults when None) is in it too: the cache holds the encoded file.
     """
-    import torch
-
+    from pytest_ltx.devices import cuda_available, cuda_device_count
+    from pytest_ltx.render.encode import DEFAULT_ENCODE
     from pytest_ltx.render.ltx2 import plan_placement
     from pytest_ltx.versions import package_versions
 
@@ -74,8 +81,8 @@ def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str,
     extras = profile.extras_identity()  # LoRAs and upsampler by content, not by path
     if extras:
         model["extras"] = extras
-    cuda = torch.cuda.is_available()
-    count = torch.cuda.device_count() if cuda else 0
+    cuda = cuda_available()
+    count = cuda_device_count() if cuda else 0
     placement = plan_placement(profile, cuda, device_count=count)
     # kernels differ between GPU architectures: an A100's bits are never served to an H100 (the GPU of this
     # worker, but not its index: identical cards share entries)
@@ -86,6 +93,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any) -> dict[str,
         "request": keyed_request(request),
         "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
         "versions": package_versions(),
+        "encode": (encode if encode is not None else DEFAULT_ENCODE).to_dict(),
         **({"gpu": {k: v for k, v in gpu.items() if k != "total_gb"}} if gpu else {}),
     }
 
@@ -188,7 +196,7 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     profile, req = _request(item, session)
     try:
         ident = session.identity(profile)
-        prov = render_provenance(profile, ident.fingerprint, req)
+        prov = render_provenance(profile, ident.fingerprint, req, item.encode)
     except RenderError as e:
         raise InfraError(str(e)) from None
     except FileNotFoundError as e:
@@ -202,21 +210,19 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
             raise InfraError(str(e)) from None
     model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
-    need_raw = c.expect.determinism is not None
     cache = session.cache
     key = cache.key(prov)
+    proven = None
+    if c.expect.determinism is not None and not (session.settings.no_cache or session.settings.recheck_determinism):
+        proven = session.eval_cache.get_determinism(key)
+    need_raw = c.expect.determinism is not None and proven is None
     hit = None if (session.settings.no_cache or need_raw) else cache.get(key)
     if hit is not None:
-        try:
-            clip = read_clip(hit.clip_path)
-        except ClipReadError:
-            hit = None  # a damaged entry is a miss; the cache drops it on the next put
-        else:
-            meta = hit.meta
-            return ClipRun(clip=clip, source="render", params=params,
-                           provenance={**prov, **meta.get("render", {}), "model_identity": ident.summary()},
-                           model_key=model_key, mp4=hit.clip_path, render_seconds=meta.get("seconds"),
-                           peak_vram_gb=meta.get("peak_vram_gb"), cached=True)
+        meta = hit.meta
+        return ClipRun(media=MediaSource(hit.clip_path), source="render", params=params,
+                       provenance={**prov, **meta.get("render", {}), "model_identity": ident.summary()},
+                       model_key=model_key, mp4=hit.clip_path, render_seconds=meta.get("seconds"),
+                       peak_vram_gb=meta.get("peak_vram_gb"), cached=True, render_key=key, determinism_proven=proven)
     from pytest_ltx.render.guard import retry_io
 
     try:
@@ -246,16 +252,18 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     }
     from pytest_ltx.storage import StoreError
 
-    try:  # encoded straight into the cache entry (atomically); a transient I/O error is retried
-        entry = retry_io(lambda: cache.put(key, result.clip, meta), attempts=guard.io_attempts, what="cache")
+    try:  # encoded straight into the cache entry (atomically), with the item's delivery settings;
+        # a transient I/O error is retried
+        entry = retry_io(lambda: cache.put(key, result.clip, meta, encode=item.encode), attempts=guard.io_attempts,
+                         what="cache")
     except StoreError as e:  # a full or read-only cache volume: one line, not a traceback
         raise InfraError(f"{_where(item)}: {e}") from None
-    clip = read_clip(entry.clip_path)
-    return ClipRun(clip=clip, source="render", params=params,
+    return ClipRun(media=MediaSource(entry.clip_path), source="render", params=params,
                    provenance={**prov, **meta["render"], "model_identity": ident.summary()},
                    model_key=model_key, mp4=entry.clip_path, render_seconds=result.seconds,
                    peak_vram_gb=result.peak_vram_gb, cached=False,
-                   raw=result.clip if need_raw else None, timings={"render_call_s": wall})
+                   raw=result.clip if need_raw else None, timings={"render_call_s": wall},
+                   render_key=key, determinism_proven=proven)
 
 
 def fresh_render(item: "ItemSpec", session: "LtxSession", seed: int | None = None) -> Clip:
@@ -274,48 +282,94 @@ def fresh_render(item: "ItemSpec", session: "LtxSession", seed: int | None = Non
         raise InfraError(str(e)) from None
 
 
-def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Clip:
-    """A fresh render with ``seed`` through the same mp4 encode/decode as the item's own clip
-    (calibration runs: never cached, never the item's result)."""
+@contextlib.contextmanager
+def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Iterator[MediaSource]:
+    """A fresh render with ``seed`` through the same mp4 encode as the item's own clip (calibration runs:
+    never cached, never the item's result), as a temporary file removed afterwards."""
     clip = fresh_render(item, session, seed)
     mp4 = session.scratch_dir() / f"calibrate-{seed}.mp4"
-    write_clip(clip, mp4)
+    write_clip(clip, mp4, encode=item.encode)
+    del clip
     try:
-        return read_clip(mp4)
+        yield MediaSource(mp4)
     finally:
         mp4.unlink(missing_ok=True)
 
 
 def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
-    from pytest_ltx.cache import sha256_file
-    from pytest_ltx.render.file import load_file_source
+    from pytest_ltx.evalcache import file_digest
+    from pytest_ltx.render.file import open_file_source
 
     assert item.file_path is not None
     try:
-        clip = load_file_source(item.file_path, item.audio_path, spec_dir=item.base_dir,
-                                root=session.settings.rootdir, require_audio=item.expect.av_sync is not None,
-                                allow_outside_root=session.settings.allow_outside_root,
-                                allow_dirs=session.settings.allow_dirs)
+        media = open_file_source(item.file_path, item.audio_path, spec_dir=item.base_dir,
+                                 root=session.settings.rootdir, require_audio=item.expect.av_sync is not None,
+                                 allow_outside_root=session.settings.allow_outside_root,
+                                 allow_dirs=session.settings.allow_dirs)
     except ClipReadError as e:
         raise InfraError(f"{_where(item)}: {e}") from None
-    source = Path(clip.source or item.file_path)
-    params = {"file": str(source), "audio": None if item.audio_path is None else str(item.audio_path)}
-    return ClipRun(clip=clip, source="file", params=params, provenance={"file_sha256": sha256_file(source)},
-                   model_key="file", mp4=source)
+    params = {"file": str(media.path), "audio": None if item.audio_path is None else str(item.audio_path)}
+    return ClipRun(media=media, source="file", params=params, provenance={"file_sha256": file_digest(media.path)},
+                   model_key="file", mp4=media.path)
+
+
+#: bump when test cards are drawn differently (the code digest below catches edits too)
+_TESTCARD_CACHE_FORMAT = 1
 
 
 def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
-    from pytest_ltx.testcard import write
+    """Draw the card into an mp4 — or take it from the render cache, keyed by the card's parameters, the
+    test-card code and the encoder's library versions: a rerun draws nothing."""
+    import json
+
+    from pytest_ltx.evalcache import code_digest
+    from pytest_ltx.versions import package_versions
 
     spec = item.clip.testcard
     key = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
-    mp4 = session.report_clip_path(item_nodeid(item, session.settings.rootdir))
-    # drawn frame by frame straight into the mp4, then read back like a render: the metrics see the
-    # codec's effect, and a large card is never held in memory twice
-    truth = write(spec, mp4)
-    clip = read_clip(mp4)
-    return ClipRun(clip=clip, source="testcard", params=spec.model_dump(mode="json"),
-                   provenance={"testcard_sha256": key}, model_key="testcard", mp4=mp4, truth=truth.to_dict())
+    cache = session.cache
+    ckey = cache.key({"kind": "testcard", "format": _TESTCARD_CACHE_FORMAT, "spec": json.loads(spec.model_dump_json()),
+                      "versions": package_versions(("av", "numpy", "opencv-python-headless", "pytest-ltx")),
+                      "code": code_digest()})
+    hit = None if session.settings.no_cache else cache.get(ckey)
+    was_cached = hit is not None
+    if hit is None:
+        from pytest_ltx.testcard import write
+
+        # drawn frame by frame straight into an mp4, then read back like a render: the metrics see the
+        # codec's effect, and a large card is never held in memory
+        mp4 = session.scratch_dir() / f"testcard-{ckey[:16]}.mp4"
+        truth = write(spec, mp4)
+        try:
+            hit = cache.put(ckey, mp4, {"truth": truth.to_dict()})
+        finally:
+            mp4.unlink(missing_ok=True)
+    mp4 = _publish(hit.clip_path, session.report_clip_path(item_nodeid(item, session.settings.rootdir)))
+    return ClipRun(media=MediaSource(mp4), source="testcard", params=spec.model_dump(mode="json"),
+                   provenance={"testcard_sha256": key}, model_key="testcard", mp4=mp4,
+                   truth=hit.meta.get("truth"), cached=was_cached)
+
+
+def _publish(src: Path, dest: Path) -> Path:
+    """The cached card, also at its place in the report folder (a hard link when possible, else a copy;
+    replaced atomically), so the report folder holds the clips it shows."""
+    import os
+    import shutil
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
 
 
 def _check_clip_budget(item: "ItemSpec", kind: str) -> None:
@@ -360,16 +414,52 @@ def obtain_clip(item: "ItemSpec", session: "LtxSession") -> ClipRun:
 
 
 def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", session: "LtxSession") -> list[Outcome]:
-    """Outcomes that depend on how the clip was made rather than on its pixels: budget and determinism."""
-    from pytest_ltx.expect.render import check_budget, check_determinism
+    """Outcomes that depend on how the clip was made rather than on its pixels: budget and determinism.
+
+    Determinism: two renders of the request are compared; when they are bit-identical the proof is
+    remembered for the render's cache key and this environment (machine, libraries), and later runs
+    reuse it instead of rendering twice (``--ltx-recheck-determinism`` or ``--ltx-no-cache`` re-renders)."""
+    from pytest_ltx.expect.render import check_budget, check_determinism, determinism_proven
 
     e = item.clip.expect
     out: list[Outcome] = []
+    if e.export is not None:
+        from pytest_ltx.expect.export import check_export, probe_export
+
+        if run.mp4 is None:
+            out.append(Outcome("export", Status.UNMEASURED, "no clip file to probe"))
+        else:
+            try:
+                facts = probe_export(run.mp4, audio_path=item.audio_path)
+            except ClipReadError as err:
+                out.append(Outcome("export.probe", Status.ERROR, str(err)))
+            else:
+                out += check_export(facts, e.export)
     if e.budget is not None and run.source == "render":
         out += check_budget(run.render_seconds, run.peak_vram_gb, e.budget, cached=run.cached)
     if e.determinism is not None:
-        if run.source != "render" or run.raw is None:
+        if run.source != "render":
             out.append(Outcome("determinism", Status.UNMEASURED, "determinism applies to rendered clips only"))
+        elif run.determinism_proven is not None:
+            out += determinism_proven(run.determinism_proven, e.determinism)
+        elif run.raw is None:
+            out.append(Outcome("determinism", Status.UNMEASURED, "determinism: no raw render to compare"))
         else:
-            out += check_determinism(run.raw, fresh_render(item, session), e.determinism)
+            second = fresh_render(item, session)
+            checked = check_determinism(run.raw, second, e.determinism)
+            out += checked
+            identical = (run.raw.frames.shape == second.frames.shape and bool((run.raw.frames == second.frames).all())
+                         and _same_audio(run.raw, second))
+            if identical and run.render_key is not None:
+                session.eval_cache.put_determinism(run.render_key, {
+                    "bit_identical": True, "frames": list(run.raw.frames.shape),
+                    "audio": None if run.raw.audio is None else list(run.raw.audio.shape),
+                    "proven_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            run.raw = None
     return out
+
+
+def _same_audio(a: Clip, b: Clip) -> bool:
+    if a.audio is None or b.audio is None:
+        return a.audio is None and b.audio is None
+    return a.audio.shape == b.audio.shape and bool((a.audio == b.audio).all())

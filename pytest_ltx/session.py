@@ -19,6 +19,7 @@ from pytest_ltx.report.results import ItemResult
 if TYPE_CHECKING:
     from pytest_ltx.cache import RenderCache
     from pytest_ltx.model_identity import ModelIdentity
+    from pytest_ltx.evalcache import EvaluationCache
     from pytest_ltx.models import ModelProfile
 
 __all__ = ["LtxSession", "SESSION_KEY", "get_session"]
@@ -37,6 +38,7 @@ class LtxSession:
         self._profiles: dict[str, ModelProfile] | None = None
         self._identities: dict[Any, "ModelIdentity"] = {}
         self._cache: RenderCache | None = None
+        self._eval_cache: EvaluationCache | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._store: Any = None
         self.results: list[ItemResult] = []
@@ -60,6 +62,33 @@ class LtxSession:
         removed = self.cache.sweep(before)
         removed += sweep_stale(self.settings.report_dir, (".part",), before)
         return removed
+
+    # -- spec resolution ------------------------------------------------------------------------------
+    def project(self) -> Any:
+        """What spec files are resolved against: the root, the presets, the run's preset and model."""
+        if getattr(self, "_project", None) is None:
+            from pytest_ltx.spec.presets import Project, load_presets
+
+            st = self.settings
+            self._project = Project(root=st.rootdir, presets=load_presets(st.rootdir, st.specs),
+                                    run_preset=st.preset, run_model=st.model)
+        return self._project
+
+    def check_run_preset(self) -> None:
+        """``--ltx-preset NAME`` must name a preset: a typo would otherwise run the wrong tier."""
+        name = self.settings.preset
+        if name is None:
+            return
+        presets = self.project().presets
+        if name not in presets.presets:
+            import difflib
+
+            close = difflib.get_close_matches(name, presets.names(), n=1)
+            detail = "; ".join(str(e) for e in presets.errors)
+            raise pytest.UsageError(
+                f"pytest-ltx: --ltx-preset {name!r} is not a preset (known: {', '.join(presets.names()) or 'none'}"
+                f"{f'; did you mean {close[0]!r}?' if close else ''}). Presets live in "
+                f"<specs>/presets.yaml or [tool.pytest-ltx.presets]" + (f". Problems: {detail}" if detail else ""))
 
     # -- models -------------------------------------------------------------------------------------
     def profiles(self) -> dict[str, "ModelProfile"]:
@@ -119,6 +148,15 @@ class LtxSession:
             self._cache = RenderCache(local, fence=st.rootdir, max_bytes=int(getattr(st, "cache_max_gb", 0) * 1e9),
                                       remote=RemoteStore(url) if url else None)
         return self._cache
+
+    @property
+    def eval_cache(self) -> "EvaluationCache":
+        """Metric results and determinism proofs, beside the render cache."""
+        if self._eval_cache is None:
+            from pytest_ltx.evalcache import EvaluationCache
+
+            self._eval_cache = EvaluationCache(self.settings.cache_dir)
+        return self._eval_cache
 
     @property
     def store(self) -> Any:

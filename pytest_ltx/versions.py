@@ -3,6 +3,7 @@ metadata (nothing is imported): they go into render provenance, cache keys and b
 
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 from typing import Iterable
 
@@ -17,11 +18,17 @@ METRIC_LIBRARIES: tuple[str, ...] = RENDER_LIBRARIES + ("torchvision", "open-cli
 
 
 def package_versions(names: Iterable[str] = RENDER_LIBRARIES) -> dict[str, str | None]:
-    """``{distribution name: version or None when not installed}``."""
-    out: dict[str, str | None] = {}
+    """``{distribution name: version or None when not installed}`` (looked up once per process: a
+    metadata lookup costs milliseconds, and every item of a warm run asks)."""
+    return dict(_versions(tuple(names)))
+
+
+@functools.lru_cache(maxsize=None)
+def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+    out: list[tuple[str, str | None]] = []
     for name in names:
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+            out.append((name, None))
+    return tuple(out)

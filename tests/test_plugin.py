@@ -120,12 +120,12 @@ clips:
         "specs/clips.yaml::robot[[]seed=0[]]",
         "specs/clips.yaml::robot[[]seed=1[]]",
         "specs/clips.yaml::robot[[]seed=7[]]",
-        "specs/clips.yaml::variants[[]p0-seed=3[]]",
-        "specs/clips.yaml::variants[[]p1-seed=3[]]",
+        "specs/clips.yaml::variants[[]cat,seed=3[]]",
+        "specs/clips.yaml::variants[[]dog,seed=3[]]",
         "*5 tests collected*",
     ])
-    r = pytester.runpytest("--collect-only", "-q", "specs/", "-k", "variants and p1")
-    r.stdout.fnmatch_lines(["*variants[[]p1-seed=3[]]*", "*1/5 tests collected (4 deselected)*"])
+    r = pytester.runpytest("--collect-only", "-q", "specs/", "-k", "variants and dog")
+    r.stdout.fnmatch_lines(["*variants[[]dog,seed=3[]]*", "*1/5 tests collected (4 deselected)*"])
 
 
 def test_yaml_outside_spec_dirs_is_not_collected(pytester: pytest.Pytester) -> None:
@@ -253,6 +253,50 @@ clips:
     assert outs["determinism.frames"]["status"] == "passed"
     assert "bit-identical" in outs["determinism.frames"]["message"]
     assert outs["determinism.audio"]["status"] == "passed"
+    # proven once: remembered for this request and environment, not rendered twice again
+    pytester.runpytest("specs/", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    item = results(pytester)["items"][0]
+    outs = {o["check"]: o for o in item["outcomes"]}
+    assert "proven at" in outs["determinism.frames"]["message"] and outs["determinism.frames"]["status"] == "passed"
+    assert item["timings"]["cached"] is True and "render_call_s" not in item["timings"]
+    # forced: rendered twice again
+    pytester.runpytest("specs/", "-p", "no:cacheprovider", "--ltx-recheck-determinism").assert_outcomes(passed=1)
+    item = results(pytester)["items"][0]
+    outs = {o["check"]: o for o in item["outcomes"]}
+    assert outs["determinism.frames"]["message"] == "second render is bit-identical (frames)"
+
+
+def test_warm_rerun_renders_nothing_and_computes_nothing(pytester: pytest.Pytester) -> None:
+    write_spec(pytester, "w.yaml", TINY + """
+clips:
+  - id: r
+    prompt: a robot
+    expect:
+      motion: {}
+  - id: card
+    testcard: {width: 64, height: 64, frames: 25, fps: 24, cuts: [12], audio: {sample_rate: 16000}}
+    expect:
+      motion: {cuts: 1}
+      av_sync: {}
+""")
+    pytester.runpytest("specs/", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    first = {i["clip_id"]: i for i in results(pytester)["items"]}
+    assert first["r"]["timings"]["metrics_cached"] == [] and first["r"]["timings"]["cached"] is False
+    pytester.runpytest("specs/", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    second = {i["clip_id"]: i for i in results(pytester)["items"]}
+    assert second["r"]["timings"]["cached"] is True and second["card"]["timings"]["cached"] is True
+    assert second["r"]["timings"]["metrics_cached"] == ["motion", "structural"]
+    assert second["card"]["timings"]["metrics_cached"] == ["motion", "av_sync", "structural"]
+    for k in ("r", "card"):
+        assert second[k]["evaluation"]["motion"] == first[k]["evaluation"]["motion"]
+        assert second[k]["outcomes"] == first[k]["outcomes"]
+    # a changed test card is a new clip: drawn and measured again
+    (pytester.path / "specs" / "w.yaml").write_text(
+        (pytester.path / "specs" / "w.yaml").read_text().replace("cuts: [12]", "cuts: [13]"))
+    pytester.runpytest("specs/", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    third = {i["clip_id"]: i for i in results(pytester)["items"]}
+    assert third["card"]["timings"]["cached"] is False and third["card"]["timings"]["metrics_cached"] == []
+    assert third["r"]["timings"]["metrics_cached"] == ["motion", "structural"]
 
 
 def test_xdist_workers_results_are_merged(pytester: pytest.Pytester) -> None:

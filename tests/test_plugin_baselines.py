@@ -386,12 +386,13 @@ def test_update_never_writes_a_baseline_from_a_crashed_metric(pytester: pytest.P
     pytester.makeconftest("""
         import pytest_ltx.metrics.motion as motion
 
-        def _broken(clip, **kw):
+        def _broken(self, frame):
             raise RuntimeError("simulated metric bug")
 
-        motion.analyze = _broken
+        motion.MotionConsumer.feed = _broken
     """)
-    r = run(pytester, "--ltx-update-baselines", subprocess=True)
+    # --ltx-no-cache: the first run's results are in the evaluation cache and would be read back
+    r = run(pytester, "--ltx-update-baselines", "--ltx-no-cache", subprocess=True)
     r.assert_outcomes(failed=2)
     r.stdout.fnmatch_lines(["*ERROR motion.error: motion could not be computed: RuntimeError: simulated metric bug*",
                             "*ERROR baseline.update: baseline baselines/specs/life/a/testcard not written: motion.error "

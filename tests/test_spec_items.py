@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ltx.spec import ItemSpec, SourceKind, expand, load_spec_file, load_spec_text
-from pytest_ltx.spec.items import item_name
+from pytest_ltx.spec.items import item_name, legacy_item_name, preset_of
 
 SPEC = """\
 defaults:
@@ -55,13 +55,13 @@ def test_one_item_per_prompt_variant_and_seed_in_file_order(spec_items: list[Ite
     assert [i.name for i in spec_items] == [
         "robot-dance[seed=0]",
         "robot-dance[seed=1]",
-        "balls[p0-seed=7]",
-        "balls[p0-seed=3]",
-        "balls[p1-seed=7]",
-        "balls[p1-seed=3]",
+        "balls[red-ball,seed=7]",
+        "balls[red-ball,seed=3]",
+        "balls[blue-ball,seed=7]",
+        "balls[blue-ball,seed=3]",
         "single[seed=0]",
-        "bunny[p0]",
-        "bunny[p1]",
+        "bunny[rabbit]",
+        "bunny[hare]",
         "card",
     ]
     assert len({i.name for i in spec_items}) == len(spec_items)
@@ -77,17 +77,17 @@ def test_one_item_per_prompt_variant_and_seed_in_file_order(spec_items: list[Ite
 def test_items_know_their_line_and_source(spec_items: list[ItemSpec]) -> None:
     lines = SPEC.splitlines()
     by = {i.name: i for i in spec_items}
-    for name, text in [("robot-dance[seed=1]", "- id: robot-dance"), ("bunny[p1]", "- id: bunny"), ("card", "- id: card")]:
+    for name, text in [("robot-dance[seed=1]", "- id: robot-dance"), ("bunny[hare]", "- id: bunny"), ("card", "- id: card")]:
         assert lines[by[name].line - 1].strip() == text  # type: ignore[operator]
     assert by["robot-dance[seed=0]"].source_kind is SourceKind.RENDER
-    assert by["bunny[p0]"].source_kind is SourceKind.FILE and by["bunny[p0]"].seed is None
+    assert by["bunny[rabbit]"].source_kind is SourceKind.FILE and by["bunny[rabbit]"].seed is None
     assert by["card"].source_kind is SourceKind.TESTCARD and by["card"].prompt is None
     assert by["robot-dance[seed=0]"].marks == ("slow",) and by["card"].marks == ()
 
 
 def test_paths_resolve_against_the_spec_folder(spec_items: list[ItemSpec], tmp_path: Path) -> None:
     by = {i.name: i for i in spec_items}
-    robot, bunny, card = by["robot-dance[seed=0]"], by["bunny[p0]"], by["card"]
+    robot, bunny, card = by["robot-dance[seed=0]"], by["bunny[rabbit]"], by["card"]
     assert robot.image_path == (tmp_path / "img" / "cond.png").absolute()
     assert robot.file_path is None and robot.audio_path is None
     assert bunny.file_path == (tmp_path / "media" / "bunny.mp4").absolute()
@@ -144,8 +144,16 @@ def test_items_of_a_spec_built_without_a_file_resolve_against_cwd() -> None:
         (SourceKind.TESTCARD, 2, 1, None, "x[p1]"),
     ],
 )
-def test_item_name(kind: SourceKind, n_prompts: int, p: int, seed: int | None, expected: str) -> None:
-    assert item_name("x", kind, n_prompts, p, seed) == expected
+def test_legacy_item_name(kind: SourceKind, n_prompts: int, p: int, seed: int | None, expected: str) -> None:
+    assert legacy_item_name("x", kind, n_prompts, p, seed) == expected
+
+
+def test_item_name_is_values_then_seed_then_preset() -> None:
+    assert item_name("x") == "x"
+    assert item_name("x", ("wide", "style=noir"), 3) == "x[wide,style=noir,seed=3]"
+    assert item_name("x", (), 0, "draft") == "x[seed=0,preset=draft]"
+    assert preset_of("x[seed=0,preset=draft]") == "draft"
+    assert preset_of("x[seed=0]") is None and preset_of("x") is None
 
 
 def test_items_hash_and_pickle(spec_items: list[ItemSpec]) -> None:

@@ -8,6 +8,7 @@ from ._base import ExpectModel
 from .avsync import AVSyncExpect
 from .baseline import BaselineExpect
 from .clip_score import ClipScoreExpect
+from .export import ExportExpect
 from .motion import MotionExpect
 from .render import BudgetExpect, DeterminismExpect, FormatExpect
 from .text import TextExpect
@@ -19,6 +20,7 @@ __all__ = [
     "BudgetExpect",
     "ClipScoreExpect",
     "DeterminismExpect",
+    "ExportExpect",
     "FormatExpect",
     "MotionExpect",
     "TextExpect",
@@ -35,4 +37,5 @@ class Expectations(ExpectModel):
     av_sync: AVSyncExpect | None = None
     text: TextExpect | None = None
     clip: ClipScoreExpect | None = None
+    export: ExportExpect | None = None
     baseline: BaselineExpect = Field(default_factory=BaselineExpect)

@@ -151,3 +151,16 @@ def check_determinism(first: "Clip", second: "Clip", expect: DeterminismExpect) 
             out.append(Outcome("determinism.audio", Status.PASSED if ok else Status.FAILED, msg,
                                measured=worst_a, allowed=expect.max_audio_diff))
     return out
+
+
+def determinism_proven(proof: dict, expect: DeterminismExpect) -> list[Outcome]:
+    """The outcome of a determinism check proven in an earlier run (bit-identical renders of the same
+    request in this environment): it passes any bound, and says so, and how to re-render."""
+    when = proof.get("proven_at", "an earlier run")
+    out = [Outcome("determinism.frames", Status.PASSED,
+                   f"bit-identical (frames), proven at {when} for this request and environment; "
+                   "--ltx-recheck-determinism re-renders", measured=0, allowed=expect.max_pixel_diff)]
+    if proof.get("audio") is not None:
+        out.append(Outcome("determinism.audio", Status.PASSED, "bit-identical (audio), proven with the frames",
+                           measured=0.0, allowed=expect.max_audio_diff))
+    return out

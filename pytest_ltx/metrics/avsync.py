@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_ltx.stream import Consumer, StreamFrame, StreamInfo
+
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
@@ -243,9 +245,13 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
     (i−1, i) vs the flow of (i, i+1) sampled where each pixel went), above a noise threshold: starts,
     stops and direction flips of trackable motion.
     """
+    return visual_envelope_gray(_gray_small(frames, side))
+
+
+def visual_envelope_gray(g: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`visual_envelope` of frames already gray ``[T, h, w]`` uint8 at the analysis size."""
     import cv2
 
-    g = _gray_small(frames, side)
     t = g.shape[0]
     ret = np.zeros(t)
     accel = np.zeros(t)
@@ -439,13 +445,14 @@ _CAL_CACHE: dict[tuple, float] = {}
 SMOOTH_MS = 8.0
 
 
-def _offsets_raw(mono: np.ndarray, sr: int, frames: np.ndarray, fps: float, n_fft: int, hop: int,
+def _offsets_raw(mono: np.ndarray, sr: int, gray: np.ndarray, fps: float, n_fft: int, hop: int,
                  max_lag: int) -> tuple[_Corr, dict]:
-    """The uncalibrated correlation of one clip's audio and picture (shared by analyze and calibration)."""
+    """The uncalibrated correlation of one clip's audio and picture (gray frames at the analysis size;
+    shared by analyze and calibration)."""
     at, av_ = audio_envelope(mono, sr, n_fft=n_fft, hop=hop)
-    venv = visual_envelope(frames)
+    venv = visual_envelope_gray(gray)
     v = _combine_visual(venv)
-    dur = max(len(mono) / sr, frames.shape[0] / fps)
+    dur = max(len(mono) / sr, gray.shape[0] / fps)
     n = int(math.ceil(dur * GRID_HZ)) + 1
     grid_t = np.arange(n) / GRID_HZ
     a_grid = _gauss_smooth(np.interp(grid_t, at, av_, left=0.0, right=0.0), SMOOTH_MS) if at.size else np.zeros(n)
@@ -482,7 +489,7 @@ def calibration_lag_ms(sr: int, fps: float, n_fft: int | None = None, hop: int |
     with _CAL_LOCK:
         if key not in _CAL_CACHE:
             frames, mono = _calibration_clip(fps, sr)
-            corr, _ = _offsets_raw(mono, sr, frames, fps, n_fft, hop, 200)
+            corr, _ = _offsets_raw(mono, sr, _gray_small(frames, ANALYSIS_SIDE), fps, n_fft, hop, 200)
             _CAL_CACHE[key] = corr.best_ms
         return _CAL_CACHE[key]
 
@@ -507,16 +514,31 @@ def analyze(
     ``low_confidence`` (offset None); a second correlation peak above ``ambiguity_ratio`` × the best
     one makes the result ``ambiguous`` (offset None).
     """
+    mono = clip.mono() if clip.has_audio else None
+    return analyze_signals(mono, clip.sample_rate if clip.has_audio else None, _gray_small(clip.frames, ANALYSIS_SIDE),
+                           clip.fps, max_lag_ms=max_lag_ms, min_confidence=min_confidence,
+                           ambiguity_ratio=ambiguity_ratio)
+
+
+def analyze_signals(
+    mono: np.ndarray | None,
+    sr: int | None,
+    gray: np.ndarray,
+    fps: float,
+    *,
+    max_lag_ms: float = 500.0,
+    min_confidence: float = 0.2,
+    ambiguity_ratio: float = 0.8,
+) -> AVSyncResult:
+    """:func:`analyze` on what it needs of a clip: its mono audio (None: no track), and every frame gray
+    ``[T, h, w]`` at :data:`ANALYSIS_SIDE` px (what the streaming consumer keeps: 5 KB a frame)."""
     max_lag = int(round(max_lag_ms))
-    vdur = clip.duration_s
+    vdur = gray.shape[0] / fps
     base: dict[str, Any] = {"max_lag_ms": float(max_lag), "video_duration_s": vdur}
-    sr = clip.sample_rate if clip.has_audio else None
     config = {"visual_method": VISUAL_METHOD, "analysis_side": ANALYSIS_SIDE, "smooth_ms": SMOOTH_MS}
-    if not clip.has_audio or sr is None:
+    if mono is None or sr is None or mono.size == 0:
         return AVSyncResult(status=AVSyncStatus.NO_AUDIO, offset_ms=None, confidence=0.0, config=config,
                             message="clip has no audio track", **base)
-    mono = clip.mono()
-    assert mono is not None
     adur = len(mono) / sr
     pad_allow = AAC_PADDING_SAMPLES / sr
     base.update(audio_duration_s=adur, duration_mismatch_s=adur - vdur, duration_padding_allowance_s=pad_allow,
@@ -532,14 +554,14 @@ def analyze(
         return AVSyncResult(status=AVSyncStatus.SILENT, offset_ms=None, confidence=0.0, config=config,
                             message=f"audio track is silent (peak {lvl} dBFS)", **base)
 
-    cal = calibration_lag_ms(int(sr), clip.fps, n_fft, hop)
-    corr, parts = _offsets_raw(mono, int(sr), clip.frames, clip.fps, n_fft, hop, max_lag)
+    cal = calibration_lag_ms(int(sr), fps, n_fft, hop)
+    corr, parts = _offsets_raw(mono, int(sr), gray, fps, n_fft, hop, max_lag)
     at, aenv, v = parts["audio_t"], parts["audio_env"], parts["visual"]
     a_ev = _event_indices(aenv, max(1, int(0.05 * sr / hop)))
     v_ev = _event_indices(v, 2, rel=0.3, k_mad=3.0) if np.any(v > 0) else np.zeros(0, int)
     base.update(audio_events=int(len(a_ev)), visual_events=int(len(v_ev)),
                 audio_event_times_s=tuple(float(at[i]) for i in a_ev),
-                visual_event_times_s=tuple(float(i / clip.fps) for i in v_ev), calibration_lag_ms=cal)
+                visual_event_times_s=tuple(float(i / fps) for i in v_ev), calibration_lag_ms=cal)
     if not np.any(v > 0) or len(v_ev) == 0:
         return AVSyncResult(status=AVSyncStatus.NO_VISUAL_EVENTS, offset_ms=None, confidence=0.0, config=config,
                             message="no visual events (no flash, cut, impact or start/stop of motion)", **base)
@@ -557,7 +579,7 @@ def analyze(
     confidence = float(np.clip(r1, 0, 1) * min(1.0, distinct / 0.5))
     # ... and most sounds to land on a visual event once shifted back: a chance alignment of a few
     # events (the true offset lying outside the search window) matches only some of them
-    matched = _matched_fraction(np.asarray(base["audio_event_times_s"]) - corr.best_ms / 1000.0, v, clip.fps)
+    matched = _matched_fraction(np.asarray(base["audio_event_times_s"]) - corr.best_ms / 1000.0, v, fps)
     confidence *= float(np.clip((matched - MATCH_NONE) / (MATCH_FULL - MATCH_NONE), 0.0, 1.0))
     at_edge = abs(corr.best_ms) >= max_lag - EDGE_MS
     if at_edge:  # the peak continues beyond the window: the true offset is probably outside it
@@ -569,8 +591,8 @@ def analyze(
         return AVSyncResult(status=AVSyncStatus.LOW_CONFIDENCE, offset_ms=None,
                             message=(f"best peak {best:+.0f} ms sits at the edge of the ±{max_lag} ms search "
                                      "window: the offset is probably larger than the window"), **common)
-    per_a, lag_a = periodicity(parts["audio_grid"], int(1000 * 2.5 / clip.fps), 2 * max_lag)
-    per_v, lag_v = periodicity(parts["visual_grid"], int(1000 * 2.5 / clip.fps), 2 * max_lag)
+    per_a, lag_a = periodicity(parts["audio_grid"], int(1000 * 2.5 / fps), 2 * max_lag)
+    per_v, lag_v = periodicity(parts["visual_grid"], int(1000 * 2.5 / fps), 2 * max_lag)
     per, per_lag = max((per_a, lag_a), (per_v, lag_v), key=lambda x: x[0])
     common["config"] = dict(config, periodicity=round(per, 3), period_ms=per_lag,
                             periodicity_audio=round(per_a, 3), periodicity_visual=round(per_v, 3))
@@ -591,3 +613,41 @@ def analyze(
     late = "late" if best >= 0 else "early"
     return AVSyncResult(status=AVSyncStatus.MEASURED, offset_ms=best,
                         message=f"audio {abs(best):.0f} ms {late} (confidence {confidence:.2f})", **common)
+
+
+class AVSyncConsumer(Consumer):
+    """A/V sync in the streaming pass: keeps every frame gray at :data:`ANALYSIS_SIDE` px (5 KB each) and
+    the audio track (a few MB for 20 s), and measures at the end."""
+
+    name = "av_sync"
+    frame_side = ANALYSIS_SIDE
+    wants_audio = True
+
+    def __init__(self, *, max_lag_ms: float = 500.0, min_confidence: float = 0.2, ambiguity_ratio: float = 0.8) -> None:
+        self.options = {"max_lag_ms": max_lag_ms, "min_confidence": min_confidence, "ambiguity_ratio": ambiguity_ratio}
+
+    def config(self) -> dict[str, Any]:
+        return {**self.options, "visual_method": VISUAL_METHOD, "analysis_side": ANALYSIS_SIDE, "smooth_ms": SMOOTH_MS}
+
+    def begin(self, info: StreamInfo) -> None:
+        self._gray: list[np.ndarray] = []
+        self._audio: list[np.ndarray] = []
+        self._sr: int | None = None
+
+    def feed(self, frame: StreamFrame) -> None:
+        import cv2
+
+        g = cv2.cvtColor(np.ascontiguousarray(frame.rgb(ANALYSIS_SIDE)), cv2.COLOR_RGB2GRAY)
+        if self._gray and g.shape != self._gray[0].shape:
+            raise ValueError(f"frame size changed at frame {frame.index}")
+        self._gray.append(g)
+
+    def feed_audio(self, chunk: np.ndarray, sample_rate: int) -> None:
+        self._sr = int(sample_rate)
+        self._audio.append(chunk.mean(axis=0).astype(np.float32, copy=False))
+
+    def finish(self, info: StreamInfo) -> AVSyncResult:
+        gray = np.stack(self._gray) if self._gray else np.zeros((0, 8, 8), np.uint8)
+        mono = np.concatenate(self._audio) if self._audio else None
+        self._gray, self._audio = [], []
+        return analyze_signals(mono, self._sr, gray, info.fps, **self.options)

@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 import numpy as np
 
 from pytest_ltx.metrics.sampling import sample_indices
+from pytest_ltx.stream import KeyframeConsumer, StreamFrame, StreamInfo
 
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
 __all__ = [
+    "ClipConsumer",
     "TINY_RANDOM",
     "ClipModelError",
     "ClipModelProfile",
@@ -355,6 +357,14 @@ class LoadedClipModel:
             return np.zeros((0, self.embed_dim), np.float32)
         return np.concatenate(out).astype(np.float32)
 
+    def embed_tensors(self, tensors: list[Any]) -> np.ndarray:
+        """Already preprocessed image tensors → L2-normalised float32 [K,D] embeddings."""
+        import torch
+
+        with torch.inference_mode():
+            e = self.model.encode_image(torch.stack(tensors).to(self.device)).float()
+            return torch.nn.functional.normalize(e, dim=-1).cpu().numpy().astype(np.float32)
+
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """Prompts → L2-normalised float32 [N,D] text embeddings."""
         import torch
@@ -572,8 +582,13 @@ def analyze(
     """
     m = model or load_clip_model(profile)
     idx = sample_indices(clip.num_frames, clip.fps, sample_fps)
-    frames = clip.frames[idx]
-    emb = m.embed_images(frames)
+    emb = m.embed_images(clip.frames[idx])
+    return _score(m, emb, [clip.original_index(i) for i in idx], clip.fps, prompt, baseline_embeddings, sample_fps)
+
+
+def _score(m: LoadedClipModel, emb: np.ndarray, frames: list[int], fps: float, prompt: str | None,
+           baseline_embeddings: np.ndarray | None, sample_fps: float) -> ClipSimilarityResult:
+    idx = frames
     cos_p: list[float | None] = [None] * len(idx)
     if prompt:
         t = m.embed_text([prompt])[0]
@@ -598,7 +613,7 @@ def analyze(
     cons: list[float | None] = [None] + [float(emb[j] @ emb[j - 1]) for j in range(1, len(idx))]
     kfs = tuple(
         ClipKeyframe(
-            frame=clip.original_index(i), time_s=clip.original_index(i) / clip.fps,
+            frame=i, time_s=i / fps,
             prompt_cosine=cos_p[j], prompt_score=None if cos_p[j] is None else 2.5 * max(cos_p[j], 0.0),
             baseline_similarity=base[j], consistency=cons[j],
         )
@@ -608,3 +623,56 @@ def analyze(
         keyframes=kfs, embeddings=emb, model={**m.profile.to_dict(), "device": m.device},
         prompt=prompt, baseline_note=note, sample_fps=float(sample_fps),
     )
+
+
+class ClipConsumer(KeyframeConsumer):
+    """CLIP scores in the streaming pass: each keyframe is preprocessed (224 px tensor) as it is decoded and
+    the full frame dropped; embeddings are computed in batches."""
+
+    name = "clip_similarity"
+
+    def __init__(self, *, prompt: str | None = None, baseline_embeddings: np.ndarray | None = None,
+                 sample_fps: float = 2.0, profile: "ClipModelProfile | str | Mapping[str, Any] | None" = None,
+                 model: LoadedClipModel | None = None, batch: int = 16) -> None:
+        super().__init__(sample_fps)
+        self.prompt = prompt
+        self.baseline_embeddings = baseline_embeddings
+        self.profile = profile
+        self._model = model
+        self.batch = batch
+
+    def config(self) -> dict[str, Any]:
+        from pytest_ltx.evalcache import array_digest
+
+        prof = self._model.profile if self._model is not None else resolve_profile(self.profile)
+        d = prof.to_dict()
+        w = d.get("weights")
+        if isinstance(w, str) and os.path.isfile(w):  # same path, new file: a different model
+            st = os.stat(w)
+            d["weights_stat"] = [st.st_size, st.st_mtime_ns]
+        return {"sample_fps": self.sample_fps, "prompt": self.prompt, "profile": d,
+                "baseline_embeddings": array_digest(self.baseline_embeddings)}
+
+    def begin(self, info: StreamInfo) -> None:
+        super().begin(info)
+        self._m = self._model or load_clip_model(self.profile)
+        self._pending: list[Any] = []
+        self._emb: list[np.ndarray] = []
+        self._info = info
+
+    def take(self, index: int, frame: StreamFrame) -> None:
+        from PIL import Image
+
+        self._pending.append(self._m.preprocess(Image.fromarray(np.ascontiguousarray(frame.rgb()))))
+        if len(self._pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._emb.append(self._m.embed_tensors(self._pending))
+            self._pending = []
+
+    def result(self, info: StreamInfo, indices: list[int]) -> ClipSimilarityResult:
+        emb = np.concatenate(self._emb) if self._emb else np.zeros((0, self._m.embed_dim), np.float32)
+        return _score(self._m, emb, [info.original_index(i) for i in indices], info.fps, self.prompt,
+                      self.baseline_embeddings, self.sample_fps)

@@ -46,8 +46,10 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from pytest_ltx.media import Clip
+from pytest_ltx.stream import Consumer, StreamFrame, StreamInfo
 
 __all__ = [
+    "MotionConsumer",
     "MotionEventKind",
     "MotionEvent",
     "MotionParams",
@@ -556,6 +558,11 @@ def analyze_frames(
             n += 1
     finally:
         cv2.setNumThreads(prev_threads)
+    return _result(sig, n, fps, p, frame_indices, source)
+
+
+def _result(sig: "_Signals", n: int, fps: float, p: MotionParams, frame_indices: np.ndarray | None,
+            source: str | None) -> MotionResult:
     det = _detect(sig, fps, p, frame_indices)
     top5 = sig.array("flow_top5")
     rgb = sig.array("rgb_diff")
@@ -583,6 +590,41 @@ def analyze_frames(
         frame_indices=frame_indices,
         source=source,
     )
+
+
+class MotionConsumer(Consumer):
+    """Motion continuity in the streaming pass (:mod:`pytest_ltx.stream`): every frame at
+    ``analysis_side`` px; keeps two frames and a few numbers per frame."""
+
+    name = "motion"
+
+    def __init__(self, *, analysis_side: int = 256, flow_side: int = 128, params: MotionParams | None = None) -> None:
+        self.frame_side = analysis_side
+        self.flow_side = flow_side
+        self.params = params or MotionParams()
+
+    def config(self) -> dict[str, Any]:
+        return {"analysis_side": self.frame_side, "flow_side": self.flow_side, "params": self.params.to_dict()}
+
+    def begin(self, info: StreamInfo) -> None:
+        if info.fps <= 0:
+            raise ValueError(f"fps must be positive, got {info.fps}")
+        self._sig = _Signals(self.flow_side)
+        self._n = 0
+
+    def feed(self, frame: StreamFrame) -> None:
+        import cv2
+
+        prev = cv2.getNumThreads()
+        cv2.setNumThreads(min(2, os.cpu_count() or 1))
+        try:
+            self._sig.add(frame.rgb(self.frame_side))
+        finally:
+            cv2.setNumThreads(prev)
+        self._n += 1
+
+    def finish(self, info: StreamInfo) -> MotionResult:
+        return _result(self._sig, self._n, info.fps, self.params, info.frame_indices, info.source)
 
 
 def _prefetch(items: Iterable[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pytest_ltx.metrics.sampling import sample_indices
+from pytest_ltx.stream import KeyframeConsumer, StreamFrame, StreamInfo
 
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
@@ -38,6 +39,7 @@ __all__ = [
     "CPU_MAX_SIDE",
     "OCRUnavailableError",
     "TextDetection",
+    "TextConsumer",
     "TextResult",
     "analyze",
     "get_reader",
@@ -101,6 +103,9 @@ class TextResult:
     sample_fps: float = 2.0
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
+    #: JPEGs (full size) of the first frames where text was found, for the report's box overlay; kept
+    #: by the streaming consumer, which has the frame in hand; not part of the JSON
+    frame_images: dict[int, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def select(self, min_confidence: float = 0.0, min_box_area: float = 0.0) -> list[TextDetection]:
         """Detections at or above a confidence and covering at least ``min_box_area`` of the frame."""
@@ -200,9 +205,9 @@ def _reader(gpu: bool):
 def get_reader(gpu: bool | None = None):
     """The process-wide EasyOCR reader (built once per device): GPU when CUDA is available, unless told."""
     if gpu is None:
-        import torch
+        from pytest_ltx.devices import cuda_available
 
-        gpu = bool(torch.cuda.is_available())
+        gpu = cuda_available()
     return _reader(bool(gpu))
 
 
@@ -224,37 +229,58 @@ def read_frame(
     """
     import cv2
 
-    reader = reader or get_reader()
     h, w = frame.shape[:2]
-    scale = 1.0
     full = np.ascontiguousarray(frame)
     img = full
     if max_side and max(h, w) > max_side:
         scale = max_side / max(h, w)
         img = cv2.resize(full, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return _read(img, lambda: full, (w, h), reader or get_reader())
+
+
+def _read(small: np.ndarray, full: Any, size: tuple[int, int],
+          reader: Any) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+    """Detect on ``small`` (the frame at detection size); only where text was found, get the
+    full-resolution frame (``full()``) and read the lines from it. Frames without text (most of them)
+    cost one detection and nothing else."""
+    return _read_batch([small], [full], size, reader)[0]
+
+
+def _read_batch(smalls: list[np.ndarray], fulls: list[Any], size: tuple[int, int],
+                reader: Any) -> list[list[tuple[str, float, tuple[int, int, int, int]]]]:
+    """:func:`_read` for several frames of one size: CRAFT detection runs on them as ONE batch (one
+    forward pass), recognition only on the frames where it found text."""
+    import cv2
+
+    w, h = size
+    scale = smalls[0].shape[1] / w if smalls[0].shape[1] != w else 1.0
     min_size = max(4, round(_MIN_BOX_PX * scale))
+    out: list[list[tuple[str, float, tuple[int, int, int, int]]]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pin_memory without accelerator, quantization deprecations
-        hl, fl = reader.detect(img, min_size=min_size, reformat=False)
-        hl, fl = hl[0], fl[0]
-        if not hl and not fl:
-            return []
-        if scale != 1.0:
-            # horizontal boxes are [x_min, x_max, y_min, y_max]; free boxes are 4 (x, y) points
-            hl = [[int(np.clip(round(v / scale), 0, lim)) for v, lim in zip(b, (w, w, h, h))] for b in hl]
-            fl = [[[min(w, max(0, round(x / scale))), min(h, max(0, round(y / scale)))] for x, y in b] for b in fl]
-        grey = cv2.cvtColor(full, cv2.COLOR_RGB2GRAY)
-        raw = reader.recognize(grey, hl, fl, reformat=False)
-    out = []
-    for pts, text, conf in raw:
-        p = np.asarray(pts, dtype=np.float64)
-        x0, y0 = p.min(axis=0)
-        x1, y1 = p.max(axis=0)
-        box = (
-            int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.floor(y0), 0, h)),
-            int(np.clip(np.ceil(x1), 0, w)), int(np.clip(np.ceil(y1), 0, h)),
-        )
-        out.append((str(text), float(conf), box))
+        batch = np.stack([np.ascontiguousarray(x) for x in smalls]) if len(smalls) > 1 else np.ascontiguousarray(smalls[0])
+        hls, fls = reader.detect(batch, min_size=min_size, reformat=False)
+        for hl, fl, full in zip(hls, fls, fulls):
+            if not hl and not fl:
+                out.append([])
+                continue
+            if scale != 1.0:
+                # horizontal boxes are [x_min, x_max, y_min, y_max]; free boxes are 4 (x, y) points
+                hl = [[int(np.clip(round(v / scale), 0, lim)) for v, lim in zip(b, (w, w, h, h))] for b in hl]
+                fl = [[[min(w, max(0, round(x / scale))), min(h, max(0, round(y / scale)))] for x, y in b] for b in fl]
+            grey = cv2.cvtColor(np.ascontiguousarray(full()), cv2.COLOR_RGB2GRAY)
+            raw = reader.recognize(grey, hl, fl, reformat=False, batch_size=8)
+            lines = []
+            for pts, text, conf in raw:
+                p = np.asarray(pts, dtype=np.float64)
+                x0, y0 = p.min(axis=0)
+                x1, y1 = p.max(axis=0)
+                box = (
+                    int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.floor(y0), 0, h)),
+                    int(np.clip(np.ceil(x1), 0, w)), int(np.clip(np.ceil(y1), 0, h)),
+                )
+                lines.append((str(text), float(conf), box))
+            out.append(lines)
     return out
 
 
@@ -280,17 +306,103 @@ def analyze(
     dets: list[TextDetection] = []
     for i in idx:
         orig = clip.original_index(i)
-        for text, conf, box in read_frame(clip.frames[i], reader, max_side=side):
-            if conf < min_confidence or not text.strip():
-                continue
-            area = (box[2] - box[0]) * (box[3] - box[1]) / float(w * h)
-            dets.append(TextDetection(orig, orig / clip.fps, text.strip(), conf, box, area))
+        dets += _detections(read_frame(clip.frames[i], reader, max_side=side), orig, clip.fps, w, h, min_confidence)
     return TextResult(
         detections=tuple(dets),
         sampled_frames=tuple(clip.original_index(i) for i in idx),
         width=w, height=h, fps=float(clip.fps), scale=scale, sample_fps=float(sample_fps), device=device,
         options={"max_side": side, "min_confidence": min_confidence},
     )
+
+
+def _detections(lines: list[tuple[str, float, tuple[int, int, int, int]]], frame: int, fps: float, w: int, h: int,
+                min_confidence: float) -> list[TextDetection]:
+    out = []
+    for text, conf, box in lines:
+        if conf < min_confidence or not text.strip():
+            continue
+        area = (box[2] - box[0]) * (box[3] - box[1]) / float(w * h)
+        out.append(TextDetection(frame, frame / fps, text.strip(), conf, box, area))
+    return out
+
+
+class TextConsumer(KeyframeConsumer):
+    """OCR in the streaming pass: keyframes are detected at the CPU detection size in batches of
+    ``batch`` (one CRAFT forward pass each), the full-resolution frame is converted and read only where
+    text was found, and the frames are dropped; only the detections are kept. The reader is built on
+    the first keyframe, once per process."""
+
+    name = "text"
+
+    def __init__(self, *, sample_fps: float = 2.0, max_side: int | None | Literal["auto"] = "auto",
+                 min_confidence: float = 0.0, reader: Any = None, batch: int = 4, keep_images: int = 6) -> None:
+        super().__init__(sample_fps)
+        self.keep_images = keep_images
+        self.batch = max(1, int(batch))
+        self.max_side = max_side
+        self.min_confidence = min_confidence
+        self._reader = reader
+
+    def _device(self) -> str:
+        if self._reader is not None:
+            return str(getattr(self._reader, "device", "cpu"))
+        from pytest_ltx.devices import cuda_available
+
+        return "cuda" if cuda_available() else "cpu"
+
+    def config(self) -> dict[str, Any]:
+        dev = self._device()
+        return {"sample_fps": self.sample_fps, "max_side": _resolve_max_side(self.max_side, dev),
+                "min_confidence": self.min_confidence, "device": dev, "keep_images": self.keep_images}
+
+    def begin(self, info: StreamInfo) -> None:
+        super().begin(info)
+        self._dets: list[TextDetection] = []
+        self._pending: list[tuple[int, np.ndarray, Any]] = []
+        self._images: dict[int, bytes] = {}
+        self._info = info
+
+    def take(self, index: int, frame: StreamFrame) -> None:
+        reader = self._reader = self._reader or get_reader()
+        side = _resolve_max_side(self.max_side, str(getattr(reader, "device", "cpu")))
+        self._pending.append((index, frame.rgb(side), frame.rgb))
+        if len(self._pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Detect the pending keyframes in one batch (they share a size), read where text was found."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        w, h = self._info.width, self._info.height
+        lines = _read_batch([p[1] for p in pending], [p[2] for p in pending], (w, h), self._reader)
+        for (index, _, full), found in zip(pending, lines):
+            orig = self._info.original_index(index)
+            dets = _detections(found, orig, self._info.fps, w, h, self.min_confidence)
+            self._dets += dets
+            if dets and len(self._images) < self.keep_images:
+                self._images[orig] = _jpeg(full())
+
+    def result(self, info: StreamInfo, indices: list[int]) -> TextResult:
+        reader = self._reader
+        device = str(getattr(reader, "device", "cpu")) if reader is not None else self._device()
+        side = _resolve_max_side(self.max_side, device)
+        w, h = info.width, info.height
+        return TextResult(
+            detections=tuple(self._dets),
+            sampled_frames=tuple(info.original_index(i) for i in indices),
+            width=w, height=h, fps=float(info.fps), scale=min(1.0, side / max(h, w)) if side else 1.0,
+            sample_fps=self.sample_fps, device=device,
+            options={"max_side": side, "min_confidence": self.min_confidence}, frame_images=dict(self._images),
+        )
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes() if ok else b""
 
 
 # ---- text matching: what the expectations compare OCR output with ----------------------------------

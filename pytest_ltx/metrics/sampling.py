@@ -7,7 +7,7 @@ same frame can be read together) and a baseline stored by one run aligns with th
 
 from __future__ import annotations
 
-__all__ = ["sample_indices"]
+__all__ = ["KeyframeGrid", "sample_indices"]
 
 
 def sample_indices(
@@ -38,3 +38,26 @@ def sample_indices(
     if include_first_last:
         out.update((0, num_frames - 1))
     return sorted(out)
+
+
+class KeyframeGrid:
+    """:func:`sample_indices` decided one frame at a time, for streams whose length is not known in
+    advance: ``contains(i)`` says whether frame ``i`` is on the regular grid (the first frame always is);
+    the last frame is added by whoever knows it was the last. Together they give exactly
+    ``sample_indices(n, fps, per_second)``."""
+
+    def __init__(self, fps: float, per_second: float) -> None:
+        if fps <= 0 or per_second <= 0:
+            raise ValueError(f"KeyframeGrid: fps and per_second must be positive (got {fps}, {per_second})")
+        self.every = per_second >= fps
+        self.step = fps / per_second
+        self._k = 0
+        self._next = 0
+
+    def contains(self, i: int) -> bool:
+        if self.every:
+            return True
+        while self._next < i:
+            self._k += 1
+            self._next = int(round(self._k * self.step))
+        return self._next == i

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_ltx.metrics.sampling import sample_indices
+from pytest_ltx.stream import KeyframeConsumer, StreamFrame, StreamInfo
 
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
-__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralResult", "analyze", "compare", "fingerprint", "ssim", "thumbnail"]
+__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralConsumer", "StructuralResult", "analyze", "compare", "fingerprint", "ssim", "thumbnail"]
 
 #: thumbnail side in pixels: big enough for an 11×11 SSIM window to see structure, small enough to store
 THUMB_SIZE = 64
@@ -162,3 +163,36 @@ def analyze(clip: "Clip", *, baseline_thumbnails: np.ndarray | None = None, samp
     if baseline_thumbnails is None:
         return StructuralResult(fp, None, "no baseline thumbnails")
     return compare(fp, np.asarray(baseline_thumbnails))
+
+
+class StructuralConsumer(KeyframeConsumer):
+    """The structural fingerprint in the streaming pass: a ``size``×``size`` gray thumbnail per keyframe."""
+
+    name = "structural"
+
+    def __init__(self, *, baseline_thumbnails: np.ndarray | None = None, sample_fps: float = 2.0,
+                 size: int = THUMB_SIZE) -> None:
+        super().__init__(sample_fps)
+        self.baseline_thumbnails = baseline_thumbnails
+        self.size = size
+
+    def config(self) -> dict[str, Any]:
+        from pytest_ltx.evalcache import array_digest
+
+        return {"sample_fps": self.sample_fps, "size": self.size,
+                "baseline_thumbnails": array_digest(self.baseline_thumbnails)}
+
+    def begin(self, info: StreamInfo) -> None:
+        super().begin(info)
+        self._thumbs: list[np.ndarray] = []
+
+    def take(self, index: int, frame: StreamFrame) -> None:
+        self._thumbs.append(thumbnail(frame.rgb(), self.size))
+
+    def result(self, info: StreamInfo, indices: list[int]) -> StructuralResult:
+        thumbs = np.stack(self._thumbs) if self._thumbs else np.zeros((0, self.size, self.size), np.uint8)
+        fp = Fingerprint(thumbnails=thumbs.astype(np.uint8), frames=tuple(info.original_index(i) for i in indices),
+                         fps=float(info.fps))
+        if self.baseline_thumbnails is None:
+            return StructuralResult(fp, None, "no baseline thumbnails")
+        return compare(fp, np.asarray(self.baseline_thumbnails))

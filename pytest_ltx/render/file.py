@@ -13,9 +13,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from pytest_ltx.media import Clip, ClipReadError
 
-__all__ = ["VIDEO_SUFFIXES", "AUDIO_SUFFIXES", "load_file_source", "resolve_source_path"]
+if TYPE_CHECKING:
+    from pytest_ltx.stream import MediaSource
+
+__all__ = ["VIDEO_SUFFIXES", "AUDIO_SUFFIXES", "load_file_source", "open_file_source", "resolve_source_path"]
 
 #: accepted video file suffixes -> the ffmpeg demuxer family their content must have
 VIDEO_SUFFIXES: dict[str, str] = {".mp4": "mov", ".mov": "mov", ".webm": "matroska", ".mkv": "matroska"}
@@ -53,7 +58,7 @@ def _check_container(p: Path) -> None:
         raise ClipReadError(p, f"not a readable video container ({e.__class__.__name__}: {e})") from None
 
 
-def load_file_source(
+def open_file_source(
     path: os.PathLike[str] | str,
     audio_path: os.PathLike[str] | str | None = None,
     *,
@@ -62,14 +67,13 @@ def load_file_source(
     allow_outside_root: bool = False,
     allow_dirs: tuple[Path, ...] = (),
     require_audio: bool = False,
-    max_side: int | None = None,
-) -> Clip:
-    """Read a pre-rendered clip (mp4/mov/webm/mkv), optionally with its audio from a separate file.
-
-    ``require_audio`` makes a clip without any audio track an error (the caller checks A/V sync).
-    ``max_side`` downscales on decode. Raises :class:`ClipReadError` naming the offending file.
-    """
-    from pytest_ltx.media import read_clip
+) -> "MediaSource":
+    """Validate a pre-rendered clip (and its separate audio file) without decoding it: paths confined,
+    extensions and container checked, headers readable, audio present when required. The clip is
+    decoded later, once, as a stream (:mod:`pytest_ltx.stream`); a file truncated past its headers is
+    caught then. Raises :class:`ClipReadError` naming the offending file."""
+    from pytest_ltx.media import probe, probe_audio
+    from pytest_ltx.stream import MediaSource
 
     p = resolve_source_path(path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root,
                             allow_dirs=allow_dirs)
@@ -94,9 +98,38 @@ def load_file_source(
         if a.is_file() and a.stat().st_size == 0:
             raise ClipReadError(a, "audio file is empty (0 bytes)")
     _check_container(p)
-    clip = read_clip(p, max_side=max_side, audio=True, audio_path=a)
+    info = probe(p)
+    if a is not None:
+        probe_audio(a)  # raises when the file has no audio stream
+    elif require_audio and not info.audio_sample_rate:
+        raise ClipReadError(
+            p, "has no audio (this clip's checks need audio): give the clip an audio track or an audio file"
+        )
+    return MediaSource(p, a)
+
+
+def load_file_source(
+    path: os.PathLike[str] | str,
+    audio_path: os.PathLike[str] | str | None = None,
+    *,
+    spec_dir: Path,
+    root: Path,
+    allow_outside_root: bool = False,
+    allow_dirs: tuple[Path, ...] = (),
+    require_audio: bool = False,
+    max_side: int | None = None,
+) -> Clip:
+    """Read a pre-rendered clip (mp4/mov/webm/mkv) whole, optionally with its audio from a separate file
+    (validated as :func:`open_file_source` does). ``require_audio`` makes a clip without any audio
+    track an error. ``max_side`` downscales on decode. Raises :class:`ClipReadError` naming the file."""
+    from pytest_ltx.media import read_clip
+
+    src = open_file_source(path, audio_path, spec_dir=spec_dir, root=root, allow_outside_root=allow_outside_root,
+                           allow_dirs=allow_dirs)
+    clip = read_clip(src.path, max_side=max_side, audio=True, audio_path=src.audio_path)
     if require_audio and not clip.has_audio:
         raise ClipReadError(
-            a or p, "has no audio (this clip's checks need audio): give the clip an audio track or an audio file"
+            src.audio_path or src.path,
+            "has no audio (this clip's checks need audio): give the clip an audio track or an audio file"
         )
     return clip

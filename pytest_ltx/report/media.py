@@ -1,4 +1,5 @@
-"""An item's report media, written while its clip is still in memory: the clip itself (copied beside the
+"""An item's report media, collected in the clip's one streaming pass (:class:`ReportMediaConsumer`, cached
+with the metrics) and written after the checks: the clip itself (copied beside the
 report, so the report survives a cache clean-up and can be uploaded as one folder), the keyframes at full
 size, golden / now / difference keyframes when there is a baseline, the frames where OCR found text, and
 the audio and visual envelopes the A/V plot draws.
@@ -11,19 +12,22 @@ and the returned manifest — paths relative to the report folder — is stored 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from pytest_ltx.report.files import ReportWriteError, copy_atomic, file_mode, media_name, write_atomic
 from pytest_ltx.report.keyframes import keyframe_indices
+from pytest_ltx.stream import Consumer, StreamFrame, StreamInfo
 
 if TYPE_CHECKING:
     from pytest_ltx.baseline import BaselineRecord
     from pytest_ltx.media import Clip
 
-__all__ = ["MEDIA_DIR", "MAX_CLIP_COPY_BYTES", "item_media_dir", "write_item_media"]
+__all__ = ["MEDIA_DIR", "MAX_CLIP_COPY_BYTES", "ReportFrames", "ReportMediaConsumer", "item_media_dir", "media_consumer",
+           "write_item_media"]
 
 MEDIA_DIR = "media"
 #: a clip larger than this is linked where it lies instead of being copied beside the report
@@ -80,7 +84,7 @@ def _row(tiles: list[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(out[:-1], axis=1)
 
 
-def _golden_rows(clip: "Clip", base: "BaselineRecord") -> dict[str, Any] | None:
+def _golden_rows(frames: "ReportFrames", base: "BaselineRecord") -> dict[str, Any] | None:
     """Golden (the baseline's review thumbnails), now (this clip at the same source frames, same size) and
     their absolute difference (×4, so a small drift is visible), one row each."""
     import cv2
@@ -88,15 +92,15 @@ def _golden_rows(clip: "Clip", base: "BaselineRecord") -> dict[str, Any] | None:
     thumbs = base.thumbnails
     if thumbs is None or not len(base.keyframe_frames):
         return None
-    frames = list(base.keyframe_frames)[: len(thumbs)]
     golden, now, diff, shown = [], [], [], []
-    for k, f in enumerate(frames):
-        idx = _position(clip, f)
-        if idx is None:
+    for k, f in enumerate(list(base.keyframe_frames)[: len(thumbs)]):
+        n = frames.golden_now.get(int(f))
+        if n is None:
             continue
         g = np.asarray(thumbs[k])
         h, w = g.shape[:2]
-        n = cv2.resize(clip.frames[idx], (w, h), interpolation=cv2.INTER_AREA)
+        if n.shape[:2] != (h, w):
+            n = cv2.resize(n, (w, h), interpolation=cv2.INTER_AREA)
         d = np.abs(n.astype(np.int16) - g.astype(np.int16)).max(axis=2)
         heat = cv2.applyColorMap(np.clip(d * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1]
         scale = max(1, int(np.ceil(144 / h)))  # the baseline keeps 72 px thumbnails: show them at ≥ 144 px
@@ -104,50 +108,130 @@ def _golden_rows(clip: "Clip", base: "BaselineRecord") -> dict[str, Any] | None:
         golden.append(up(g))
         now.append(up(n))
         diff.append(up(np.ascontiguousarray(heat)))
-        shown.append({"frame": int(f), "time_s": round(f / clip.fps, 3) if clip.fps else None,
+        shown.append({"frame": int(f), "time_s": round(f / frames.fps, 3) if frames.fps else None,
                       "mean_abs_diff": round(float(d.mean()), 2)})
     if not shown:
         return None
     return {"frames": shown, "rows": {"golden": _row(golden), "now": _row(now), "diff": _row(diff)}}
 
 
-def _position(clip: "Clip", source_frame: int) -> int | None:
-    """The index into ``clip.frames`` of a source-file frame number (clips may be subsampled)."""
-    n = clip.num_frames
-    for i in range(n):
-        if clip.original_index(i) == source_frame:
-            return i
-    return None
+@dataclass(frozen=True, eq=False)
+class ReportFrames:
+    """What the report shows of a clip, collected in the streaming pass (:class:`ReportMediaConsumer`)
+    so the clip is never held: 8 keyframes (≤ 768 px), this clip at the baseline's keyframes (at the
+    baseline thumbnails' size) and the A/V plot's envelopes."""
+
+    fps: float
+    num_frames: int
+    #: (source frame, RGB at most KEYFRAME_MAX_SIDE px), in order
+    keyframes: tuple[tuple[int, np.ndarray], ...]
+    #: source frame -> RGB at the baseline thumbnails' size
+    golden_now: dict[int, np.ndarray]
+    signals: dict[str, Any]
 
 
-def _signals(clip: "Clip") -> dict[str, Any]:
-    """Envelopes for the A/V plot: audio RMS (mono, 5 ms hops) and visual change (mean abs difference of
-    consecutive 64 px gray frames). Small: about 200 numbers per second of audio."""
-    import cv2
+class ReportMediaConsumer(Consumer):
+    """Collects :class:`ReportFrames` while the clip streams past the metrics."""
 
-    out: dict[str, Any] = {"fps": clip.fps}
-    gray = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
-            .astype(np.float32) for f in clip.frames]
-    if len(gray) > 1:
-        out["visual_change"] = [0.0] + [round(float(np.abs(b - a).mean()), 3) for a, b in zip(gray, gray[1:])]
-    if clip.audio is not None and clip.sample_rate:
-        mono = np.asarray(clip.audio, dtype=np.float32).mean(axis=0)
-        hop = max(1, int(clip.sample_rate * ENVELOPE_HOP_S))
+    name = "report_media"
+    frame_side = 256  # the envelopes read every frame at the motion metric's size (converted once)
+    wants_audio = True
+
+    def __init__(self, golden_frames: Sequence[int] = (), golden_size: tuple[int, int] | None = None) -> None:
+        self.golden_frames = tuple(int(f) for f in golden_frames)
+        self.golden_size = golden_size
+
+    def config(self) -> dict[str, Any]:
+        return {"format": 1, "max_side": KEYFRAME_MAX_SIDE, "golden_frames": list(self.golden_frames),
+                "golden_size": list(self.golden_size) if self.golden_size else None, "hop_s": ENVELOPE_HOP_S}
+
+    def begin(self, info: StreamInfo) -> None:
+        self._info = info
+        self._want = set(keyframe_indices(info.frames, 8))
+        self._golden_set = set(self.golden_frames) if self.golden_size else set()
+        self._kf: dict[int, np.ndarray] = {}
+        self._golden: dict[int, np.ndarray] = {}
+        self._last: StreamFrame | None = None
+        self._prev: np.ndarray | None = None
+        self._change: list[float] = []
+        self._rem = np.zeros(0, np.float32)
+        self._rms: list[float] = []
+        self._sr: int | None = None
+
+    def feed(self, frame: StreamFrame) -> None:
+        import cv2
+
+        g = cv2.resize(cv2.cvtColor(np.ascontiguousarray(frame.rgb(256)), cv2.COLOR_RGB2GRAY), (64, 64),
+                       interpolation=cv2.INTER_AREA).astype(np.float32)
+        self._change.append(0.0 if self._prev is None else round(float(np.abs(g - self._prev).mean()), 3))
+        self._prev = g
+        src = self._info.original_index(frame.index)
+        if frame.index in self._want:
+            self._kf[frame.index] = _fit(np.ascontiguousarray(frame.rgb(KEYFRAME_MAX_SIDE)))
+        else:
+            self._last = frame
+        if src in self._golden_set and self.golden_size:
+            self._golden[src] = cv2.resize(np.ascontiguousarray(frame.rgb()), self.golden_size,
+                                           interpolation=cv2.INTER_AREA)
+
+    def feed_audio(self, chunk: np.ndarray, sample_rate: int) -> None:
+        self._sr = int(sample_rate)
+        hop = max(1, int(self._sr * ENVELOPE_HOP_S))
+        mono = np.concatenate([self._rem, np.asarray(chunk, np.float32).mean(axis=0)])
         n = len(mono) // hop
         if n:
             rms = np.sqrt((mono[: n * hop].reshape(n, hop) ** 2).mean(axis=1))
-            out["audio_rms"] = [round(float(v), 5) for v in rms]
-            out["audio_hop_s"] = hop / clip.sample_rate
-    return out
+            self._rms += [round(float(v), 5) for v in rms]
+        self._rem = mono[n * hop:]
+
+    def finish(self, info: StreamInfo) -> ReportFrames:
+        if self._want and max(self._want) >= info.frames and self._last is not None:
+            # the headers promised more frames than there were: the last decoded one stands in
+            self._kf[self._last.index] = _fit(np.ascontiguousarray(self._last.rgb(KEYFRAME_MAX_SIDE)))
+        self._last = None
+        signals: dict[str, Any] = {"fps": info.fps}
+        if len(self._change) > 1:
+            signals["visual_change"] = self._change
+        if self._rms and self._sr:
+            signals["audio_rms"] = self._rms
+            signals["audio_hop_s"] = max(1, int(self._sr * ENVELOPE_HOP_S)) / self._sr
+        kfs = tuple((info.original_index(i), self._kf[i]) for i in sorted(self._kf))
+        return ReportFrames(fps=float(info.fps), num_frames=info.frames, keyframes=kfs, golden_now=self._golden,
+                            signals=signals)
 
 
-def write_item_media(report_dir: Path, nodeid: str, clip: "Clip", *, mp4: Path | None,
-                     evaluation: dict[str, Any] | None = None, baseline: "BaselineRecord | None" = None) -> dict[str, Any]:
+def media_consumer(baseline: "BaselineRecord | None") -> ReportMediaConsumer:
+    """The consumer for an item whose golden baseline is ``baseline`` (None: no golden rows)."""
+    if baseline is None or baseline.thumbnails is None or not len(baseline.keyframe_frames):
+        return ReportMediaConsumer()
+    h, w = np.asarray(baseline.thumbnails).shape[1:3]
+    return ReportMediaConsumer(list(baseline.keyframe_frames)[: len(baseline.thumbnails)], (int(w), int(h)))
+
+
+def write_item_media(report_dir: Path, nodeid: str, frames: "ReportFrames | Clip", *, mp4: Path | None,
+                     evaluation: dict[str, Any] | None = None, baseline: "BaselineRecord | None" = None,
+                     ocr_images: Mapping[int, bytes] | None = None) -> dict[str, Any]:
     """Write the item's media; return the manifest stored as the result's ``artifacts``.
 
-    Raises :class:`ReportWriteError` (one line) when the report folder cannot take them; the caller
-    records it and the item's verdict is unaffected.
+    ``frames`` is what the streaming pass collected (:class:`ReportFrames`), or an in-memory clip (run
+    through the same consumer here). ``ocr_images`` are the JPEGs of the frames where OCR found text
+    (kept by the OCR metric in the same pass). Raises :class:`ReportWriteError` (one line) when the report
+    folder cannot take them; the caller records it and the item's verdict is unaffected.
     """
+    from pytest_ltx.media import Clip
+
+    if isinstance(frames, Clip):
+        from pytest_ltx.stream import run_stream
+
+        clip = frames
+        frames = run_stream(clip, [media_consumer(baseline)]).results["report_media"]
+        if ocr_images is None:
+            ocr_images = {}
+            for det in ((evaluation or {}).get("text") or {}).get("detections", []):
+                f = int(det["frame"])
+                pos = [i for i in range(clip.num_frames) if clip.original_index(i) == f]
+                if pos and f not in ocr_images:
+                    ocr_images[f] = _jpeg(clip.frames[pos[0]], 92)
     report_dir = Path(report_dir)
     d = item_media_dir(report_dir, nodeid)
     out: dict[str, Any] = {"dir": _rel(d, report_dir) if d.exists() else f"{MEDIA_DIR}/{d.name}"}
@@ -165,23 +249,18 @@ def write_item_media(report_dir: Path, nodeid: str, clip: "Clip", *, mp4: Path |
         else:
             out["clip_external"] = str(src.resolve())
 
-    fps = clip.fps or 0.0
-    idx = keyframe_indices(clip.num_frames, 8)
+    fps = frames.fps or 0.0
     kfs = []
-    for i in idx:
-        f = clip.original_index(i)
-        p = write_atomic(d / f"keyframe-{f:05d}.jpg", _jpeg(_fit(clip.frames[i])))
+    for f, img in frames.keyframes:
+        p = write_atomic(d / f"keyframe-{f:05d}.jpg", _jpeg(img))
         kfs.append({"frame": int(f), "time_s": round(f / fps, 3) if fps else None, "file": _rel(p, report_dir)})
     out["keyframes"] = kfs
-    if idx:
-        from pytest_ltx.report.keyframes import keyframe_strip
-
-        out["strip"] = _rel(write_atomic(d / "keyframes.jpg", _jpeg(keyframe_strip(
-            clip.frames, idx, height=min(160, max(96, clip.frames.shape[1])),
-            frame_numbers=[clip.original_index(i) for i in idx], fps=fps or None))), report_dir)
+    if frames.keyframes:
+        out["strip"] = _rel(write_atomic(d / "keyframes.jpg", _jpeg(_strip(
+            [img for _, img in frames.keyframes], [f for f, _ in frames.keyframes], fps or None))), report_dir)
 
     if baseline is not None:
-        g = _golden_rows(clip, baseline)
+        g = _golden_rows(frames, baseline)
         if g is not None:
             files = {name: _rel(write_atomic(d / f"baseline-{name}.jpg", _jpeg(row)), report_dir)
                      for name, row in g["rows"].items()}
@@ -191,14 +270,22 @@ def write_item_media(report_dir: Path, nodeid: str, clip: "Clip", *, mp4: Path |
     frames_with_text = sorted({int(det["frame"]) for det in text.get("detections", []) if "frame" in det})
     ocr = []
     for f in frames_with_text[:MAX_OCR_FRAMES]:
-        i = _position(clip, f)
-        if i is None:
+        data = (ocr_images or {}).get(f)
+        if data is None:
             continue
-        p = write_atomic(d / f"ocr-{f:05d}.jpg", _jpeg(clip.frames[i], 92))  # full size: boxes are in pixels
+        p = write_atomic(d / f"ocr-{f:05d}.jpg", data)  # full size: boxes are in pixels
         ocr.append({"frame": f, "file": _rel(p, report_dir)})
     if ocr:
         out["ocr_frames"] = ocr
 
-    out["signals"] = _rel(write_atomic(d / "signals.json", json.dumps(_signals(clip))), report_dir)
+    out["signals"] = _rel(write_atomic(d / "signals.json", json.dumps(frames.signals)), report_dir)
     out["dir"] = _rel(d, report_dir)
     return out
+
+
+def _strip(imgs: list[np.ndarray], numbers: list[int], fps: float | None) -> np.ndarray:
+    """The keyframe strip from the stored keyframes (each already at most 768 px)."""
+    from pytest_ltx.report.keyframes import keyframe_strip
+
+    h = min(160, max(96, min(i.shape[0] for i in imgs)))
+    return keyframe_strip(imgs, list(range(len(imgs))), height=h, frame_numbers=numbers, fps=fps)

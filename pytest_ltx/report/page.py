@@ -124,6 +124,15 @@ def _provenance(r: ItemResult) -> list[tuple[str, str]]:
     for k, v in prov.items():
         if k == "request":
             continue
+        if k == "spec" and isinstance(v, dict):  # every effective spec field with where it came from
+            if v.get("preset"):
+                out.append(("spec preset", _fmt(v["preset"])))
+            if v.get("vars"):
+                out.append(("spec template", _fmt(v.get("template"))))
+            for name, f in (v.get("fields") or {}).items():
+                if isinstance(f, dict):
+                    out.append((f"spec {name}", f"{_fmt(f.get('value'))}  ← {f.get('origin_text', '')}"))
+            continue
         if isinstance(v, dict):
             out += [(f"{k}.{kk}", _fmt(vv)) for kk, vv in v.items()]
         else:

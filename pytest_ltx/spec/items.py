@@ -1,34 +1,59 @@
-"""Expand a spec file into test items: one per clip × prompt variant × seed.
+"""Expand a spec file into test items: one per clip × prompt variant × variable values × seed.
 
 Item names are what pytest shows and what baselines are keyed on, so they are short, readable and
-stable: ``robot-dance[seed=1]`` for a one-prompt clip, ``robot-dance[p1-seed=0]`` when the clip has
-several prompts (``p<index into prompts>``), plain ``robot-dance`` / ``robot-dance[p1]`` for file and
-test-card clips (which have no seed).
+stable — made of values, never positions: ``robot-dance[seed=1]`` for a one-prompt clip,
+``hero[subject=robot,style=noir,seed=0]`` for a template with variables, ``robot-dance[wide,seed=0]``
+for a ``prompts`` entry (its name or a label of its words), ``...,preset=draft]`` when a preset shaped the
+render, plain ``card`` for a file or test-card clip with nothing to tell apart.
+
+Migration: names up to this release numbered ``prompts`` entries (``robot-dance[p1-seed=0]``). Each item
+keeps that old name (``legacy_name``); a baseline stored under it is still found and compared (with a
+warning), and ``--ltx-update-baselines`` writes it under the new name (``--ltx-prune-baselines`` then
+removes the old folder).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pytest_ltx.expect import Expectations, FormatExpect
-from pytest_ltx.spec.schema import ClipSpec, SourceKind, SpecFile
+from pytest_ltx.spec.schema import RENDER_DEFAULTS, ClipSpec, SourceKind, SpecFile
 
 if TYPE_CHECKING:
     from pytest_ltx.render.base import RenderRequest
 
-__all__ = ["ItemSpec", "expand", "item_name"]
+__all__ = ["ItemSpec", "expand", "item_name", "legacy_item_name", "preset_of"]
 
 
-def item_name(clip_id: str, kind: SourceKind, n_prompts: int, prompt_index: int, seed: int | None) -> str:
-    """The pytest name of one item (see the module docstring)."""
+def item_name(clip_id: str, parts: tuple[str, ...] = (), seed: int | None = None, preset: str | None = None) -> str:
+    """The pytest name of one item (see the module docstring): value parts, then seed, then preset."""
+    all_parts = list(parts)
+    if seed is not None:
+        all_parts.append(f"seed={seed}")
+    if preset is not None:
+        all_parts.append(f"preset={preset}")
+    return f"{clip_id}[{','.join(all_parts)}]" if all_parts else clip_id
+
+
+def legacy_item_name(clip_id: str, kind: SourceKind, n_prompts: int, prompt_index: int, seed: int | None) -> str:
+    """The name an item had before names were made of values (``clip[p1-seed=0]``): baselines stored
+    under it are found and moved (see the module docstring)."""
     parts = []
     if n_prompts > 1:
         parts.append(f"p{prompt_index}")
     if kind is SourceKind.RENDER:
         parts.append(f"seed={seed}")
     return f"{clip_id}[{'-'.join(parts)}]" if parts else clip_id
+
+
+def preset_of(name: str) -> str | None:
+    """The preset part of an item name (``hero[seed=0,preset=draft]`` → ``draft``), None without one."""
+    if not name.endswith("]") or "[" not in name:
+        return None
+    last = name[name.index("[") + 1 : -1].split(",")[-1]
+    return last[len("preset="):] if last.startswith("preset=") else None
 
 
 @dataclass(frozen=True)
@@ -50,6 +75,18 @@ class ItemSpec:
     spec_path: Path | None
     #: where relative paths resolve: the spec file's folder
     base_dir: Path
+    #: the variable values of this item (``{}`` without ``vars``)
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    #: where each value came from (``vars.subject[1]``, ``packs/p.csv:7 (row 6)``)
+    var_sources: Mapping[str, str] = field(default_factory=dict)
+    #: the prompt as written (a template when the clip has vars)
+    template: str | None = None
+    #: the preset that shaped this item (``None``: none)
+    preset: str | None = None
+    #: where each effective field came from (``Origin`` per field name / ``expect.<family>``)
+    origins: Mapping[str, Any] = field(default_factory=dict)
+    #: the name this item had when prompts were numbered (baseline migration); None when unchanged
+    legacy_name: str | None = None
 
     def __hash__(self) -> int:
         # the clip holds lists (expectations), so hash the item's identity instead
@@ -58,6 +95,70 @@ class ItemSpec:
     @property
     def clip_id(self) -> str:
         return self.clip.id
+
+    @property
+    def negative_prompt(self) -> str | None:
+        """The negative prompt with this item's variables filled in."""
+        from pytest_ltx.spec.vars import fill
+
+        n = self.clip.negative_prompt
+        return n if n is None or not self.vars else fill(n, self.vars)
+
+    @property
+    def encode(self) -> Any:
+        """How a render of this item is encoded (``encode:``, else the renderer's defaults)."""
+        from pytest_ltx.render.encode import DEFAULT_ENCODE
+
+        return self.clip.encode if self.clip.encode is not None else DEFAULT_ENCODE
+
+    def effective_fields(self, *, run_model: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every effective clip field of this item with its value and origin (clip / file defaults /
+        preset / option / built-in default): what ``pytest-ltx explain`` prints and results.json keeps."""
+        from pytest_ltx.spec.presets import Origin
+
+        c = self.clip
+        out: dict[str, dict[str, Any]] = {}
+        dumped = c.model_dump(mode="json", exclude_none=True)
+        for k in type(c).model_fields:
+            if k in ("expect", "guidance", "id", "prompts", "vars"):
+                continue
+            v = dumped.get(k)
+            origin = self.origins.get(k)
+            if k == "prompt":
+                v = self.prompt
+                origin = self.origins.get("prompts", origin) if c.prompts is not None else origin
+            elif k == "negative_prompt":
+                v = self.negative_prompt
+            elif k in ("seed", "seeds"):
+                if k == "seeds" or self.source_kind is not SourceKind.RENDER:
+                    continue
+                v = self.seed
+                origin = self.origins.get("seeds") or self.origins.get("seed") or Origin("built-in", "seed 0")
+            elif k == "model" and run_model is not None and self.source_kind is SourceKind.RENDER:
+                v, origin = run_model, Origin("option", "--ltx-model")
+            elif k == "encode" and self.source_kind is SourceKind.RENDER and v is None:
+                v, origin = self.encode.to_dict(), Origin("built-in")
+            if v is None:
+                continue
+            if origin is None:
+                origin = Origin("built-in") if k in RENDER_DEFAULTS or k == "model" else Origin("clip")
+            out[k] = {"value": v, "origin": origin.to_dict(), "origin_text": str(origin)}
+        for group in ("guidance", "expect"):
+            sub = dumped.get(group) or {}
+            for k, v in sub.items():
+                origin = self.origins.get(f"{group}.{k}")
+                if origin is None:
+                    if group == "expect" and k in ("format", "baseline"):
+                        origin = Origin("built-in")
+                    else:
+                        origin = Origin("clip")
+                if group == "expect" and k == "format":
+                    v = self.expected_format().model_dump(mode="json", exclude_none=True)
+                out[f"{group}.{k}"] = {"value": v, "origin": origin.to_dict(), "origin_text": str(origin)}
+        for n, v in self.vars.items():
+            out[f"vars.{n}"] = {"value": v, "origin": {"kind": "vars", "where": self.var_sources.get(n, "")},
+                                "origin_text": f"vars ({self.var_sources.get(n, '')})"}
+        return out
 
     @property
     def expect(self) -> Expectations:
@@ -112,7 +213,7 @@ class ItemSpec:
         assert c.fps is not None
         return RenderRequest(
             prompt=self.prompt,
-            negative_prompt=c.negative_prompt,
+            negative_prompt=self.negative_prompt,
             seed=self.seed,
             width=c.width,
             height=c.height,
@@ -136,6 +237,9 @@ class ItemSpec:
             "clip_id": self.clip.id,
             "source_kind": self.source_kind.value,
             "prompt": self.prompt,
+            "template": self.template,
+            "vars": dict(self.vars),
+            "preset": self.preset,
             "prompt_index": self.prompt_index,
             "seed": self.seed,
             "spec_path": s(self.spec_path),
@@ -149,24 +253,38 @@ class ItemSpec:
 
 
 def expand(spec_file: SpecFile) -> list[ItemSpec]:
-    """All items of a spec file, in file order: clip by clip, prompt variant by variant, seed by seed."""
+    """All items of a spec file, in file order: clip by clip, prompt variant by variant, variable values
+    by variable values (in the order written), seed by seed."""
     items: list[ItemSpec] = []
     for i, clip in enumerate(spec_file.clips):
         kind = clip.source_kind
-        prompts = clip.prompt_variants
-        for p_index, prompt in enumerate(prompts):
+        n_prompts = len(clip.prompt_variants)
+        origins = spec_file.origins(i)
+        # a preset shapes the render: part of a rendered item's identity (file and test-card clips are
+        # the same clip under any preset)
+        preset = clip.preset if kind is SourceKind.RENDER else None
+        for v in spec_file.variants(i):
+            prompt = v.render(v.template)
             for seed in clip.seed_list:
+                name = item_name(clip.id, v.parts, seed, preset)
+                legacy = legacy_item_name(clip.id, kind, n_prompts, v.prompt_index, seed)
                 items.append(
                     ItemSpec(
                         clip=clip,
                         seed=seed,
                         prompt=prompt,
-                        prompt_index=p_index,
-                        name=item_name(clip.id, kind, len(prompts), p_index, seed),
+                        prompt_index=v.prompt_index,
+                        name=name,
                         line=spec_file.line_of("clips", i),
                         source_kind=kind,
                         spec_path=spec_file.path,
                         base_dir=spec_file.directory,
+                        vars=dict(v.values),
+                        var_sources=dict(v.sources),
+                        template=v.template,
+                        preset=preset,
+                        origins=origins,
+                        legacy_name=legacy if (legacy != name and not v.values and preset is None) else None,
                     )
                 )
     return items

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pytest_ltx.spec.errors import SpecError, SpecFileError, describe_value
+from pytest_ltx.spec.presets import Project, apply_presets
 from pytest_ltx.spec.schema import MERGED_BY_KEY, ClipDefaults, SpecFile, _testcard_model
 
 if typing.TYPE_CHECKING:
@@ -229,11 +230,18 @@ def _one_line(s: str) -> str:
 
 
 def load_spec_text(
-    text: str, path: Path | None = None, *, check_paths: bool = False, confine: "PathPolicy | None" = None
+    text: str, path: Path | None = None, *, check_paths: bool = False, confine: "PathPolicy | None" = None,
+    project: "Project | None" = None,
 ) -> SpecFile:
     """Validate spec ``text`` (``path`` is where it came from: messages and relative paths use it).
+    ``project`` brings the presets, the run's options and the root prompt packs are confined to; without
+    one (pytest passes its own) the project around ``path`` is found (its presets and root).
 
     Raises :class:`SpecFileError` listing every problem found, in file order."""
+    if project is None and path is not None:
+        from pytest_ltx.spec.presets import discover_project
+
+        project = discover_project(Path(path))
     data, lines, errors = parse_yaml(text, path)
     if errors and data is None:
         raise SpecFileError(path, errors)
@@ -250,26 +258,37 @@ def load_spec_text(
                 )
             ],
         )
+    data, origins, preset_errors = apply_presets(data, lines, path, project)
+    errors += preset_errors
     spec: SpecFile | None = None
     try:
         spec = SpecFile.model_validate(data)
     except ValidationError as e:
         errors += [_to_spec_error(d, lines, path) for d in e.errors(include_url=False)]
     if spec is not None:
-        spec._attach(None if path is None else Path(path).absolute(), lines)
+        spec._attach(None if path is None else Path(path).absolute(), lines, origins)
         if check_paths or confine is not None:
             errors += _missing_paths(spec, path, confine)
+        errors += spec._plan(None if project is None else project.root,
+                             lambda loc: _where_in_file(loc, lines), path)
     if errors:
         raise SpecFileError(path, _sorted_unique(errors))
     assert spec is not None
     return spec
 
 
-def load_spec_file(path: Path | str, *, check_paths: bool = True, confine: "PathPolicy | None" = None) -> SpecFile:
+def _where_in_file(loc: Loc, lines: dict[Loc, int]) -> tuple[int | None, str]:
+    loc = _attribute(loc, lines)
+    return _line(loc, lines), format_loc(loc)
+
+
+def load_spec_file(path: Path | str, *, check_paths: bool = True, confine: "PathPolicy | None" = None,
+                   project: "Project | None" = None) -> SpecFile:
     """Read and validate one spec file. Relative ``image``/``file`` paths are checked against the spec
     file's folder (``check_paths=False`` skips that); with ``confine`` every such path must also lie
     inside its root or an allowed folder. A file larger than the ``spec_kb`` limit is refused before it
-    is read. Raises :class:`SpecFileError`."""
+    is read. Without a ``project`` (pytest passes its own), the project around the file is found
+    (presets, root). Raises :class:`SpecFileError`."""
     from pytest_ltx.limits import current
 
     path = Path(path)
@@ -294,7 +313,7 @@ def load_spec_file(path: Path | str, *, check_paths: bool = True, confine: "Path
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise SpecFileError(path, [SpecError(path, line, "", "not UTF-8 text")]) from None
-    return load_spec_text(text, path, check_paths=check_paths, confine=confine)
+    return load_spec_text(text, path, check_paths=check_paths, confine=confine, project=project)
 
 
 def _sorted_unique(errors: list[SpecError]) -> list[SpecError]:

@@ -49,7 +49,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pytest_ltx.expect import Expectations
+from pytest_ltx.render.encode import EncodeSettings
 from pytest_ltx.spec.errors import describe_value
+from pytest_ltx.spec.vars import VARS_JSON_SCHEMA, check_vars_shape
 
 __all__ = [
     "SPEC_VERSION",
@@ -95,6 +97,7 @@ RENDER_ONLY: tuple[str, ...] = (
     "guidance",
     "model",
     "image",
+    "encode",
 )
 
 #: mappings merged key by key with the defaults (an expectation family / a guidance knob is the unit).
@@ -109,6 +112,7 @@ ALTERNATIVES: tuple[frozenset[str], ...] = (
 
 # \Z, not $: `$` also matches before a trailing newline ("robot\n" would pass)
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,47}\Z")
 _MARK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # The grid rules are checked by validators (for messages naming the nearest valid values); these
@@ -220,6 +224,32 @@ class FileSource(SpecModel):
         return data
 
 
+class NamedPrompt(SpecModel):
+    """A ``prompts`` entry with an explicit name: ``{name: wide, prompt: "..."}``. The name is the item
+    id part (``clip[wide,seed=0]``) instead of a label made from the prompt's words."""
+
+    name: str = Field(..., description="names the item: a-z, 0-9, '.', '_', '-' (at most 48)")
+    prompt: str = Field(..., min_length=1, description="the prompt (may hold {variables})")
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise spec_error(f"{v!r} is not a valid prompt name: use a-z, 0-9, '.', '_', '-' (at most 48)")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise spec_error("is blank")
+        return v
+
+
+def _prompt_text(p: "str | NamedPrompt") -> str:
+    return p.prompt if isinstance(p, NamedPrompt) else p
+
+
 def _testcard_model() -> type[BaseModel]:
     """``pytest_ltx.testcard.TestCardSpec``, imported on first use: it pulls in numpy and the media
     module, and reading a spec without test cards (or ``pytest --help``) should not pay for that."""
@@ -233,10 +263,22 @@ class _ClipFields(SpecModel):
 
     description: str | None = Field(None, description="free text for the report")
     prompt: str | None = Field(None, min_length=1, description="the prompt to render (or to CLIP-score a file)")
-    prompts: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
+    prompts: tuple[Annotated[str, Field(min_length=1)] | NamedPrompt, ...] | None = Field(
         None,
-        description="prompt variants: one test item per prompt (instead of `prompt`)",
+        description="prompt variants: one test item per prompt (instead of `prompt`), named by a short label "
+        "of its words or an explicit `{name, prompt}`, never by position",
         json_schema_extra={"minItems": 1},
+    )
+    vars: Annotated[dict[str, Any], WithJsonSchema(VARS_JSON_SCHEMA)] | None = Field(
+        None,
+        description="template variables for {placeholders} in prompt/prompts/negative_prompt: lists multiply, "
+        "`zip` pairs, `from` loads a prompt pack",
+    )
+    preset: str | None = Field(
+        None,
+        min_length=1,
+        description="a named set of clip fields from specs/presets.yaml or [tool.pytest-ltx.presets] "
+        "(below file defaults and the clip; --ltx-preset chooses it for a whole run); part of the item id",
     )
     negative_prompt: str | None = Field(None, description="render only: what the model should avoid")
     seed: Annotated[int, Strict(), Field(ge=0, le=SEED_MAX)] | None = Field(
@@ -274,6 +316,10 @@ class _ClipFields(SpecModel):
     )
     image: str | None = Field(
         None, min_length=1, description="render only: conditioning image (image-to-video), relative to the spec file"
+    )
+    encode: EncodeSettings | None = Field(
+        None, description="render only: how the render is encoded (crf, x264 preset, pixel format, faststart, "
+        "keyframe interval, colour tags); the default passes `expect.export: {preset: web}`"
     )
     file: FileSource | None = Field(None, description="a pre-rendered clip instead of rendering")
     testcard: Any = Field(
@@ -336,11 +382,19 @@ class _ClipFields(SpecModel):
             return v
         if not v:
             raise spec_error("is empty (leave it out, or give at least one prompt)")
-        for i, p in enumerate(v):
+        texts = [_prompt_text(p) for p in v]
+        for i, p in enumerate(texts):
             if not p.strip():
                 raise spec_error(f"prompts[{i}] is blank")
-            if p in v[:i]:
-                raise spec_error(f"prompts[{i}] repeats prompts[{v.index(p)}] ({p!r})")
+            if p in texts[:i]:
+                raise spec_error(f"prompts[{i}] repeats prompts[{texts.index(p)}] ({p!r})")
+        return v
+
+    @field_validator("preset")
+    @classmethod
+    def _preset_name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME_RE.match(v):
+            raise spec_error(f"{v!r} is not a preset name: use a-z, 0-9, '.', '_', '-'")
         return v
 
     @field_validator("seeds")
@@ -422,10 +476,16 @@ class ClipSpec(_ClipFields):
 
     @property
     def prompt_variants(self) -> tuple[str | None, ...]:
-        """The prompts items are made for (``(None,)`` for a file/testcard clip without a prompt)."""
+        """The prompt texts (templates) items are made for (``(None,)`` for a file/testcard clip without
+        a prompt)."""
         if self.prompts is not None:
-            return self.prompts
+            return tuple(_prompt_text(p) for p in self.prompts)
         return (self.prompt,)
+
+    @property
+    def prompt_entries(self) -> tuple[tuple[str | None, str], ...]:
+        """``prompts`` as (explicit name or None, text) pairs."""
+        return tuple((p.name, p.prompt) if isinstance(p, NamedPrompt) else (None, p) for p in self.prompts or ())
 
     @property
     def seed_list(self) -> tuple[int | None, ...]:
@@ -465,6 +525,9 @@ def _cross_field_errors(data: dict[str, Any]) -> list[InitErrorDetails]:
         errs.append(InitErrorDetails(type=spec_error(msg, at=at), loc=(), input=data))
 
     has = {k for k, v in data.items() if v is not None}
+    if isinstance(data.get("vars"), dict):
+        for sub, msg in check_vars_shape(data["vars"]):
+            errs.append(InitErrorDetails(type=spec_error(msg), loc=("vars",) + sub, input=data["vars"]))
     if {"prompt", "prompts"} <= has:
         add("give either 'prompt' or 'prompts', not both", at="prompts")
     if {"seed", "seeds"} <= has:
@@ -524,6 +587,10 @@ class SpecFile(SpecModel):
 
     _path: Path | None = PrivateAttr(None)
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+    #: per clip: where each effective field came from (clip, file defaults, preset, option)
+    _origins: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+    #: per clip: its (prompt, vars) variants, planned at load time (prompt packs are read then)
+    _variants: dict[int, list[Any]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -596,10 +663,46 @@ class SpecFile(SpecModel):
                 return c
         raise KeyError(clip_id)
 
-    def _attach(self, path: Path | None, lines: dict[tuple[Any, ...], int]) -> "SpecFile":
+    def _attach(self, path: Path | None, lines: dict[tuple[Any, ...], int],
+                origins: list[dict[str, Any]] | None = None) -> "SpecFile":
         self._path = path
         self._lines = dict(lines)
+        self._origins = list(origins or [])
         return self
+
+    def _plan(self, root: Path | None, where: Any = None, shown: Path | None = None) -> list[Any]:
+        """Plan every clip's variants (templates × vars × prompt packs); returns the errors."""
+        from pytest_ltx.spec.vars import plan_variants
+
+        errors: list[Any] = []
+        for i, clip in enumerate(self.clips):
+
+            def at(loc: tuple[Any, ...], i: int = i) -> tuple[int | None, str]:
+                full = ("clips", i) + loc
+                if where is not None:
+                    return where(full)
+                from pytest_ltx.spec.presets import format_field
+
+                return self.line_of(*full), format_field(full)
+
+            variants, errs = plan_variants(clip, spec_path=shown if shown is not None else self._path,
+                                           base_dir=self.directory, root=root, where=at)
+            errors += errs
+            self._variants[i] = variants
+        return errors
+
+    def variants(self, index: int) -> list[Any]:
+        """The planned variants of ``clips[index]`` (planned now for a spec built in Python)."""
+        if index not in self._variants:
+            from pytest_ltx.spec.errors import SpecFileError
+
+            errs = self._plan(None)
+            if errs:
+                raise SpecFileError(self._path, errs)
+        return self._variants[index]
+
+    def origins(self, index: int) -> dict[str, Any]:
+        return self._origins[index] if index < len(self._origins) else {}
 
 
 def json_schema() -> dict[str, Any]:
