@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
-__all__ = ["CACHE_DIRNAME", "CachedRender", "RenderCache", "canonical_json", "default_cache_root"]
+__all__ = ["CACHE_DIRNAME", "CachedRender", "RemoteStore", "RenderCache", "canonical_json", "default_cache_root"]
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,71 @@ class _Corrupt(Exception):
     pass
 
 
-class RenderCache:
-    """The cache under ``root`` (layout: ``renders/<key[:2]>/<key>/{clip.mp4,meta.json}``)."""
+_USED = "used"  # touched on every hit: least-recently-used eviction reads its mtime
 
-    def __init__(self, root: Path, fence: Path | None = None) -> None:
+
+class RemoteStore:
+    """A shared second tier of the cache at an fsspec URL (``s3://bucket/ltx-cache``, ``gs://…``, a shared
+    filesystem as ``file:///mnt/cache``): entries are copied into the local cache on a hit (and verified
+    there, sha256 and size, like any entry) and uploaded after a render. ``meta.json`` is written last, so
+    a half-uploaded entry is never seen as complete; a corrupt remote entry is deleted and re-rendered."""
+
+    def __init__(self, url: str, fs: Any = None) -> None:
+        if fs is None:
+            try:
+                import fsspec
+            except ImportError:  # pragma: no cover - depends on the install
+                raise RuntimeError(f"render cache {url}: an fsspec URL needs `pip install pytest-ltx[remote-cache]` "
+                                   "and the protocol's package (s3fs, gcsfs, …)") from None
+            fs, path = fsspec.core.url_to_fs(url)
+        else:
+            path = url.split("://", 1)[-1]
+        self.url = url
+        self.fs = fs
+        self.base = path.rstrip("/")
+
+    def _dir(self, key: str) -> str:
+        return f"{self.base}/renders/{key[:2]}/{key}"
+
+    def fetch(self, key: str, dest: Path) -> bool:
+        """Copy the entry into ``dest`` (a staging dir); False when the remote has none."""
+        d = self._dir(key)
+        if not self.fs.exists(f"{d}/{_META}"):
+            return False
+        dest.mkdir(parents=True, exist_ok=True)
+        self.fs.get(f"{d}/{_CLIP}", str(dest / _CLIP))
+        self.fs.get(f"{d}/{_META}", str(dest / _META))
+        return True
+
+    def upload(self, key: str, src: Path) -> None:
+        d = self._dir(key)
+        if self.fs.exists(f"{d}/{_META}"):
+            return
+        self.fs.makedirs(d, exist_ok=True)
+        self.fs.put(str(src / _CLIP), f"{d}/{_CLIP}")
+        self.fs.put(str(src / _META), f"{d}/{_META}")  # last: marks the entry complete
+
+    def discard(self, key: str) -> None:
+        try:
+            self.fs.rm(self._dir(key), recursive=True)
+        except (OSError, FileNotFoundError):  # another runner removed it first
+            pass
+
+
+class RenderCache:
+    """The cache under ``root`` (layout: ``renders/<key[:2]>/<key>/{clip.mp4,meta.json}``).
+
+    ``max_bytes`` (0: unlimited) bounds its size: after each store, least-recently-used entries (by their
+    last hit, else their creation) are evicted until it fits. ``remote`` adds a shared tier
+    (:class:`RemoteStore`)."""
+
+    def __init__(self, root: Path, fence: Path | None = None, *, max_bytes: int = 0,
+                 remote: "RemoteStore | None" = None) -> None:
         """``fence`` is the project root: a cache folder inside it that is a symlink pointing outside
         it is not used (every lookup misses, every store fails with one line)."""
         self.root = Path(root)
+        self.max_bytes = int(max_bytes)
+        self.remote = remote
         #: why this cache may not be used (its root leaves the project through a symlink)
         self.refused: str | None = None
         if fence is not None:
@@ -185,9 +243,11 @@ class RenderCache:
                 pass
             return None
         if not d.exists():
-            return None
+            return self._from_remote(key) if self.remote is not None else None
         try:
-            return self._load(key, d)
+            hit = self._load(key, d)
+            self._touch(d)
+            return hit
         except OSError as e:  # an unreadable entry (permissions): a miss, not a crash
             log.warning("pytest-ltx render cache: cannot read %s (%s); treated as a miss", d, e)
             return None
@@ -200,6 +260,90 @@ class RenderCache:
                 log.warning("pytest-ltx render cache: dropping corrupt entry %s (%s)", d, why)
                 shutil.rmtree(d, ignore_errors=True)
             return None
+
+    @staticmethod
+    def _touch(d: Path) -> None:
+        try:
+            (d / _USED).touch()
+        except OSError:  # a read-only cache still serves hits
+            pass
+
+    def _from_remote(self, key: str) -> CachedRender | None:
+        """A local miss: copy the shared entry in, verify it like a local one, or discard it."""
+        assert self.remote is not None
+        self._ensure_root()
+        staging = self.root / "tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.remote.", dir=staging))
+        try:
+            try:
+                if not self.remote.fetch(key, tmp):
+                    return None
+            except OSError as e:
+                log.warning("pytest-ltx render cache: cannot read %s from %s (%s)", key, self.remote.url, e)
+                return None
+            try:
+                self._load(key, tmp)
+            except _Corrupt as why:
+                log.warning("pytest-ltx render cache: discarding corrupt shared entry %s in %s (%s)",
+                            key, self.remote.url, why)
+                self.remote.discard(key)
+                return None
+            final = self.entry_dir(key)
+            with self._lock(key):
+                if not final.exists():
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, final)
+            hit = self._load(key, final)
+            self._touch(final)
+            self.evict(keep=key)
+            return hit
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- size limit ---------------------------------------------------------------------------------
+
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, dir) of every entry."""
+        out = []
+        base = self.root / "renders"
+        if not base.is_dir():
+            return out
+        for d in base.glob("??/*"):
+            try:
+                files = [p for p in d.iterdir() if p.is_file()]
+                size = sum(p.stat().st_size for p in files)
+                used = d / _USED
+                t = used.stat().st_mtime if used.exists() else (d / _META).stat().st_mtime
+            except OSError:  # removed by another process meanwhile
+                continue
+            out.append((t, size, d))
+        return out
+
+    def size_bytes(self) -> int:
+        return sum(s for _, s, _ in self.entries())
+
+    def evict(self, keep: str | None = None) -> list[str]:
+        """Remove least-recently-used entries until the cache is within ``max_bytes``; returns the keys
+        removed. ``keep`` (the entry just stored or read) is never removed."""
+        if self.max_bytes <= 0:
+            return []
+        entries = sorted(self.entries(), key=lambda e: (e[0], e[2].name))
+        total = sum(s for _, s, _ in entries)
+        removed: list[str] = []
+        for _, size, d in entries:
+            if total <= self.max_bytes:
+                break
+            if d.name == keep:
+                continue
+            with self._lock(d.name):
+                shutil.rmtree(d, ignore_errors=True)
+            total -= size
+            removed.append(d.name)
+        if removed:
+            log.info("pytest-ltx render cache: evicted %d least recently used entries", len(removed))
+        return removed
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
@@ -284,7 +428,14 @@ class RenderCache:
                         shutil.rmtree(final, ignore_errors=True)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
-            return self._load(key, final)
+            entry = self._load(key, final)
+            if self.remote is not None:
+                try:
+                    self.remote.upload(key, final)
+                except OSError as e:  # the local entry stands; the shared tier is best effort
+                    log.warning("pytest-ltx render cache: cannot upload %s to %s (%s)", key, self.remote.url, e)
+            self.evict(keep=key)
+            return entry
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -5,6 +5,8 @@
     pytest-ltx explain 'specs/x.yaml::hero[...]' [--preset P] [--json] every effective field and its origin
     pytest-ltx schema                                                  JSON Schema of the spec format
     pytest-ltx doctor                                                  what this machine can run
+    pytest-ltx plan [SPECS...] [--free-gb N] [--json]                  each item's VRAM envelope
+    pytest-ltx baselines accept --from RESULTS.json [-k EXPR]          write a run's candidate baselines
 """
 
 from __future__ import annotations
@@ -180,13 +182,21 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     for mod in ("torch", "diffusers", "transformers", "av", "cv2", "librosa", "easyocr", "open_clip", "pytest_html"):
         spec = importlib.util.find_spec(mod)
         line(spec is not None, mod, "installed" if spec else f"missing: pip install pytest-ltx[{mod}]")
+    cuda = False
     try:
         import torch
 
+        from pytest_ltx.render.gpu import free_memory_gb, gpu_identity
+
         cuda = torch.cuda.is_available()
-        detail = (f"CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}" if cuda
-                  else "no CUDA device: renders run on CPU (fine for the tiny model only)")
-        print(f"{'ok ':3} {'device':24} {detail}")
+        if not cuda:
+            print(f"{'ok ':3} {'device':24} no CUDA device: renders run on CPU (fine for the tiny model only)")
+        for i in range(torch.cuda.device_count() if cuda else 0):
+            g = gpu_identity(f"cuda:{i}") or {}
+            free = free_memory_gb(f"cuda:{i}") or 0.0
+            print(f"{'ok ':3} {f'cuda:{i}':24} {g.get('name')} (sm {g.get('compute_capability')}), "
+                  f"{free:.1f} of {g.get('total_gb')} GiB free, driver {g.get('driver')}, CUDA {g.get('cuda')}, "
+                  f"cuDNN {g.get('cudnn')}")
     except Exception as e:  # pragma: no cover - torch import problems
         line(False, "torch", str(e))
     try:
@@ -209,6 +219,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
         profiles = load_profiles(Path.cwd())
         line(True, "model profiles", ", ".join(sorted(profiles)))
+        for name, prof in sorted(profiles.items()):
+            if prof.device.startswith("cuda") and not cuda:  # required: it cannot render here at all
+                line(False, f"profile {name}", f"asks for device {prof.device!r}, but no CUDA device is visible")
     except Exception as e:
         line(False, "model profiles", str(e))
         profiles = {}
@@ -219,6 +232,51 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
             else:
                 line(status, what, detail)
     return 0 if ok else 1
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    """Print each rendered item's VRAM envelope; non-zero when one does not fit or exceeds its budget."""
+    from pytest_ltx.envelope import collect_envelopes
+
+    rc, envs = collect_envelopes(args.paths or ["specs"], free_gb=args.free_gb, model=args.model,
+                                 margin_gb=args.margin_gb)
+    if rc not in (0, 5) and not envs:
+        print(f"pytest-ltx plan: collection failed (pytest exit status {rc})", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump([e.to_dict() for e in envs], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        if not envs:
+            print("no rendered clip items collected")
+        for e in envs:
+            print(e.line())
+            if args.verbose and e.plan is not None:
+                for c in e.plan.candidates:
+                    print(f"    {c.offload.value:10} tiling={'on ' if c.vae_tiling else 'off'} ≈ {c.peak_gb:6.1f} GiB "
+                          f"(peak in {c.phase})")
+                for n in e.plan.notes:
+                    print(f"    note: {n}")
+    return 0 if all(e.ok for e in envs) else 1
+
+
+def _cmd_accept(args: argparse.Namespace) -> int:
+    from pytest_ltx.baseline.accept import AcceptError, accept
+
+    try:
+        chosen, summary = accept([Path(p) for p in args.sources], Path(args.baselines), args.k, dry_run=args.dry_run)
+    except AcceptError as e:
+        print(f"pytest-ltx baselines accept: {e}", file=sys.stderr)
+        return 2
+    if not chosen:
+        print("pytest-ltx baselines accept: no candidate baseline matches (items whose baseline was missing or "
+              "did not match carry one in results.json)", file=sys.stderr)
+        return 1
+    for c in chosen:
+        print(f"{'would accept' if args.dry_run else 'accepted'} {c.item_key} [{c.model_key}]  ({c.nodeid})")
+    if summary is not None:
+        print(summary.to_text() if hasattr(summary, "to_text") else str(summary))
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -360,6 +418,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.set_defaults(fn=_cmd_report)
     d = sub.add_parser("doctor", help="check this machine: libraries, device, weights, codecs, profiles")
     d.set_defaults(fn=_cmd_doctor)
+    pl = sub.add_parser("plan", help="print each rendered item's VRAM envelope (no model is loaded)")
+    pl.add_argument("paths", nargs="*", help="spec files or folders (default: specs)")
+    pl.add_argument("--free-gb", type=float, default=None,
+                    help="plan for this much free GPU memory (default: this machine's GPU; none: no limit)")
+    pl.add_argument("--margin-gb", type=float, default=None, help="safety margin (default: ltx_vram_margin)")
+    pl.add_argument("--model", default=None, help="model profile for every item (as --ltx-model)")
+    pl.add_argument("--json", action="store_true", help="print JSON")
+    pl.add_argument("-v", "--verbose", action="store_true", help="also list every placement considered")
+    pl.set_defaults(fn=_cmd_plan)
+    b = sub.add_parser("baselines", help="baseline maintenance")
+    bsub = b.add_subparsers(dest="baselines_cmd", required=True)
+    acc = bsub.add_parser("accept", help="write the candidate baselines a run recorded in its results.json "
+                                         "(no re-rendering)")
+    acc.add_argument("--from", dest="sources", action="append", required=True, metavar="RESULTS_JSON",
+                     help="a results.json (repeat for the shards of one run)")
+    acc.add_argument("-k", default=None, help="only items matching this pytest -k expression")
+    acc.add_argument("--baselines", default="baselines", help="baseline folder (default: baselines)")
+    acc.add_argument("--dry-run", action="store_true", help="list what would be accepted, write nothing")
+    acc.set_defaults(fn=_cmd_accept)
     args = p.parse_args(argv)
     if getattr(args, "limits", None):
         from pytest_ltx.limits import parse_limits, set_limits

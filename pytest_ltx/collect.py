@@ -115,7 +115,8 @@ class InvalidSpec(pytest.Item):
             return
         report.ltx = {"result": ItemResult(  # type: ignore[attr-defined]
             nodeid=self.nodeid, spec=self.spec_rel, clip_id="", item=self.name, source="spec",
-            status="error", error=self.message).to_dict(), "baseline": None, "item_key": None}
+            status="error", error=self.message, failure_kind="regression").to_dict(), "baseline": None,
+            "item_key": None}
 
 
 def _relpath(p: Path, root: Path) -> str:
@@ -157,10 +158,11 @@ class LtxItem(pytest.Item):
         from pytest_ltx.evaluate import evaluate
         from pytest_ltx.golden import load_baseline
         from pytest_ltx.media import ClipReadError
-        from pytest_ltx.runner import InfraError, obtain_clip
+        from pytest_ltx.runner import BudgetUnmet, InfraError, obtain_clip
 
         self._t0 = time.perf_counter()
         session = get_session(self.config)
+        self._unmet: BudgetUnmet | None = None
         try:
             self.run = obtain_clip(self.spec, session)
             run = self.run
@@ -176,6 +178,8 @@ class LtxItem(pytest.Item):
             except ClipReadError as e:
                 raise InfraError(f"{self.spec_rel}:{self.spec.line}: {e}") from None
             self._metric_s = time.perf_counter() - t0
+        except BudgetUnmet as e:  # fails in runtest (a failure, not an error), before anything rendered
+            self._unmet = e
         except InfraError as e:
             self.result = self._make_result("error", error=str(e))
             pytest.fail(f"pytest-ltx could not produce the clip (infrastructure error, not a regression):\n{e}",
@@ -188,6 +192,10 @@ class LtxItem(pytest.Item):
         from pytest_ltx.golden import golden_step
         from pytest_ltx.runner import clip_outcomes
 
+        if getattr(self, "_unmet", None) is not None:
+            o = Outcome("budget.vram_plan", Status.FAILED, str(self._unmet), details={"plan": self._unmet.plan})
+            self.result = self._make_result("failed", outcomes=[o])
+            raise LtxCheckFailed(self, [o])
         assert self.run is not None and self.evaluation is not None
         session = get_session(self.config)
         run = self.run
@@ -197,6 +205,7 @@ class LtxItem(pytest.Item):
                              baseline=base, read_error=base_error, calibration=self._calibration_runs(self._expect()))
         outcomes += golden.outcomes
         self.baseline_payload = golden.payload
+        self._candidate = golden.candidate
         for w in golden.warnings:
             # environment differences are summarised once for the session (finish.py), not per item
             if not w.startswith("baseline made in a different environment"):
@@ -294,6 +303,9 @@ class LtxItem(pytest.Item):
                 t["render_s"] = round(run.render_seconds, 4)
             if run.peak_vram_gb is not None:
                 t["peak_vram_gb"] = round(run.peak_vram_gb, 3)
+            plan = run.provenance.get("vram_plan") if isinstance(run.provenance, dict) else None
+            if plan:  # planned vs measured peak, side by side
+                t["planned_peak_vram_gb"] = plan.get("planned_peak_gb")
         t.update(timings or {})
         artifacts: dict[str, Any] = {}
         evaluation = self.evaluation.to_dict() if self.evaluation is not None else None
@@ -316,6 +328,8 @@ class LtxItem(pytest.Item):
             baseline=baseline,
             artifacts=artifacts,
             error=error,
+            failure_kind=_kind(status, outcomes or []),
+            candidate=getattr(self, "_candidate", None),
             description=self.spec.clip.description,
             line=self.spec.line,
         )
@@ -349,6 +363,13 @@ class LtxItem(pytest.Item):
                       "item_key": self.item_key}
         if self.config.getoption("htmlpath", None):  # pictures and base64 clips only when a report is made
             report.extras = list(getattr(report, "extras", [])) + _html_extras(self)  # type: ignore[attr-defined]
+
+
+def _kind(status: str, outcomes: list[Outcome]) -> str | None:
+    from pytest_ltx.outcome import failure_kind
+
+    k = failure_kind(status, outcomes)
+    return None if k is None else k.value
 
 
 def _crash_message(report: pytest.TestReport) -> str:

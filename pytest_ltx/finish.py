@@ -12,7 +12,11 @@ import pytest
 from pytest_ltx.report.results import ItemResult, write_results
 from pytest_ltx.session import LtxSession
 
-__all__ = ["SessionReporter"]
+__all__ = ["EXIT_INFRASTRUCTURE", "SessionReporter"]
+
+#: exit status of a run whose only problems are infrastructure errors (no regression): EX_TEMPFAIL from
+#: sysexits.h, "try again later" — CI can retry the job; a regression keeps pytest's 1
+EXIT_INFRASTRUCTURE = 75
 
 
 class SessionReporter:
@@ -32,6 +36,10 @@ class SessionReporter:
         #: items were deselected (-k/-m are seen by note_collection; --lf, --sw and plugins only here)
         self.deselected = False
         self._xdist_collected = False
+        #: failed/errored reports of tests that are not clip items (those are always regressions)
+        self.other_failures = 0
+        self.exit_kind: str | None = None
+        self.exit_status = 0
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
@@ -62,6 +70,8 @@ class SessionReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "ltx", None)
         if not payload:
+            if report.failed:
+                self.other_failures += 1
             return
         self.s.results.append(ItemResult.from_dict(payload["result"]))
         if payload.get("baseline"):
@@ -76,11 +86,19 @@ class SessionReporter:
             self._flush_baselines()
         if self.problems:  # a requested write that failed must not look like a green run
             session.exitstatus = max(int(session.exitstatus), int(pytest.ExitCode.TESTS_FAILED))
+        self._exit_kind(session)
         if self._whole_suite(session) and getattr(s, "collected_specs", None):
             self._unused_baselines()
         if s.results:
             self._write_reports()
             self._step_summary()
+            if s.settings.durations is not None:  # what balances the next --ltx-shard run
+                try:
+                    from pytest_ltx.shard import update_durations
+
+                    update_durations(s.settings.durations, [r.to_dict() for r in s.results])
+                except OSError as e:
+                    self.problems.append(f"could not update durations {s.settings.durations}: {e}")
 
     def _write_reports(self) -> None:
         """results.json, then the HTML page and the PR-comment Markdown built from it. A full or
@@ -97,6 +115,7 @@ class SessionReporter:
                 "settings": s.settings.to_dict(),
                 "baselines": None if self.baseline_summary is None else _to_dict(self.baseline_summary),
                 "unused_baselines": [list(k) for k in self.unused],
+                "exit": {"status": self.exit_status, "kind": self.exit_kind},
             })
         except ReportWriteError as e:
             self.report_problems.append(f"{e}; no HTML report either")
@@ -115,6 +134,19 @@ class SessionReporter:
         except Exception as e:  # a report bug must not take the run's verdict with it
             self.report_problems.append(f"could not build the HTML report ({e.__class__.__name__}: {e}); "
                                         f"rebuild it with `pytest-ltx report {path}`")
+
+    def _exit_kind(self, session: pytest.Session) -> None:
+        """Regression (exit 1) vs infrastructure only (exit :data:`EXIT_INFRASTRUCTURE`)."""
+        self.exit_status = int(session.exitstatus)
+        kinds = {r.failure_kind for r in self.s.results if r.failure_kind}
+        if "regression" in kinds or self.other_failures or self.problems:
+            self.exit_kind = "regression" if kinds or self.other_failures else None
+            return
+        if "infrastructure" in kinds:
+            self.exit_kind = "infrastructure"
+            if int(session.exitstatus) == int(pytest.ExitCode.TESTS_FAILED):
+                session.exitstatus = EXIT_INFRASTRUCTURE
+                self.exit_status = EXIT_INFRASTRUCTURE
 
     def _flush_baselines(self) -> None:
         from pytest_ltx.baseline import BaselineRecord
@@ -267,6 +299,9 @@ class SessionReporter:
                 tr.write_line(f"  {ik} [{mk}]")
         for p in self.problems + self.report_problems:
             tr.write_line(f"pytest-ltx: {p}", red=True)
+        if self.exit_kind == "infrastructure":
+            tr.write_line(f"pytest-ltx: infrastructure errors only, no regression: exit status {EXIT_INFRASTRUCTURE} "
+                          "(retry the job)", yellow=True)
         if self.report_page is not None:
             tr.write_line(f"report: {self.report_page}  (results: {self.results_path})")
         elif self.results_path is not None:

@@ -37,6 +37,9 @@ class GoldenStep:
     info: dict[str, Any] = field(default_factory=dict)
     #: what differs between the baseline's environment and this run's (``torch 2.4.0 → 2.5.1``), one line
     warnings: list[str] = field(default_factory=list)
+    #: this run's record (JSON payload) when the baseline is missing or did not match: carried in
+    #: results.json so ``pytest-ltx baselines accept --from results.json`` can write it without re-rendering
+    candidate: dict[str, Any] | None = None
 
 
 def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
@@ -63,6 +66,13 @@ def _provenance(item: "ItemSpec", run: "ClipRun") -> dict[str, Any]:
     return {"source": "testcard", "testcard_sha256": run.provenance.get("testcard_sha256")}
 
 
+def _gpu(identity: Any) -> Any:
+    """The GPU identity a baseline environment keeps (not the memory size: the same model has variants)."""
+    if not isinstance(identity, dict):
+        return None
+    return {k: v for k, v in identity.items() if k != "total_gb"}
+
+
 def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation") -> "BaselineRecord":
     """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance). The
     keyframe pictures come from the evaluation's streaming pass (``evaluate(..., keyframes=True)``)."""
@@ -84,7 +94,8 @@ def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: 
         fps=evaluation.info.fps,
         thumbnails=make_thumbnails(kf.frames),
         provenance=_provenance(item, run),
-        environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype")),
+        environment=collect_environment(device=run.provenance.get("device"), dtype=run.provenance.get("dtype"),
+                                        gpu=_gpu(run.provenance.get("gpu"))),
     )
 
 
@@ -244,11 +255,14 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
                 step.info["moved_from"] = [base.item_key, run.model_key]
         return step
 
+    broken = any(o.status is Status.ERROR for o in evaluation.outcomes)
     if base is None:
         others = store.models_for(item_key)
         step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, nodeid=nodeid, other_models=others,
                                              identity_change=_identity_change(store, item_key, others, run)))
         step.info["status"] = "missing"
+        if not broken:
+            step.candidate = current.to_payload()
         return step
 
     ssim_min = item.expect.clip.structural_similarity_min if item.expect.clip is not None else None
@@ -272,4 +286,6 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
         step.info["request_changes"] = changed
     step.info["status"] = "compared"
     step.info["comparison"] = cmp.to_dict()
+    if any(o.failed for o in step.outcomes) and not broken:
+        step.candidate = current.to_payload()
     return step

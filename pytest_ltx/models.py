@@ -55,6 +55,7 @@ class ModelKind(str, Enum):
 class Offload(str, Enum):
     NONE = "none"
     MODEL = "model"  # enable_model_cpu_offload(): one component on the GPU at a time
+    GROUP = "group"  # enable_group_offload(block_level): a block or two on the GPU at a time
     SEQUENTIAL = "sequential"  # enable_sequential_cpu_offload(): smallest VRAM, slowest
 
 

@@ -43,6 +43,30 @@ def _parse_nonneg_int(v: Any) -> int:
     return n
 
 
+def _parse_nonneg_float(v: Any) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"expected a number, got {v!r}") from None
+    if not x >= 0:
+        raise pytest.UsageError(f"expected a number >= 0, got {v!r}")
+    return x
+
+
+def _parse_shard(v: Any) -> tuple[int, int] | None:
+    """``i/n`` (1-based): this run takes shard i of n."""
+    s = str(v).strip()
+    if not s:
+        return None
+    a, sep, b = s.partition("/")
+    if not (sep and a.strip().isdigit() and b.strip().isdigit()):
+        raise pytest.UsageError(f"expected a shard as i/n (e.g. 2/4), got {v!r}")
+    i, n = int(a), int(b)
+    if not 1 <= i <= n:
+        raise pytest.UsageError(f"shard {i}/{n}: i must be between 1 and n")
+    return i, n
+
+
 def _parse_str(v: Any) -> str:
     return str(v).strip()
 
@@ -126,6 +150,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate_seeds", "calibration runs use the item's own seed every time ('same': measures "
            "run-to-run noise, e.g. GPU kernels) or seed, seed+1, ... ('neighbouring': also seed variance)",
            "same", _parse_choice("same", "neighbouring"), metavar="same|neighbouring"),
+    Option("render_timeout", "stop a render that runs longer than this many seconds (0: no limit; a spec's "
+           "budget.timeout_s wins); a timeout is an infrastructure error", 0.0, _parse_nonneg_float,
+           metavar="SECONDS"),
+    Option("io_retries", "retry a render, model load or cache access that failed with an I/O error this many "
+           "times, with exponential backoff", 2, _parse_nonneg_int, metavar="N"),
+    Option("vram_margin", "GiB kept free on top of the VRAM planner's estimate", 1.5, _parse_nonneg_float,
+           metavar="GIB"),
+    Option("shard", "run only shard i of n (1-based), items balanced by the stored durations; every item is "
+           "in exactly one shard, and the split is stable across runs", None, _parse_shard, metavar="i/n"),
+    Option("durations", "JSON file of per-item durations that balances --ltx-shard, updated after each run "
+           "(default: durations.json in the local render cache, restored with it in CI)", None, metavar="FILE"),
+    Option("cache_max_gb", "size limit of the render cache in GB; least recently used entries are evicted "
+           "(0: no limit)", 0.0, _parse_nonneg_float, metavar="GB"),
 )
 
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -192,6 +229,14 @@ class Settings:
     #: resolved folders outside the rootdir that spec paths may read (``--ltx-allow-dirs``)
     allow_dirs: tuple[Path, ...] = ()
     limits: Any = None
+    render_timeout: float = 0.0
+    io_retries: int = 2
+    vram_margin: float = 1.5
+    shard: tuple[int, int] | None = None
+    durations: Path | None = None
+    cache_max_gb: float = 0.0
+    #: an fsspec URL (s3://…, gs://…) for the render cache instead of a local folder
+    cache_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -214,6 +259,11 @@ def settings(config: pytest.Config) -> Settings:
         return p if p.is_absolute() else root / p
 
     calibrate = resolve(config, "calibrate")
+    cache_raw = str(resolve(config, "cache_dir"))
+    cache_url = cache_raw if "://" in cache_raw and not cache_raw.startswith("file://") else None
+    if cache_raw.startswith("file://"):
+        cache_raw = cache_raw[len("file://"):]
+    cache_dir = Path(cache_raw).expanduser()
     return Settings(
         rootdir=root,
         specs=resolve(config, "specs"),
@@ -222,7 +272,7 @@ def settings(config: pytest.Config) -> Settings:
         device=resolve(config, "device"),
         no_cache=resolve(config, "no_cache"),
         recheck_determinism=resolve(config, "recheck_determinism"),
-        cache_dir=path("cache_dir"),
+        cache_dir=cache_dir if cache_dir.is_absolute() else root / cache_dir,
         report_dir=path("report_dir"),
         history=tuple(p if p.is_absolute() else Path(config.invocation_params.dir) / p
                       for p in (Path(h).expanduser() for h in resolve(config, "history"))),
@@ -235,6 +285,15 @@ def settings(config: pytest.Config) -> Settings:
         allow_outside_root=resolve(config, "allow_outside_root"),
         allow_dirs=tuple(_allowed_dir(root, d) for d in resolve(config, "allow_dirs")),
         limits=resolve(config, "limits") or _default_limits(),
+        render_timeout=resolve(config, "render_timeout"),
+        io_retries=resolve(config, "io_retries"),
+        vram_margin=resolve(config, "vram_margin"),
+        shard=resolve(config, "shard"),
+        durations=path("durations") if resolve(config, "durations") else (
+            (cache_dir if cache_dir.is_absolute() else root / cache_dir) / "durations.json" if cache_url is None
+            else path("report_dir") / "durations.json"),
+        cache_max_gb=resolve(config, "cache_max_gb"),
+        cache_url=cache_url,
     )
 
 

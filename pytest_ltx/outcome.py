@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["Status", "Outcome", "jsonable"]
+__all__ = ["FailureKind", "Status", "Outcome", "failure_kind", "jsonable"]
 
 
 class Status(str, Enum):
@@ -18,6 +18,38 @@ class Status(str, Enum):
     UNMEASURED = "unmeasured"
     #: the check itself broke (a missing model, a crash): an infrastructure error, not a regression.
     ERROR = "error"
+
+
+class FailureKind(str, Enum):
+    """Why an item did not pass: the clip got worse, or the machinery around it broke. CI retries the
+    second and never the first; the exit status and the report tell them apart."""
+
+    #: a check failed on a clip that was produced: the change under review made something worse
+    REGRESSION = "regression"
+    #: the clip could not be produced or a check could not run (model, device, OOM, I/O, timeout)
+    INFRASTRUCTURE = "infrastructure"
+
+
+def failure_kind(status: str, outcomes: "list[Outcome] | list[dict[str, Any]]") -> FailureKind | None:
+    """An item's failure kind: None when it passed; a regression as soon as one check *failed*;
+    infrastructure for an item that errored or whose only problems are checks that could not run."""
+    if status == "passed":
+        return None
+    if status == "error":
+        return FailureKind.INFRASTRUCTURE
+    def kind(o: "Outcome | dict[str, Any]") -> str:
+        status = o.status.value if isinstance(o, Outcome) else str(o.get("status"))
+        check = o.check if isinstance(o, Outcome) else str(o.get("check", ""))
+        # a baseline record that cannot be read is the repository's content (a bad merge, a truncated
+        # file): fixed in the change under review, never by rerunning — a regression, like a failed check
+        if status == "error" and check.startswith("baseline."):
+            return "failed"
+        return status
+
+    states = [kind(o) for o in outcomes]
+    if "failed" in states or not states:
+        return FailureKind.REGRESSION
+    return FailureKind.INFRASTRUCTURE
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ltx_render: the clip is rendered by a model profile")
     config.addinivalue_line("markers", "ltx_file: the clip is a pre-rendered file")
     config.addinivalue_line("markers", "ltx_testcard: the clip is a synthetic test card")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup: run on one worker")
     session = LtxSession(config)
     config.stash[SESSION_KEY] = session
     session.check_run_preset()
@@ -37,6 +38,30 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if is_spec_file(file_path, parent.config):
         return SpecFile.from_parent(parent, path=file_path)
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order clip items by model (and mark their xdist group), then keep only this run's ``--ltx-shard``."""
+    from pytest_ltx.session import get_session
+
+    s = get_session(config)
+    from pytest_ltx.shard import model_of, read_durations, select_shard
+
+    models = {id(it): model_of(it, s.settings.model) for it in items}
+    if any(models.values()):
+        for it in items:
+            if models[id(it)]:
+                it.add_marker(pytest.mark.xdist_group(name=f"ltx-model-{models[id(it)]}"))
+        first = {}
+        for n, it in enumerate(items):
+            first.setdefault(models[id(it)], n)
+        items.sort(key=lambda it: first[models[id(it)]])  # stable: a model's items together, in order
+    if s.settings.shard is not None:
+        kept, dropped = select_shard(items, s.settings.shard, read_durations(s.settings.durations))
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

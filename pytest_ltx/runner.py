@@ -21,12 +21,21 @@ if TYPE_CHECKING:
     from pytest_ltx.session import LtxSession
     from pytest_ltx.spec import ItemSpec
 
-__all__ = ["ClipRun", "InfraError", "obtain_clip", "render_provenance"]
+__all__ = ["BudgetUnmet", "ClipRun", "InfraError", "obtain_clip", "preflight_plan", "render_provenance"]
 
 
 class InfraError(Exception):
     """The clip could not be produced (missing model, unreadable file, device unavailable): an error in
     the test infrastructure, reported as a pytest error, never as a metric failure."""
+
+
+class BudgetUnmet(Exception):
+    """The VRAM planner found no placement that meets the spec's ``vram_gb_max``: the item fails before
+    rendering (a budget regression, not an infrastructure error: rerunning cannot help)."""
+
+    def __init__(self, message: str, plan: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.plan = plan
 
 
 @dataclass
@@ -66,11 +75,18 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any 
     from pytest_ltx.render.ltx2 import plan_placement
     from pytest_ltx.versions import package_versions
 
+    from pytest_ltx.render.gpu import gpu_identity, pin_device
+
     model = {k: v for k, v in profile.to_dict().items() if k not in ("path", "loras", "distilled_lora", "upsampler")}
     extras = profile.extras_identity()  # LoRAs and upsampler by content, not by path
     if extras:
         model["extras"] = extras
-    placement = plan_placement(profile, cuda_available(), device_count=cuda_device_count())
+    cuda = cuda_available()
+    count = cuda_device_count() if cuda else 0
+    placement = plan_placement(profile, cuda, device_count=count)
+    # kernels differ between GPU architectures: an A100's bits are never served to an H100 (the GPU of this
+    # worker, but not its index: identical cards share entries)
+    gpu = gpu_identity(pin_device(placement.device, cuda, count) if placement.is_cuda else "cpu")
     return {
         "model": model,
         "fingerprint": fingerprint,
@@ -78,6 +94,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any 
         "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
         "versions": package_versions(),
         "encode": (encode if encode is not None else DEFAULT_ENCODE).to_dict(),
+        **({"gpu": {k: v for k, v in gpu.items() if k != "total_gb"}} if gpu else {}),
     }
 
 
@@ -94,6 +111,44 @@ def keyed_request(request: Any) -> dict[str, Any]:
         except OSError as e:
             raise InfraError(f"conditioning image {p} cannot be read ({e.strerror or e})") from None
     return d
+
+
+def _guard(item: "ItemSpec", session: "LtxSession") -> Any:
+    """The render guard of an item: timeout (spec budget, else ini), VRAM budget, progress label."""
+    from pytest_ltx.render.guard import RenderGuard
+
+    b = item.clip.expect.budget
+    timeout = (b.timeout_s if b is not None and getattr(b, "timeout_s", None) else None) or (
+        session.settings.render_timeout or None)
+    return RenderGuard(timeout_s=timeout, label=item.name, vram_gb_max=b.vram_gb_max if b is not None else None,
+                       io_attempts=session.settings.io_retries + 1)
+
+
+def preflight_plan(profile: Any, req: Any, vram_gb_max: float | None, margin_gb: float) -> Any:
+    """Plan VRAM before loading anything (CUDA only; None on CPU). Raises :class:`BudgetUnmet` when no
+    placement meets ``vram_gb_max``."""
+    import torch
+
+    from pytest_ltx.models import resolve_model_dir
+    from pytest_ltx.render.ltx2 import plan_placement
+    from pytest_ltx.render.plan import choose, shape_of, sizes_for
+
+    cuda = torch.cuda.is_available()
+    count = torch.cuda.device_count() if cuda else 0
+    placement = plan_placement(profile, cuda, device_count=count)
+    if not placement.is_cuda:
+        return None
+    sizes = sizes_for(resolve_model_dir(profile), placement.dtype)
+    plan = choose(sizes, shape_of(req, max_sequence_length=profile.max_sequence_length), start=profile.offload,
+                  vae_tiling=placement.vae_tiling, free_gb=None, vram_gb_max=vram_gb_max, margin_gb=margin_gb,
+                  dtype=placement.dtype)
+    if vram_gb_max is not None and not plan.fits:
+        raise BudgetUnmet(
+            f"budget.vram_gb_max: {vram_gb_max:g} GB cannot be met: the smallest placement "
+            f"({plan.chosen.offload.value}{', VAE tiling' if plan.chosen.vae_tiling else ''}) needs ≈ "
+            f"{plan.chosen.peak_gb:.1f} GiB plus a {margin_gb:g} GiB margin (peak in {plan.chosen.phase}); "
+            f"not rendered", plan.to_dict())
+    return plan
 
 
 def item_nodeid(item: "ItemSpec", rootdir: Path) -> str:
@@ -147,6 +202,12 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     except FileNotFoundError as e:
         raise InfraError(f"model profile '{profile.name}': {e}") from None
     fp = ident.fingerprint
+    guard = _guard(item, session)
+    if guard.vram_gb_max is not None:
+        try:
+            preflight_plan(profile, req, guard.vram_gb_max, session.settings.vram_margin)
+        except RenderError as e:
+            raise InfraError(str(e)) from None
     model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
     cache = session.cache
@@ -162,26 +223,39 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
                        provenance={**prov, **meta.get("render", {}), "model_identity": ident.summary()},
                        model_key=model_key, mp4=hit.clip_path, render_seconds=meta.get("seconds"),
                        peak_vram_gb=meta.get("peak_vram_gb"), cached=True, render_key=key, determinism_proven=proven)
+    from pytest_ltx.render.guard import retry_io
+
     try:
-        renderer = get_renderer(profile)
+        renderer = retry_io(lambda: get_renderer(profile), attempts=guard.io_attempts, log=guard.attempts,
+                            what="load")
         t0 = time.perf_counter()
-        result = renderer.render(req)
+        result = retry_io(lambda: renderer.render(req, guard=guard), attempts=guard.io_attempts,
+                          log=guard.attempts, what="render")
         wall = time.perf_counter() - t0
     except RenderError as e:
         raise InfraError(str(e)) from None
+    except OSError as e:
+        raise InfraError(f"{_where(item)}: I/O error while rendering, after {guard.io_attempts} attempt(s): "
+                         f"{e.__class__.__name__}: {e}") from None
+    # how it was really placed (the planner may have chosen offload from the free memory), the VRAM
+    # plan (planned vs measured peak) and every attempt (an out-of-memory retry is recorded)
+    how = {"device": result.device, "dtype": result.dtype}
+    for k in ("placement", "vram_plan", "attempts", "gpu"):
+        if k in result.provenance:
+            how[k] = result.provenance[k]
     meta = {
         "seconds": result.seconds,
         "peak_vram_gb": result.peak_vram_gb,
         # the manifest comes back on a cache hit too, so a baseline diff never needs the pipeline loaded
-        "render": {"device": result.device, "dtype": result.dtype,
-                   "manifest": result.provenance.get("manifest")},
+        "render": {**how, "manifest": result.provenance.get("manifest")},
         "provenance": result.provenance,
     }
     from pytest_ltx.storage import StoreError
 
-    try:
-        # encoded straight into the cache entry (atomically), with the item's delivery settings
-        entry = cache.put(key, result.clip, meta, encode=item.encode)
+    try:  # encoded straight into the cache entry (atomically), with the item's delivery settings;
+        # a transient I/O error is retried
+        entry = retry_io(lambda: cache.put(key, result.clip, meta, encode=item.encode), attempts=guard.io_attempts,
+                         what="cache")
     except StoreError as e:  # a full or read-only cache volume: one line, not a traceback
         raise InfraError(f"{_where(item)}: {e}") from None
     return ClipRun(media=MediaSource(entry.clip_path), source="render", params=params,
@@ -203,7 +277,7 @@ def fresh_render(item: "ItemSpec", session: "LtxSession", seed: int | None = Non
     if seed is not None:
         req = replace(req, seed=seed)
     try:
-        return get_renderer(profile).render(req).clip
+        return get_renderer(profile).render(req, guard=_guard(item, session)).clip
     except RenderError as e:
         raise InfraError(str(e)) from None
 

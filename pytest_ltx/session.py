@@ -139,9 +139,14 @@ class LtxSession:
     @property
     def cache(self) -> "RenderCache":
         if self._cache is None:
-            from pytest_ltx.cache import RenderCache
+            from pytest_ltx.cache import RemoteStore, RenderCache
 
-            self._cache = RenderCache(self.settings.cache_dir, fence=self.settings.rootdir)
+            st = self.settings
+            url = getattr(st, "cache_url", None)
+            # with a shared URL the local folder is a working copy of it (the rootdir's .ltx-cache)
+            local = st.cache_dir if url is None else st.rootdir / ".ltx-cache"
+            self._cache = RenderCache(local, fence=st.rootdir, max_bytes=int(getattr(st, "cache_max_gb", 0) * 1e9),
+                                      remote=RemoteStore(url) if url else None)
         return self._cache
 
     @property

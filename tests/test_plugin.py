@@ -187,7 +187,7 @@ clips:
     r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
     r.assert_outcomes(passed=2)
     doc = results(pytester)
-    assert doc["summary"] == {"items": 2, "passed": 2, "failed": 0, "error": 0}
+    assert doc["summary"] == {"items": 2, "passed": 2, "failed": 0, "error": 0, "regression": 0, "infrastructure": 0}
     item = doc["items"][0]
     assert item["nodeid"] == "specs/smoke.yaml::robot[seed=0]"
     assert item["source"] == "render"

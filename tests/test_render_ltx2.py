@@ -286,6 +286,7 @@ def test_cuda_render_branch_measures_peak_vram(render_tiny_renderer, monkeypatch
     r = copy.copy(render_tiny_renderer)
     r.placement = plan_placement(replace(TINY_PROFILE, device="cuda:1", dtype="auto"), cuda_available=True,
                                  device_count=2)
+    r.prepare = lambda req, vram_gb_max=None: None  # the VRAM planner: tests/test_gpu_runners.py
     res = r.render(RenderRequest(prompt="p", width=64, height=64, frames=9, seed=7, steps=1))
     assert (res.device, res.dtype, res.peak_vram_gb) == ("cuda:1", "bfloat16", 3.0)
     assert calls == ["reset cuda:1", "sync cuda:1"]  # and no CPU thread pinning on CUDA

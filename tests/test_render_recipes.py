@@ -48,7 +48,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         def wrapper(self, *a, _orig=orig, **kw):
             out = _orig(self, *a, **kw)
             calls.append({
-                "args": {k: (float(v) if isinstance(v, float) else v) for k, v in kw.items() if k not in TENSORS},
+                # the step callback is the render guard's (timeout, progress), not a recipe argument
+                "args": {k: (float(v) if isinstance(v, float) else v) for k, v in kw.items()
+                         if k not in TENSORS and k != "callback_on_step_end"},
                 "tensors": sorted(k for k in kw if k in TENSORS),
                 "used": {"audio_stg_scale": self._audio_stg_scale, "audio_guidance_scale": self._audio_guidance_scale},
                 "pipeline": type(self).__name__,

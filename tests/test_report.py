@@ -46,7 +46,7 @@ def _items() -> list[ItemResult]:
 def test_results_file_round_trip_sorted_with_counts(tmp_path: Path) -> None:
     path = tmp_path / "r" / "results.json"
     doc = write_results(path, _items(), meta={"settings": {"model": None}})
-    assert doc["summary"] == {"items": 3, "passed": 1, "failed": 1, "error": 1}
+    assert doc["summary"] == {"items": 3, "passed": 1, "failed": 1, "error": 1, "regression": 1, "infrastructure": 1}
     again, items = read_results(path)
     assert again == doc
     assert [i.nodeid for i in items] == sorted(i.nodeid for i in _items())

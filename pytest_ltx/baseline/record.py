@@ -610,7 +610,7 @@ def storable_scalars(scalars: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def collect_environment(
-    *, device: str | None = None, dtype: str | None = None, gpu: str | None = None,
+    *, device: str | None = None, dtype: str | None = None, gpu: "str | Mapping[str, Any] | None" = None,
     libraries: Iterable[str] = _LIBRARIES,
 ) -> dict[str, Any]:
     """Library versions (from package metadata: nothing heavy is imported) plus the render placement."""

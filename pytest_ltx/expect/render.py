@@ -34,7 +34,11 @@ class DeterminismExpect(ExpectModel):
 
 class BudgetExpect(ExpectModel):
     render_seconds_max: float | None = Field(None, gt=0)
-    vram_gb_max: float | None = Field(None, gt=0, description="peak CUDA memory; not measurable on CPU")
+    vram_gb_max: float | None = Field(None, gt=0, description="peak CUDA memory; not measurable on CPU. On CUDA "
+                                      "the VRAM planner picks a placement that meets it, or the item fails "
+                                      "before rendering")
+    timeout_s: float | None = Field(None, gt=0, description="stop the render after this many seconds (an "
+                                    "infrastructure error, not a regression); overrides ltx_render_timeout")
 
 
 def _fmt_s(x: float) -> str:

@@ -170,9 +170,26 @@ def get_renderer(profile: "ModelProfile") -> Renderer:
         if r is None:
             from pytest_ltx.render.ltx2 import LTX2Renderer
 
+            _release_gpu_renderers()  # switching profile: the previous GPU pipeline goes first
             r = LTX2Renderer(profile)
             _RENDERERS[profile] = r
         return r
+
+
+def _release_gpu_renderers() -> list[Any]:
+    """Drop every loaded pipeline that lives on a GPU, and give its memory back: a worker holds one
+    GPU pipeline at a time (two 65 GB pipelines do not share an 80 GB card). CPU pipelines stay."""
+    gone = [p for p, r in _RENDERERS.items() if getattr(getattr(r, "placement", None), "is_cuda", False)]
+    for p in gone:
+        r = _RENDERERS.pop(p)
+        release = getattr(r, "release", None)
+        if release is not None:
+            release()
+    if gone:
+        from pytest_ltx.render.guard import free_cuda
+
+        free_cuda()
+    return gone
 
 
 def clear_renderers() -> None:

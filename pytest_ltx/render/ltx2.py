@@ -138,6 +138,11 @@ def apply_placement(pipe: Any, pl: Placement) -> None:
     gpu_id = int(pl.device.split(":", 1)[1]) if ":" in pl.device else None
     if pl.offload is Offload.MODEL:
         pipe.enable_model_cpu_offload(gpu_id=gpu_id)
+    elif pl.offload is Offload.GROUP:
+        import torch
+
+        pipe.enable_group_offload(onload_device=torch.device(pl.device), offload_type="block_level",
+                                  num_blocks_per_group=1, use_stream=True)
     elif pl.offload is Offload.SEQUENTIAL:
         pipe.enable_sequential_cpu_offload(gpu_id=gpu_id)
     else:
@@ -145,6 +150,26 @@ def apply_placement(pipe: Any, pl: Placement) -> None:
     if pl.vae_tiling:
         pipe.vae.enable_tiling()
     pipe.set_progress_bar_config(disable=True)
+
+
+def release_placement(pipe: Any) -> None:
+    """Undo :func:`apply_placement`: remove offload hooks (accelerate's and diffusers' group offload),
+    move every component back to the CPU and give the GPU's cached blocks back."""
+    remove = getattr(pipe, "remove_all_hooks", None)
+    if remove is not None:
+        remove()
+    for comp in getattr(pipe, "components", {}).values():
+        registry = getattr(comp, "_diffusers_hook", None)
+        if registry is not None:
+            for name in ("group_offloading", "layer_execution_tracker", "lazy_prefetch_group_offloading"):
+                try:
+                    registry.remove_hook(name, recurse=True)
+                except Exception:  # not registered on this component
+                    pass
+    pipe.to("cpu")
+    from pytest_ltx.render.guard import free_cuda
+
+    free_cuda()
 
 
 class RenderWarning(UserWarning):
@@ -314,11 +339,6 @@ def _to_uint8(frames: Any) -> Any:
     return a.astype(np.uint8)
 
 
-def _weights_gb(d: Path) -> float:
-    """Size of the weights in GiB (the same unit as the VRAM figure it is compared with)."""
-    return sum(p.stat().st_size for p in d.rglob("*.safetensors")) / 2**30
-
-
 #: prompt embeddings kept per renderer: a real LTX-2 prompt embedding (Gemma hidden states of every layer,
 #: padded to 1024 tokens) is ~0.4 GB in bf16, so the cache is bounded by bytes; the two most recent
 #: entries (a prompt and the negative prompt) always stay
@@ -360,16 +380,19 @@ class LTX2Renderer:
             self.extras = profile.extras_identity()
         except FileNotFoundError as e:
             raise RenderError(f"model profile '{profile.name}': {e}") from None
+        from dataclasses import replace
+
+        from pytest_ltx.render.gpu import gpu_identity, pin_device
+
         cuda = torch.cuda.is_available()
-        vram = None
         count = torch.cuda.device_count() if cuda else 0
-        if cuda:
-            idx = int(profile.device.split(":", 1)[1]) if profile.device.startswith("cuda:") else 0
-            if idx < count:
-                vram = torch.cuda.get_device_properties(idx).total_memory / 2**30
-        self.placement = plan_placement(
-            profile, cuda, vram, device_count=count, weights_gb=_weights_gb(self.model_dir)
-        )
+        # one GPU per xdist worker; the VRAM planner decides offload per request from *free* memory
+        placed = replace(profile, device=pin_device(profile.device, cuda, count))
+        self.placement = plan_placement(placed, cuda, device_count=count)
+        self.gpu = gpu_identity(self.placement.device)
+        self.vram_plan: Any = None
+        self._applied: Placement | None = None
+        self._monitor: Any = None
         if profile.kind is not ModelKind.TINY and profile.device == "auto" and not self.placement.is_cuda:
             raise RenderError(
                 f"model profile '{profile.name}' has device = \"auto\" and no CUDA device is visible, so its "
@@ -411,7 +434,9 @@ class LTX2Renderer:
         self._exact_sigmas(pipe)
         self._load_loras(pipe)
         self._count_transformer(pipe)
-        self._place(pipe)
+        if not self.placement.is_cuda:  # a CUDA pipeline is placed by prepare(), once the request is known
+            self._place(pipe)
+            self._applied = self.placement
         return pipe
 
     def _exact_sigmas(self, pipe: Any) -> None:
@@ -452,6 +477,64 @@ class LTX2Renderer:
 
     def _place(self, pipe: Any) -> None:
         apply_placement(pipe, self.placement)
+
+    def prepare(self, req: RenderRequest, vram_gb_max: float | None = None) -> Any:
+        """Plan VRAM for ``req`` on CUDA (free memory, the spec's budget) and move the pipeline to the
+        planned placement if it differs from the current one. Returns the plan (None on CPU)."""
+        from dataclasses import replace
+
+        from pytest_ltx.render.gpu import free_memory_gb
+        from pytest_ltx.render.plan import choose, shape_of, sizes_for
+
+        if not self.placement.is_cuda:
+            return None
+        # component sizes: measured from the folder's configs (gpu_check hands in the reference ones)
+        sizes = getattr(self, "component_sizes", None) or sizes_for(self.model_dir, self.placement.dtype)
+        # memory this process already holds for the pipeline is available to it
+        held = 0.0
+        if getattr(self, "_applied", None) is not None:
+            import torch
+
+            held = torch.cuda.memory_allocated(self.placement.device) / 2**30
+        plan = choose(sizes, shape_of(req, max_sequence_length=self.profile.max_sequence_length),
+                      start=self.profile.offload, vae_tiling=self.placement.vae_tiling,
+                      free_gb=(free_memory_gb(self.placement.device) or 0.0) + held, vram_gb_max=vram_gb_max,
+                      dtype=self.placement.dtype)
+        self.vram_plan = plan
+        want = replace(self.placement, offload=plan.chosen.offload, vae_tiling=plan.chosen.vae_tiling,
+                       notes=self.placement.notes + plan.notes)
+        self._move_to(want)
+        return plan
+
+    def release(self) -> None:
+        """Give the GPU back: remove offload hooks, move the modules to the CPU, drop the pipelines."""
+        if getattr(self, "_applied", None) is not None and self.placement.is_cuda:
+            release_placement(self._pipe)
+        self._applied = None
+        self._i2v = None
+        self._pipe = None
+
+    def _move_to(self, want: Placement) -> None:
+        applied = getattr(self, "_applied", None)
+        if applied is not None and (applied.offload, applied.vae_tiling) == (want.offload, want.vae_tiling):
+            self.placement = want
+            return
+        if applied is not None:
+            release_placement(self._pipe)
+            if applied.vae_tiling and not want.vae_tiling:
+                self._pipe.vae.disable_tiling()
+        self.placement = want
+        self._applied = None
+        try:
+            apply_placement(self._pipe, want)
+        except BaseException:  # e.g. out of memory half-way through .to("cuda"): leave nothing behind
+            try:
+                release_placement(self._pipe)
+            except Exception:
+                pass
+            raise
+        self._applied = want
+        self._i2v = None  # offload hooks belong to a pipeline: the image pipeline is rebuilt over them
 
     def _image_pipe(self) -> Any:
         """The image-to-video pipeline over the *same* modules (no second load)."""
@@ -627,6 +710,8 @@ class LTX2Renderer:
         if latents is not None:
             kw.update(latents=latents, audio_latents=audio_latents)
         self._set_adapters(pipe, stage.adapters)
+        if self._monitor is not None:  # timeout and terminal progress, checked between steps
+            kw["callback_on_step_end"] = self._monitor
         video, audio = pipe(**kw, generator=gen, output_type="latent", return_dict=False)
         _check_finite(video, stage.name, "video latents", req)
         _check_finite(audio, stage.name, "audio latents", req)
@@ -660,22 +745,30 @@ class LTX2Renderer:
                 "manifest": {k: v for k, v in manifest.items() if k not in ("decode", "notes")}}
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
-    def render(self, req: RenderRequest, *, reuse_latents: bool = False) -> RenderResult:
+    def render(self, req: RenderRequest, *, reuse_latents: bool = False, guard: Any = None) -> RenderResult:
         """Render ``req`` with a fixed-seed CPU generator (same noise on every device).
 
         With ``reuse_latents``, final latents kept from an earlier render of the same request and
         denoising manifest (the last few) are decoded again instead of re-running the transformer: for a
         change that only affects decoding (VAE tiling). Off by default, so a determinism check really
-        renders twice."""
+        renders twice.
+
+        ``guard`` (:class:`~pytest_ltx.render.guard.RenderGuard`) sets a timeout, a progress label and the
+        spec's VRAM budget. On CUDA the VRAM planner places the pipeline for this request first; out of
+        memory — while placing or rendering — it is freed and retried once one rung down the offload
+        ladder, and every attempt is recorded in ``guard.attempts`` and the provenance."""
         import warnings
 
         import numpy as np
         import torch
 
         from pytest_ltx.media import Clip
+        from pytest_ltx.render.guard import Attempt, ErrorKind, RenderGuard, StepMonitor, classify, free_cuda
+        from pytest_ltx.render.plan import lower_offload
+
+        guard = guard if guard is not None else RenderGuard()
 
         plan = self.plan(req)
-        pipe = self._pipe
         images: list[Any] = []
         image_note = None
         if req.image is not None:
@@ -686,64 +779,104 @@ class LTX2Renderer:
                 im, note = prepare_image(p, st.width, st.height)
                 images.append(im)
                 image_note = image_note or note
-            pipe = self._image_pipe()
         manifest = self.manifest(req, plan, image_note)
         for note in manifest["notes"]:
             warnings.warn(RenderWarning(f"model profile '{self.profile.name}': {note}"), stacklevel=2)
-        prov = {**self.provenance(req), "manifest": manifest}
 
-        pl = self.placement
         with self._lock:
-            old_threads = torch.get_num_threads()
-            if pl.threads:
-                torch.set_num_threads(pl.threads)
-            dev = torch.device(pl.device)
-            try:
-                if pl.is_cuda:
-                    torch.cuda.reset_peak_memory_stats(dev)
-                gen = torch.Generator("cpu").manual_seed(req.seed)
+            retried = False
+            target: Placement | None = None  # None: the VRAM planner places the pipeline for this request
+            while True:
                 t0 = time.perf_counter()
-                base = plan.stages[0]
-                lkey = self._latent_key(req, manifest)
-                kept = self._latents.get(lkey) if reuse_latents else None
-                if kept is not None:
-                    video, audio = kept
-                    self.stats["latents_reused"] += 1
-                else:
-                    video, audio = self._run_stage(pipe, plan, base, req, gen,
-                                                   image=images[0] if images else None)
-                if plan.upsample and kept is None:
-                    up = self._upsample_pipe()(latents=video, latents_normalized=False, height=base.height,
-                                               width=base.width, num_frames=req.frames, generator=gen,
-                                               output_type="latent", return_dict=False)[0]
-                    _check_finite(up, "upsample", "upsampled video latents", req)
-                    refine = plan.stages[1]
-                    # the refinement re-noises video and audio but, like the reference, keeps the base audio
-                    video, _ = self._run_stage(pipe, plan, refine, req, gen, image=images[1] if images else None,
-                                               latents=up, audio_latents=audio)
-                self._latents[lkey] = (video, audio)
-                self._latents.move_to_end(lkey)
-                while len(self._latents) > _KEPT_LATENTS:
-                    self._latents.popitem(last=False)
-                frames_f, audio_t = self.decode(video, audio, req)
-                if pl.is_cuda:
-                    torch.cuda.synchronize(dev)
-                seconds = time.perf_counter() - t0
-                peak = torch.cuda.max_memory_allocated(dev) / 2**30 if pl.is_cuda else None
-            except RenderError:
-                raise
-            except Exception as e:
-                hint = ""
-                if e.__class__.__name__ == "OutOfMemoryError":
-                    hint = " Try offload = \"model\" (or \"sequential\") and vae_tiling = true in the profile."
-                raise RenderError(
-                    f"model profile '{self.profile.name}': the pipeline failed while rendering "
-                    f"{req.width}x{req.height}x{req.frames} seed {req.seed} "
-                    f"({e.__class__.__name__}: {e}).{hint}"
-                ) from e
-            finally:
-                if pl.threads:
-                    torch.set_num_threads(old_threads)
+                pl = self.placement
+                old_threads = torch.get_num_threads()
+                try:
+                    # placing is guarded like rendering: `.to("cuda")` is where a full placement runs out
+                    if pl.is_cuda:
+                        if target is None:
+                            self.prepare(req, guard.vram_gb_max)
+                        else:
+                            self._move_to(target)
+                        pl = self.placement
+                    pipe = self._pipe if req.image is None else self._image_pipe()
+                    if pl.threads:
+                        torch.set_num_threads(pl.threads)
+                    dev = torch.device(pl.device)
+                    if pl.is_cuda:
+                        torch.cuda.reset_peak_memory_stats(dev)
+                    gen = torch.Generator("cpu").manual_seed(req.seed)
+                    self._monitor = StepMonitor(guard, req.steps)
+                    t0 = time.perf_counter()
+                    base = plan.stages[0]
+                    lkey = self._latent_key(req, manifest)
+                    kept = self._latents.get(lkey) if reuse_latents else None
+                    if kept is not None:
+                        video, audio = kept
+                        self.stats["latents_reused"] += 1
+                    else:
+                        video, audio = self._run_stage(pipe, plan, base, req, gen,
+                                                       image=images[0] if images else None)
+                    if plan.upsample and kept is None:
+                        up = self._upsample_pipe()(latents=video, latents_normalized=False, height=base.height,
+                                                   width=base.width, num_frames=req.frames, generator=gen,
+                                                   output_type="latent", return_dict=False)[0]
+                        _check_finite(up, "upsample", "upsampled video latents", req)
+                        refine = plan.stages[1]
+                        # the refinement re-noises video and audio but, like the reference, keeps the base audio
+                        video, _ = self._run_stage(pipe, plan, refine, req, gen,
+                                                   image=images[1] if images else None,
+                                                   latents=up, audio_latents=audio)
+                    self._latents[lkey] = (video, audio)
+                    self._latents.move_to_end(lkey)
+                    while len(self._latents) > _KEPT_LATENTS:
+                        self._latents.popitem(last=False)
+                    frames_f, audio_t = self.decode(video, audio, req)
+                    if pl.is_cuda:
+                        torch.cuda.synchronize(dev)
+                    seconds = time.perf_counter() - t0
+                    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if pl.is_cuda else None
+                    guard.attempts.append(Attempt(pl.offload.value, seconds))
+                    break
+                except Exception as e:
+                    pl = self.placement
+                    kind = classify(e)
+                    guard.attempts.append(Attempt(pl.offload.value, time.perf_counter() - t0, kind,
+                                                  f"{e.__class__.__name__}: {str(e)[:500]}"))
+                    lower = lower_offload(pl.offload) if pl.is_cuda else None
+                    if kind is ErrorKind.OUT_OF_MEMORY and not retried and lower is not None:
+                        # free what the failed call held, step one rung down the ladder, try once more
+                        from dataclasses import replace
+
+                        retried = True
+                        video = audio = None
+                        free_cuda()
+                        target = replace(pl, offload=lower, notes=pl.notes + (
+                            f"out of memory with offload '{pl.offload.value}': retried with '{lower.value}'",))
+                        continue
+                    if isinstance(e, RenderError):
+                        raise
+                    hint = ""
+                    if kind is ErrorKind.OUT_OF_MEMORY and retried:
+                        hint = (f" Out of memory again after retrying with offload '{pl.offload.value}'; set "
+                                "offload = \"sequential\" and vae_tiling = true in the profile, or free the GPU.")
+                    elif kind is ErrorKind.OUT_OF_MEMORY:
+                        hint = " Try offload = \"model\" (or \"sequential\") and vae_tiling = true in the profile."
+                    raise RenderError(
+                        f"model profile '{self.profile.name}': the pipeline failed while rendering "
+                        f"{req.width}x{req.height}x{req.frames} seed {req.seed} "
+                        f"({e.__class__.__name__}: {e}).{hint}"
+                    ) from e
+                finally:
+                    self._monitor = None
+                    if pl.threads:
+                        torch.set_num_threads(old_threads)
+            # the placement really used (the planner may have offloaded), the plan and every attempt
+            prov = {**self.provenance(req), "manifest": manifest,
+                    "attempts": [a.to_dict() for a in guard.attempts]}
+            if getattr(self, "vram_plan", None) is not None:
+                prov["vram_plan"] = self.vram_plan.to_dict()
+            if getattr(self, "gpu", None) is not None:
+                prov["gpu"] = dict(self.gpu)
 
         frames = _to_uint8(frames_f[0])
         audio_np = audio_t[0].float().cpu().numpy().astype(np.float32, copy=False)

@@ -36,6 +36,11 @@ class ItemResult:
     #: report media, paths relative to the report folder (see report/media.py), or {"error": why not}
     artifacts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: "regression" | "infrastructure" | None (passed): see outcome.FailureKind
+    failure_kind: str | None = None
+    #: the baseline record this run would write (payload: manifest + base64 npz), present when the
+    #: baseline was missing or did not match; ``pytest-ltx baselines accept`` writes it
+    candidate: dict[str, Any] | None = None
     #: the spec's free-text description and the line of the clip in its spec file
     description: str | None = None
     line: int | None = None
@@ -55,15 +60,23 @@ def write_results(path: Path, items: Iterable[ItemResult], *, meta: dict[str, An
     """Write ``results.json`` atomically; items sorted by node id so reruns diff cleanly."""
     records = sorted((i.to_dict() for i in items), key=lambda d: d["nodeid"])
     counts: dict[str, int] = {}
+    kinds = {"regression": 0, "infrastructure": 0}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
+        if r.get("failure_kind") is None and r["status"] != "passed":  # records made without one
+            from pytest_ltx.outcome import failure_kind
+
+            r["failure_kind"] = failure_kind(r["status"], r.get("outcomes") or []).value
+        if r.get("failure_kind") in kinds:
+            kinds[r["failure_kind"]] += 1
     from pytest_ltx import __version__
 
     doc = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "tool": {"name": "pytest-ltx", "version": __version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "summary": {"items": len(records), **{k: counts.get(k, 0) for k in ("passed", "failed", "error")}},
+        "summary": {"items": len(records), **{k: counts.get(k, 0) for k in ("passed", "failed", "error")},
+                    **kinds},
         **({"meta": jsonable(meta)} if meta else {}),
         "items": records,
     }
