@@ -64,6 +64,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = kept
 
 
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> None:
+    """A failed clip's message is already printed in full (FAILURES) and named in the pytest-ltx section;
+    keep pytest's short summary to its first line, also on CI where pytest would repeat all of it."""
+    if report.failed and "ltx" in report.keywords:
+        config.option.force_short_summary = True
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     from pytest_ltx.collect import note_collection
 

@@ -285,8 +285,8 @@ clips:
     pytester.runpytest("specs/", "-p", "no:cacheprovider").assert_outcomes(passed=2)
     second = {i["clip_id"]: i for i in results(pytester)["items"]}
     assert second["r"]["timings"]["cached"] is True and second["card"]["timings"]["cached"] is True
-    assert second["r"]["timings"]["metrics_cached"] == ["motion", "structural"]
-    assert second["card"]["timings"]["metrics_cached"] == ["motion", "av_sync", "structural"]
+    assert second["r"]["timings"]["metrics_cached"] == ["motion", "structural", "audio"]  # audio QC always runs
+    assert second["card"]["timings"]["metrics_cached"] == ["motion", "av_sync", "structural", "audio"]
     for k in ("r", "card"):
         assert second[k]["evaluation"]["motion"] == first[k]["evaluation"]["motion"]
         assert second[k]["outcomes"] == first[k]["outcomes"]
