@@ -296,7 +296,7 @@ clips:
     pytester.runpytest("specs/", "-p", "no:cacheprovider").assert_outcomes(passed=2)
     third = {i["clip_id"]: i for i in results(pytester)["items"]}
     assert third["card"]["timings"]["cached"] is False and third["card"]["timings"]["metrics_cached"] == []
-    assert third["r"]["timings"]["metrics_cached"] == ["motion", "structural"]
+    assert third["r"]["timings"]["metrics_cached"] == ["motion", "structural", "audio"]
 
 
 def test_xdist_workers_results_are_merged(pytester: pytest.Pytester) -> None:
