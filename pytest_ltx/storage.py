@@ -36,6 +36,14 @@ class StoreError(OSError):
 
 
 def _umask() -> int:
+    """This process's umask: read from /proc (setting it to read it races with other threads), or, where
+    there is no /proc, set and put straight back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     old = os.umask(0o022)
     os.umask(old)
     return old

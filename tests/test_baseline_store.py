@@ -205,7 +205,8 @@ def test_summary_renders_text_and_markdown(tmp_path: Path) -> None:
     assert "environment: device cpu → cuda" in text
     md = s.to_markdown()
     assert md.startswith("### baselines: 1 created, 1 updated, 1 unchanged")
-    assert "| updated | `specs/robots/robot-dance[seed=1]` |" in md and "1 baseline(s) unchanged." in md
+    # item keys are untrusted text: escaped, never inside a code span a backtick could close
+    assert "| updated | specs/robots/robot\\-dance\\[seed=1\\] |" in md and "1 baseline(s) unchanged." in md
     assert json.loads(json.dumps(s.to_dict()))["counts"] == {"created": 1, "updated": 1, "unchanged": 1}
     assert BaselineStore(tmp_path / "nothing").flush().headline() == "baselines: nothing written"
 

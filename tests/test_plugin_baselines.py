@@ -528,7 +528,7 @@ def test_github_step_summary_has_items_and_baseline_changes(
     assert "| ✅ | specs/life\\.yaml&#58;&#58;a | testcard |" in text
     assert "| ✅ | specs/life\\.yaml&#58;&#58;b | testcard |" in text
     assert "### baselines: 2 created" in text
-    assert "| created | `specs/life/a` | `testcard` | — |" in text
+    assert "| created | specs/life/a | `testcard` | — |" in text
 
     summary.unlink()
     write_spec(pytester, cards(a=A_CHANGED))
@@ -541,7 +541,7 @@ def test_github_step_summary_has_items_and_baseline_changes(
     text = summary.read_text()
     assert "### baselines: 1 updated, 1 unchanged" in text
     row = next(line for line in text.splitlines() if line.startswith("| updated |"))
-    assert "`specs/life/a`" in row and "`motion.flow_mean " in row and "→" in row
+    assert "| specs/life/a |" in row and "`motion.flow_mean " in row and "→" in row
     assert "1 baseline(s) unchanged." in text
 
 

@@ -171,6 +171,8 @@ class UpdateSummary:
 
     def to_markdown(self, max_moves: int = 3) -> str:
         """A section for ``$GITHUB_STEP_SUMMARY`` / a PR comment."""
+        from pytest_ltx.report.summary import md_text  # one escaper for every Markdown output
+
         out = [f"### {self.headline()}", ""]
         rows = [c for c in self.changes if c.kind is not ChangeKind.UNCHANGED]
         if rows:
@@ -179,9 +181,9 @@ class UpdateSummary:
                 parts = [f"`{m.text()}`" for m in c.moves[:max_moves]]
                 if len(c.moves) > max_moves:
                     parts.append(f"… {len(c.moves) - max_moves} more")
-                parts += [_md_escape(n) for n in c.notes]
+                parts += [md_text(n) for n in c.notes]
                 out.append(
-                    f"| {c.kind.value} | `{_md_escape(c.item_key)}` | `{c.model_key}` | {'<br>'.join(parts) or '—'} |"
+                    f"| {c.kind.value} | {md_text(c.item_key)} | `{c.model_key}` | {'<br>'.join(parts) or '—'} |"
                 )
         if self.unchanged:
             out += ["", f"{len(self.unchanged)} baseline(s) unchanged."]
@@ -558,10 +560,6 @@ def _fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.4g}"
     return str(x)
-
-
-def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
 
 
 def _diff(old: BaselineRecord, new: BaselineRecord) -> tuple[tuple[MetricMove, ...], tuple[str, ...]]:

@@ -81,9 +81,9 @@ class ClipModelError(RuntimeError):
 
 def clip_home() -> Path:
     """Where the tiny random CLIP is cached: ``$PYTEST_LTX_HOME/clip`` or ``~/.cache/pytest-ltx/clip``."""
-    env = os.environ.get("PYTEST_LTX_HOME")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-ltx"
-    return root / "clip"
+    from pytest_ltx.model_identity import pytest_ltx_home
+
+    return pytest_ltx_home() / "clip"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pytest_ltx.storage import file_mode
+
 __all__ = ["ReportWriteError", "file_mode", "media_name", "write_atomic", "copy_atomic"]
 
 
@@ -21,19 +23,6 @@ class ReportWriteError(OSError):
         self.path = Path(path)
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         super().__init__(f"could not write report file {self.path}: {reason} (the run's results are unaffected)")
-
-
-def file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file under the current umask."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    old = os.umask(0o022)  # no /proc: read the umask by setting it (and put it straight back)
-    os.umask(old)
-    return 0o666 & ~old
 
 
 def media_name(nodeid: str, max_slug: int = 48) -> str:
