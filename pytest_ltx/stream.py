@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from pytest_ltx.media import Clip, ClipInfo
 
 __all__ = ["Consumer", "KeyframeConsumer", "KeyframePictures", "Keyframes", "MediaSource", "StreamFrame", "StreamInfo", "StreamRun",
-           "run_stream", "source_info"]
+           "prefetch", "run_stream", "source_info"]
 
 
 @dataclass(frozen=True)
@@ -295,11 +295,14 @@ def _events_from_file(src: MediaSource, video: bool, audio: bool) -> Iterator[tu
         yield from iter_media(src.audio_path, video=False, audio=True)
 
 
-def _prefetch(events: Iterable[tuple[str, Any]], sides: Sequence[int | None], fps: float,
-              depth: int = 6) -> Iterator[tuple[str, Any]]:
-    """Decode (and convert each frame to ``sides``) in a worker thread, ``depth`` events ahead of the
-    consumers: PyAV and OpenCV release the GIL, so on two cores decoding overlaps the analysis. Errors
-    (a truncated file) are re-raised in the caller's thread."""
+def prefetch(items: Iterable[Any], depth: int = 6, name: str = "ltx-decode") -> Iterator[Any]:
+    """Iterate ``items`` in a worker thread, ``depth`` items ahead of the caller.
+
+    PyAV's decoder and scaler and OpenCV release the GIL, so on two cores decoding (and whatever work the
+    ``items`` generator does per item) overlaps the analysis instead of adding to it; memory stays bounded
+    at ``depth`` items. Errors (a truncated file) are re-raised in the caller's thread; a caller that stops
+    early stops the worker.
+    """
     import queue
     import threading
 
@@ -309,17 +312,10 @@ def _prefetch(events: Iterable[tuple[str, Any]], sides: Sequence[int | None], fp
 
     def work() -> None:
         try:
-            i = 0
-            for kind, payload in events:
-                if kind == "video":
-                    f = StreamFrame(i, i / fps, payload)
-                    for s in sides:
-                        f.rgb(s)
-                    payload = f
-                    i += 1
+            for it in items:
                 while not stop.is_set():
                     try:
-                        q.put((kind, payload), timeout=0.1)
+                        q.put(it, timeout=0.1)
                         break
                     except queue.Full:
                         continue
@@ -329,7 +325,7 @@ def _prefetch(events: Iterable[tuple[str, Any]], sides: Sequence[int | None], fp
         except BaseException as e:  # noqa: BLE001 - handed to the consumer thread
             q.put(e)
 
-    t = threading.Thread(target=work, name="ltx-decode", daemon=True)
+    t = threading.Thread(target=work, name=name, daemon=True)
     t.start()
     try:
         while True:
@@ -347,6 +343,21 @@ def _prefetch(events: Iterable[tuple[str, Any]], sides: Sequence[int | None], fp
             except queue.Empty:
                 pass
             t.join(timeout=0.05)
+
+
+def _converted(events: Iterable[tuple[str, Any]], sides: Sequence[int | None],
+               fps: float) -> Iterator[tuple[str, Any]]:
+    """Video payloads as :class:`StreamFrame` s already converted to ``sides`` (run in the prefetch worker,
+    so the conversion overlaps the consumers too)."""
+    i = 0
+    for kind, payload in events:
+        if kind == "video":
+            f = StreamFrame(i, i / fps, payload)
+            for s in sides:
+                f.rgb(s)
+            payload = f
+            i += 1
+        yield kind, payload
 
 
 def run_stream(source: "Clip | MediaSource", consumers: Sequence[Consumer],
@@ -393,7 +404,7 @@ def run_stream(source: "Clip | MediaSource", consumers: Sequence[Consumer],
     channels: int | None = None
     t0 = time.perf_counter()
     if video or audio:
-        for kind, payload in _prefetch(events, sides, info.fps):
+        for kind, payload in prefetch(_converted(events, sides, info.fps)):
             if kind == "video":
                 n += 1
                 for c in [c for c in live if c.wants_video]:

@@ -218,7 +218,7 @@ def test_analyze_file_refuses_a_truncated_file(tmp_path) -> None:
 def test_prefetch_stops_its_worker_when_abandoned() -> None:
     import threading
 
-    from pytest_ltx.metrics.motion import _prefetch
+    from pytest_ltx.stream import prefetch
 
     produced = []
 
@@ -229,7 +229,7 @@ def test_prefetch_stops_its_worker_when_abandoned() -> None:
             yield np.zeros((4, 4, 3), np.uint8)
             i += 1
 
-    it = _prefetch(endless(), depth=2)
+    it = prefetch(endless(), depth=2)
     next(it)
     it.close()
     assert not any(t.name == "motion-decode" and t.is_alive() for t in threading.enumerate())

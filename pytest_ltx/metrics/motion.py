@@ -46,7 +46,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from pytest_ltx.media import Clip
-from pytest_ltx.stream import Consumer, StreamFrame, StreamInfo
+from pytest_ltx.stream import Consumer, StreamFrame, StreamInfo, prefetch
 
 __all__ = [
     "MotionConsumer",
@@ -627,55 +627,6 @@ class MotionConsumer(Consumer):
         return _result(self._sig, self._n, info.fps, self.params, info.frame_indices, info.source)
 
 
-def _prefetch(items: Iterable[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
-    """Run ``items`` (decode + downscale) in a worker thread, ``depth`` frames ahead of the analysis.
-
-    PyAV's decoder and scaler and OpenCV release the GIL, so on two cores decoding overlaps the analysis
-    instead of adding to it; memory stays bounded at ``depth`` small frames. Errors (a truncated file)
-    are re-raised in the caller's thread.
-    """
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def work() -> None:
-        try:
-            for it in items:
-                while not stop.is_set():
-                    try:
-                        q.put(it, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put(e)
-
-    t = threading.Thread(target=work, name="motion-decode", daemon=True)
-    t.start()
-    try:
-        while True:
-            it = q.get()
-            if it is done:
-                return
-            if isinstance(it, BaseException):
-                raise it
-            yield it
-    finally:
-        stop.set()
-        while t.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
-            t.join(timeout=0.05)
-
-
 def _downscaled(frames: np.ndarray, side: int) -> Iterator[np.ndarray]:
     import cv2
 
@@ -694,7 +645,7 @@ def analyze(
 ) -> MotionResult:
     """Motion continuity of an in-memory clip, analysed at ``analysis_side`` px on the long side."""
     return analyze_frames(
-        _prefetch(_downscaled(clip.frames, analysis_side)),
+        prefetch(_downscaled(clip.frames, analysis_side), depth=4, name="motion-decode"),
         fps=clip.fps,
         params=params,
         frame_indices=clip.frame_indices,
@@ -716,7 +667,7 @@ def analyze_file(
 
     info = probe(path)
     return analyze_frames(
-        _prefetch(f for _, f in iter_frames(path, max_side=analysis_side)),
+        prefetch((f for _, f in iter_frames(path, max_side=analysis_side)), depth=4, name="motion-decode"),
         fps=info.fps,
         params=params,
         source=str(path),
