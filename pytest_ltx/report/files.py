@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from pytest_ltx.storage import file_mode
 
@@ -33,36 +34,16 @@ def media_name(nodeid: str, max_slug: int = 48) -> str:
     return f"{slug}-{hashlib.sha256(nodeid.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
-def write_atomic(path: Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temp file and a rename; raise :class:`ReportWriteError`."""
-    path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise ReportWriteError(path, e) from e
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def copy_atomic(src: Path, dst: Path) -> Path:
-    """Copy a file (a clip into the report's media folder) atomically, with the report's file mode."""
+def _atomic(dst: Path, fill: Callable[[BinaryIO], None]) -> Path:
+    """Create ``dst`` through a temp file beside it and a rename, with the report's file mode: a reader
+    sees the old file or the whole new one. Any OS error is a :class:`ReportWriteError`."""
     dst = Path(dst)
     tmp: str | None = None
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            shutil.copyfileobj(f, out, 1 << 20)
+        with os.fdopen(fd, "wb") as out:
+            fill(out)
         os.chmod(tmp, file_mode())
         os.replace(tmp, dst)
         tmp = None
@@ -72,3 +53,18 @@ def copy_atomic(src: Path, dst: Path) -> Path:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return dst
+
+
+def write_atomic(path: Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically; raise :class:`ReportWriteError`."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return _atomic(path, lambda out: out.write(raw))
+
+
+def copy_atomic(src: Path, dst: Path) -> Path:
+    """Copy a file (a clip into the report's media folder) atomically, with the report's file mode."""
+    def fill(out: BinaryIO) -> None:
+        with open(src, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+
+    return _atomic(dst, fill)
