@@ -199,9 +199,11 @@ class SessionReporter:
             if b.get("item_key") and b.get("model_key"):
                 models_used.setdefault(b["item_key"], set()).add(b["model_key"])
 
+        from pytest_ltx.baseline.record import model_key_profile
+
         def superseded(ik: str, mk: str) -> bool:
             now = models_used.get(ik, set())
-            return mk not in now and any(m.rsplit("-", 1)[0] == mk.rsplit("-", 1)[0] for m in now)
+            return mk not in now and any(model_key_profile(m) == model_key_profile(mk) for m in now)
 
         # another preset's baselines (draft vs full) belong to runs of that preset: never judged here
         from pytest_ltx.spec.items import preset_of

@@ -118,12 +118,13 @@ def _identity_change(store: Any, item_key: str, others: Sequence[str], run: "Cli
     """What changed in the model since a baseline of the same profile was made (``transformer: weights``):
     a "missing" baseline then says why, instead of leaving the user to guess."""
     from pytest_ltx.baseline import BaselineError
+    from pytest_ltx.baseline.record import model_key_profile
     from pytest_ltx.model_identity import describe_change
 
     now = run.provenance.get("model_identity")
-    profile = run.model_key.rsplit("-", 1)[0]
+    profile = model_key_profile(run.model_key)
     for other in others:
-        if other.rsplit("-", 1)[0] != profile:
+        if model_key_profile(other) != profile:
             continue
         try:
             old = store.load(item_key, other)

@@ -113,6 +113,11 @@ def make_model_key(profile_name: str, fingerprint: str) -> str:
     return f"{profile_name}-{fingerprint[:12]}"
 
 
+def model_key_profile(model_key: str) -> str:
+    """The profile part of a model key (``tiny-6de17b4b99b1`` → ``tiny``; ``testcard`` stays itself)."""
+    return model_key.rsplit("-", 1)[0]
+
+
 def safe_name(segment: str) -> str:
     """A filesystem-safe (POSIX, Windows, git) directory name for one key segment; reversible by
     :func:`unsafe_name` unless it was too long (then cut and hashed — the record holds the full key)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pytest_ltx.cache import sha256_file
-from pytest_ltx.models import ModelProfile, Offload, fingerprint_dir, resolve_model_dir
+from pytest_ltx.models import ModelProfile, Offload, identity, resolve_model_dir
 from pytest_ltx.render.base import RenderError, RenderRequest, RenderResult
 
 __all__ = [
@@ -370,7 +370,8 @@ class LTX2Renderer:
         self.profile = profile
         self._lock = threading.Lock()
         self.model_dir = resolve_model_dir(profile)
-        self.fingerprint = fingerprint_dir(self.model_dir)
+        # the profile's identity (LoRAs and upsampler included): the same fingerprint the model key holds
+        self.fingerprint = identity(profile).fingerprint
         try:
             self.detection = detect_variant(self.model_dir)
             self.variant = check_declared(profile.variant, self.detection, f"model profile '{profile.name}'")
