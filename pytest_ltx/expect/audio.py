@@ -102,30 +102,12 @@ def _check(result: "AudioResult", expect: AudioExpect) -> list[Outcome]:
     def unmeasured(check_name: str, why: str, allowed) -> Outcome:
         return Outcome(check_name, Status.UNMEASURED, why, None, allowed)
 
-    if expect.loudness_min_lufs is not None or expect.loudness_max_lufs is not None:
-        allowed = {"min": expect.loudness_min_lufs, "max": expect.loudness_max_lufs}
-        v = result.integrated_lufs
-        if v is None:
-            out.append(unmeasured("audio.loudness", "integrated loudness not measurable (shorter than 0.4 s, "
-                                  "or every block below the −70 LUFS gate)", allowed))
-        else:
-            ok = (expect.loudness_min_lufs is None or v >= expect.loudness_min_lufs) and (
-                expect.loudness_max_lufs is None or v <= expect.loudness_max_lufs)
-            out.append(Outcome("audio.loudness", _ok(ok), f"integrated loudness {v:.1f} LUFS, allowed "
-                               f"{_range(expect.loudness_min_lufs, expect.loudness_max_lufs, 'LUFS')}",
-                               round(v, 2), allowed))
-    if expect.loudness_range_min_lu is not None or expect.loudness_range_max_lu is not None:
-        allowed = {"min": expect.loudness_range_min_lu, "max": expect.loudness_range_max_lu}
-        v = result.loudness_range_lu
-        if v is None:
-            out.append(unmeasured("audio.loudness_range", "loudness range not measurable (needs ≥ 3 s of "
-                                  "non-silent audio)", allowed))
-        else:
-            ok = (expect.loudness_range_min_lu is None or v >= expect.loudness_range_min_lu) and (
-                expect.loudness_range_max_lu is None or v <= expect.loudness_range_max_lu)
-            out.append(Outcome("audio.loudness_range", _ok(ok), f"loudness range {v:.1f} LU, allowed "
-                               f"{_range(expect.loudness_range_min_lu, expect.loudness_range_max_lu, 'LU')}",
-                               round(v, 2), allowed))
+    out += _bounded("audio.loudness", "integrated loudness", result.integrated_lufs, expect.loudness_min_lufs,
+                    expect.loudness_max_lufs, "LUFS", "integrated loudness not measurable (shorter than 0.4 s, "
+                    "or every block below the −70 LUFS gate)")
+    out += _bounded("audio.loudness_range", "loudness range", result.loudness_range_lu,
+                    expect.loudness_range_min_lu, expect.loudness_range_max_lu, "LU",
+                    "loudness range not measurable (needs ≥ 3 s of non-silent audio)")
     if expect.true_peak_max_dbtp is not None:
         v = result.true_peak_dbtp
         if v is None:
@@ -186,6 +168,18 @@ def _check(result: "AudioResult", expect: AudioExpect) -> list[Outcome]:
                                f"content reaches {v:.0f} Hz (of {result.sample_rate / 2:.0f} Hz Nyquist), at least "
                                f"{expect.min_bandwidth_hz:.0f} Hz expected", round(v), expect.min_bandwidth_hz))
     return out
+
+
+def _bounded(check: str, what: str, v: float | None, lo: float | None, hi: float | None, unit: str,
+             why_unmeasured: str) -> list[Outcome]:
+    """A value that must lie in [lo, hi] (either bound optional); nothing when neither bound is set."""
+    if lo is None and hi is None:
+        return []
+    allowed = {"min": lo, "max": hi}
+    if v is None:
+        return [Outcome(check, Status.UNMEASURED, why_unmeasured, None, allowed)]
+    ok = (lo is None or v >= lo) and (hi is None or v <= hi)
+    return [Outcome(check, _ok(ok), f"{what} {v:.1f} {unit}, allowed {_range(lo, hi, unit)}", round(v, 2), allowed)]
 
 
 def _range(lo: float | None, hi: float | None, unit: str) -> str:
