@@ -569,6 +569,14 @@ _CONTAINERS: dict[str, tuple[str, str, str]] = {
     ".webm": ("webm", "libvpx-vp9", "libopus"),
 }
 
+#: x264 settings every H.264 encode adds to its preset, recorded in a render's provenance (they are part of
+#: the bits). ``mbtree=0``: with macroblock-tree rate control the x264 in PyAV's wheels (core 165) reads
+#: uninitialised memory on small frames (64×64), so the same frames encoded twice gave different bytes —
+#: a same-seed rerun moved flow_mean by 0.004 — depending on what the heap held (``MALLOC_PERTURB_``
+#: changes the output; tests/test_media.py proves it gone). Without it the encode is a pure function of
+#: the frames and the settings; the cost is a few percent of file size at the same CRF.
+X264_PARAMS = "mbtree=0"
+
 
 def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
@@ -669,7 +677,7 @@ def write_frames(
                 cc = vs.codec_context
                 cc.color_primaries, cc.color_trc, cc.colorspace = 1, 1, 1  # ITU-R BT.709
             if vcodec == "libx264":
-                vs.options = {"crf": str(crf), "preset": preset}
+                vs.options = {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS}
                 if gop is not None:
                     vs.codec_context.gop_size = gop
                     vs.options = {**vs.options, "keyint_min": str(min(gop, 25))}

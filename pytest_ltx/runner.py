@@ -71,6 +71,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any 
     mp4 encode settings; the renderer's defaults when None) is in it too: the cache holds the encoded file.
     """
     from pytest_ltx.devices import cuda_available, cuda_device_count
+    from pytest_ltx.media import X264_PARAMS
     from pytest_ltx.render.encode import DEFAULT_ENCODE
     from pytest_ltx.render.ltx2 import plan_placement
     from pytest_ltx.versions import package_versions
@@ -93,7 +94,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any 
         "request": keyed_request(request),
         "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
         "versions": package_versions(),
-        "encode": (encode if encode is not None else DEFAULT_ENCODE).to_dict(),
+        "encode": {**(encode if encode is not None else DEFAULT_ENCODE).to_dict(), "x264_params": X264_PARAMS},
         **({"gpu": {k: v for k, v in gpu.items() if k != "total_gb"}} if gpu else {}),
     }
 
