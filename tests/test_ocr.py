@@ -176,6 +176,36 @@ def _card(text_specs, seed=1):
     return draw(TestCardSpec(width=256, height=160, frames=9, fps=8, seed=seed, audio=None, text=text_specs))
 
 
+def test_reader_detector_holds_exactly_the_checkpoint_weights(models_ocr_reader):
+    """The reader is built with parameter init skipped (:func:`ocr.skipped_parameter_init`): every tensor
+    of the detector must then come from the checkpoint, bit for bit (a tensor left unfilled would hold
+    whatever the allocator returned)."""
+    import torch
+    import easyocr_en_models
+
+    ckpt = torch.load(Path(easyocr_en_models.model_dir()) / "craft_mlt_25k.pth", map_location="cpu", weights_only=False)
+    ckpt = {k.removeprefix("module."): v for k, v in ckpt.items()}
+    mine = models_ocr_reader.detector.state_dict()
+    assert set(mine) == set(ckpt)
+    assert [k for k in ckpt if not torch.equal(ckpt[k], mine[k])] == []
+    rec = models_ocr_reader.recognizer.state_dict()
+    assert rec and all(torch.isfinite(v).all() for v in rec.values() if torch.is_tensor(v) and v.is_floating_point())
+
+
+def test_skipped_parameter_init_is_scoped_and_restored_after_errors():
+    import torch
+
+    torch.manual_seed(0)
+    with ocr.skipped_parameter_init():
+        lin = torch.nn.Linear(64, 64)
+        assert torch.nn.init.kaiming_uniform_(torch.zeros(3, 3)).eq(0).all()  # a no-op inside
+    with pytest.raises(RuntimeError), ocr.skipped_parameter_init():
+        raise RuntimeError("boom")
+    fresh = torch.nn.Linear(64, 64)
+    assert fresh.weight.abs().max() > 0 and fresh.weight.std() > 0.01  # initialised again outside
+    assert lin.weight.shape == (64, 64)
+
+
 @pytest.mark.slow
 def test_testcard_caption_is_read_garble_is_detected(models_ocr_reader):
     from pytest_ltx.testcard import TextSpec
