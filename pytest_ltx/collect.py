@@ -7,25 +7,25 @@ runner never looks like a bad clip, nor the other way round.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
+from pytest_ltx.item.key import SPEC_SUFFIXES, ItemKey, spec_relpath
+from pytest_ltx.item.pipeline import ItemState
 from pytest_ltx.outcome import Outcome, Status
 from pytest_ltx.report.results import ItemResult
 from pytest_ltx.report.summary import junit_properties
 from pytest_ltx.session import get_session
 
 if TYPE_CHECKING:
-    from pytest_ltx.evaluate import Evaluation
+    from pytest_ltx.item.context import ItemContext
     from pytest_ltx.runner import ClipRun
     from pytest_ltx.spec import ItemSpec
 
 __all__ = ["InvalidSpec", "LtxCheckFailed", "LtxItem", "SpecFile", "is_spec_file", "note_collection"]
 
-_SPEC_SUFFIXES = (".yaml", ".yml")
 #: YAML under a folder of this name is a prompt pack, not a spec
 PACKS_DIR = "packs"
 
@@ -33,7 +33,7 @@ PACKS_DIR = "packs"
 def is_spec_file(path: Path, config: pytest.Config) -> bool:
     """A YAML file is a clip spec when it lies under one of the ``ltx_specs`` folders, or was named on the
     command line itself (``pytest my/clip.yaml``). Other YAML (CI configs, data) is left alone."""
-    if path.suffix not in _SPEC_SUFFIXES:
+    if path.suffix not in SPEC_SUFFIXES:
         return False
     from pytest_ltx.spec.presets import PRESET_FILES
 
@@ -74,7 +74,7 @@ class SpecFile(pytest.File):
         from pytest_ltx.confine import PathPolicy
         from pytest_ltx.spec import SpecFileError, expand, load_spec_file
 
-        rel = _relpath(self.path, Path(self.config.rootpath))
+        rel = spec_relpath(self.path, Path(self.config.rootpath))
         try:  # paths in a spec (image:, file:, audio:) must stay inside the project or an allowed folder
             session = get_session(self.config)
             spec = load_spec_file(self.path, confine=PathPolicy.from_settings(session.settings),
@@ -119,33 +119,42 @@ class InvalidSpec(pytest.Item):
             "item_key": None}
 
 
-def _relpath(p: Path, root: Path) -> str:
-    try:
-        return p.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return p.resolve().as_posix()
-
-
 class LtxItem(pytest.Item):
-    """One clip item. ``setup`` obtains the clip and measures it; ``runtest`` checks it."""
+    """One clip item: a thin pytest adapter over the item pipeline (``item/pipeline.py``). ``setup``
+    obtains the clip and measures it (a problem there is a pytest error), ``runtest`` checks it (a
+    regression there is a pytest failure)."""
 
     def __init__(self, *, spec: "ItemSpec", spec_rel: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
         self.spec_rel = spec_rel
-        #: baseline identity: spec path relative to the rootdir (no suffix) + item name
-        self.item_key = f"{spec_rel.rsplit('.', 1)[0]}/{spec.name}"  # = baseline.make_item_key
-        self.run: ClipRun | None = None
-        self.evaluation: Evaluation | None = None
-        self.result: ItemResult | None = None
-        self.baseline_payload: dict[str, Any] | None = None
-        self._baseline: tuple[Any, str | None] = (None, None)
-        self._metric_s = 0.0
-        self._t0 = 0.0
+        #: the item's identity: node id, baseline key, report name
+        self.key = ItemKey(spec_rel, spec.name)
+        self.state: ItemState | None = None
         self.add_marker("ltx")
         self.add_marker(f"ltx_{spec.source_kind.value}")
         for m in spec.marks:
             self.add_marker(m)
+
+    @property
+    def item_key(self) -> str:
+        """The baseline key (``specs/a/clip[seed=0]``)."""
+        return self.key.baseline
+
+    @property
+    def run(self) -> "ClipRun | None":
+        return self.state.run if self.state is not None else None
+
+    @property
+    def result(self) -> ItemResult | None:
+        return self.state.result if self.state is not None else None
+
+    @property
+    def baseline_payload(self) -> dict[str, Any] | None:
+        return self.state.baseline_payload if self.state is not None else None
+
+    def _context(self) -> "ItemContext":
+        return get_session(self.config).item_context()
 
     # -- pytest protocol ------------------------------------------------------------------------------
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -155,221 +164,54 @@ class LtxItem(pytest.Item):
         """Produce the clip and measure it: one streaming decode feeding every metric (or nothing at all
         when the evaluation cache has every result). A clip that cannot be produced or decoded is an
         infrastructure error, reported as a pytest error."""
-        from pytest_ltx.evaluate import evaluate
-        from pytest_ltx.golden import load_baseline
-        from pytest_ltx.media import ClipReadError
-        from pytest_ltx.runner import BudgetUnmet, InfraError, obtain_clip
+        from pytest_ltx.item.pipeline import make_result, prepare
+        from pytest_ltx.runner import InfraError
 
-        self._t0 = time.perf_counter()
-        session = get_session(self.config)
-        self._unmet: BudgetUnmet | None = None
+        ctx = self._context()
+        self.state = state = ItemState.start(self.spec, self.key, self.nodeid)
         try:
-            self.run = obtain_clip(self.spec, session)
-            run = self.run
-            self._baseline = load_baseline(self.spec, self.item_key, run, session)
-            t0 = time.perf_counter()
-            try:
-                from pytest_ltx.report.media import media_consumer
-
-                self.evaluation = evaluate(run.media, expect=self._expect(),
-                                           context=self._metric_context(self._baseline[0]),
-                                           cache=session.eval_cache, refresh=session.settings.no_cache,
-                                           keyframes=True, extras=[media_consumer(self._baseline[0])])
-            except ClipReadError as e:
-                raise InfraError(f"{self.spec_rel}:{self.spec.line}: {e}") from None
-            self._metric_s = time.perf_counter() - t0
-        except BudgetUnmet as e:  # fails in runtest (a failure, not an error), before anything rendered
-            self._unmet = e
+            prepare(ctx, state)
         except InfraError as e:
-            self.result = self._make_result("error", error=str(e))
+            state.result = make_result(ctx, state, "error", error=str(e))
             pytest.fail(f"pytest-ltx could not produce the clip (infrastructure error, not a regression):\n{e}",
                         pytrace=False)
 
-    def _expect(self) -> Any:
-        return self.spec.expect.model_copy(update={"format": self.spec.expected_format()})
-
     def runtest(self) -> None:
-        from pytest_ltx.golden import golden_step
-        from pytest_ltx.runner import clip_outcomes
+        from pytest_ltx.item.pipeline import check
 
-        if getattr(self, "_unmet", None) is not None:
-            o = Outcome("budget.vram_plan", Status.FAILED, str(self._unmet), details={"plan": self._unmet.plan})
-            self.result = self._make_result("failed", outcomes=[o])
-            raise LtxCheckFailed(self, [o])
-        assert self.run is not None and self.evaluation is not None
-        session = get_session(self.config)
-        run = self.run
-        base, base_error = self._baseline
-        outcomes = list(self.evaluation.outcomes) + clip_outcomes(run, self.spec, self.evaluation, session)
-        golden = golden_step(self.spec, self.item_key, self.nodeid, run, self.evaluation, session,
-                             baseline=base, read_error=base_error, calibration=self._calibration_runs(self._expect()))
-        outcomes += golden.outcomes
-        self.baseline_payload = golden.payload
-        self._candidate = golden.candidate
-        for w in golden.warnings:
-            # environment differences are summarised once for the session (finish.py), not per item
-            if not w.startswith("baseline made in a different environment"):
-                self.warn(pytest.PytestWarning(f"{self.name}: {w}"))
-        failed = [o for o in outcomes if o.failed]
-        self.result = self._make_result("failed" if failed else "passed", outcomes=outcomes,
-                                        timings={"metrics_s": round(self._metric_s, 4),
-                                                 "metrics_cached": list(self.evaluation.cached)},
-                                        baseline=golden.info)
-        self._write_media(base)
-        for name, value in junit_properties(self.result.to_dict()):
+        assert self.state is not None
+        verdict = check(self._context(), self.state, warn=lambda w: self.warn(pytest.PytestWarning(w)))
+        for name, value in junit_properties(verdict.result.to_dict()):
             self.user_properties.append((name, value))
-        if failed:
-            raise LtxCheckFailed(self, outcomes)
-
-    def _write_media(self, base: Any) -> None:
-        """The report's pictures and the clip, beside the report; a full or read-only report folder is
-        recorded on the result (and summarised once at session end), never a failure of the clip."""
-        from dataclasses import replace
-
-        from pytest_ltx.report.files import ReportWriteError
-        from pytest_ltx.report.media import write_item_media
-
-        assert self.result is not None and self.run is not None
-        try:
-            assert self.evaluation is not None
-            text = self.evaluation.results.get("text")
-            frames = self.evaluation.extras.get("report_media")
-            if frames is None:
-                raise ReportWriteError(self.run.mp4 or Path(self.nodeid), OSError("report media could not be collected"))
-            artifacts = write_item_media(get_session(self.config).settings.report_dir, self.nodeid,
-                                         frames, mp4=self.run.mp4,
-                                         evaluation=self.result.evaluation, baseline=base,
-                                         ocr_images=getattr(text, "frame_images", None))
-        except ReportWriteError as e:
-            artifacts = {"error": str(e)}
-        self.result = replace(self.result, artifacts=artifacts)
-
-    def _metric_context(self, base: Any) -> Any:
-        """What the metrics need besides the pixels: prompt, CLIP profile, the baseline's arrays."""
-        from pytest_ltx.evaluate import MetricContext
-
-        clip_model = get_session(self.config).clip_profile() if self.spec.expect.clip is not None else None
-        image = (self.run.provenance.get("image") or {}) if self.run is not None else {}
-        return MetricContext(prompt=self.spec.prompt, clip_model=clip_model,
-                             baseline_arrays=dict(base.arrays) if base is not None else {},
-                             baseline_scalars=dict(base.scalars) if base is not None else {},
-                             conditioning_image=image.get("path") if isinstance(image, dict) else None)
-
-    def _calibration_runs(self, expect: Any) -> list[Any]:
-        """With ``--ltx-calibrate N``: N-1 more runs of this item, evaluated the same way, as baseline
-        records (their spread becomes the baseline's noise model). Renders bypass the cache (same-seed
-        runs would otherwise all be one cached clip and the spread 0)."""
-        from pytest_ltx.baseline import calibration_seeds
-        from pytest_ltx.evaluate import evaluate
-        from pytest_ltx.golden import current_record
-        from pytest_ltx.runner import render_variant
-
-        session = get_session(self.config)
-        n = session.settings.calibrate
-        if n < 2 or self.run is None:
-            return []
-        records = []
-        if self.run.source == "render":
-            assert self.spec.seed is not None
-            seeds = calibration_seeds(self.spec.seed, n, neighbouring=session.settings.calibrate_seeds == "neighbouring")
-            for seed in seeds[1:]:
-                with render_variant(self.spec, session, seed) as media:
-                    ev = evaluate(media, expect=expect, context=self._metric_context(None), keyframes=True)
-                records.append(current_record(self.spec, self.item_key, self.run, ev))
-        else:  # a file or test card is the same clip every time: its spread is the metrics' own (zero)
-            for _ in range(n - 1):
-                records.append(current_record(self.spec, self.item_key, self.run, self.evaluation))
-        return records
+        if verdict.failed:
+            raise LtxCheckFailed(self, verdict.outcomes)
 
     def teardown(self) -> None:
         # frames of a clip can be hundreds of MB: do not keep them past the item
-        self.run = None
-        self.evaluation = None
+        if self.state is not None:
+            self.state.release()
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, LtxCheckFailed):
             return format_failure(self, excinfo.value.outcomes)
         return super().repr_failure(excinfo, style=style)
 
-    # -- results --------------------------------------------------------------------------------------
-    def _make_result(self, status: str, *, outcomes: list[Outcome] | None = None, error: str | None = None,
-                     timings: dict[str, Any] | None = None, baseline: dict[str, Any] | None = None) -> ItemResult:
-        run = self.run
-        t: dict[str, Any] = {"total_s": round(time.perf_counter() - self._t0, 4)}
-        if run is not None:
-            t.update({k: round(v, 4) for k, v in run.timings.items()})
-            t["cached"] = run.cached
-            if run.render_seconds is not None:
-                t["render_s"] = round(run.render_seconds, 4)
-            if run.peak_vram_gb is not None:
-                t["peak_vram_gb"] = round(run.peak_vram_gb, 3)
-            plan = run.provenance.get("vram_plan") if isinstance(run.provenance, dict) else None
-            if plan:  # planned vs measured peak, side by side
-                t["planned_peak_vram_gb"] = plan.get("planned_peak_gb")
-        t.update(timings or {})
-        artifacts: dict[str, Any] = {}
-        evaluation = self.evaluation.to_dict() if self.evaluation is not None else None
-        if evaluation is not None:
-            evaluation.pop("outcomes", None)  # kept once, at the item level
-            if run is not None and run.truth is not None:
-                evaluation["truth"] = run.truth
-        return ItemResult(
-            nodeid=self.nodeid,
-            spec=self.spec_rel,
-            clip_id=self.spec.clip_id,
-            item=self.name,
-            source=self.spec.source_kind.value,
-            status=status,
-            params=self._params(),
-            provenance={**(run.provenance if run is not None else {}), "spec": self._spec_provenance()},
-            timings=t,
-            evaluation=evaluation,
-            outcomes=[o.to_dict() for o in (outcomes or [])],
-            baseline=baseline,
-            artifacts=artifacts,
-            error=error,
-            failure_kind=_kind(status, outcomes or []),
-            candidate=getattr(self, "_candidate", None),
-            description=self.spec.clip.description,
-            line=self.spec.line,
-        )
-
-    def _params(self) -> dict[str, Any]:
-        """How the clip was asked for; the prompt is kept for file clips too (it is what CLIP scores and
-        what a reviewer reads next to the clip)."""
-        if self.run is None:
-            return self.spec.to_dict()
-        params = dict(self.run.params)
-        if self.spec.prompt and "prompt" not in params:
-            params["prompt"] = self.spec.prompt
-        return params
-
-    def _spec_provenance(self) -> dict[str, Any]:
-        """How the spec made this item: every effective field with its origin, the template and its
-        values, the preset (what ``pytest-ltx explain`` prints; the report shows it per item)."""
-        sp = self.spec
-        return {"fields": sp.effective_fields(run_model=get_session(self.config).settings.model),
-                "template": sp.template, "vars": dict(sp.vars), "preset": sp.preset,
-                "legacy_name": sp.legacy_name}
-
     def decorate_report(self, report: pytest.TestReport) -> None:
         """Ship the result on the report (it crosses xdist's process boundary) and add HTML extras."""
         if not (report.when == "call" or (report.when == "setup" and report.failed)):
             return
-        if self.result is None or (report.when == "call" and report.failed and self.result.status == "passed"):
+        if self.state is None:
+            self.state = ItemState.start(self.spec, self.key, self.nodeid)
+        state = self.state
+        if state.result is None or (report.when == "call" and report.failed and state.result.status == "passed"):
             # the item crashed before producing a result (a bug in a metric, say)
-            self.result = self._make_result("error", error=_crash_message(report))
-        report.ltx = {"result": self.result.to_dict(), "baseline": self.baseline_payload,  # type: ignore[attr-defined]
+            from pytest_ltx.item.pipeline import make_result
+
+            state.result = make_result(self._context(), state, "error", error=_crash_message(report))
+        report.ltx = {"result": state.result.to_dict(), "baseline": state.baseline_payload,  # type: ignore[attr-defined]
                       "item_key": self.item_key}
         if self.config.getoption("htmlpath", None):  # pictures and base64 clips only when a report is made
             report.extras = list(getattr(report, "extras", [])) + _html_extras(self)  # type: ignore[attr-defined]
-
-
-def _kind(status: str, outcomes: list[Outcome]) -> str | None:
-    from pytest_ltx.outcome import failure_kind
-
-    k = failure_kind(status, outcomes)
-    return None if k is None else k.value
 
 
 def _crash_message(report: pytest.TestReport) -> str:
@@ -422,5 +264,4 @@ def note_collection(session: pytest.Session) -> None:
     selective = bool(getattr(opts, "keyword", "") or getattr(opts, "markexpr", "")) or any(
         "::" in a for a in session.config.args)
     s.whole_suite = not selective and not session.config.getoption("deselect", None)
-    s.collected_item_keys = {i.item_key for i in session.items if isinstance(i, LtxItem)}
-    s.collected_specs = {i.spec_rel for i in session.items if isinstance(i, LtxItem)}
+    s.collected_keys = {i.key for i in session.items if isinstance(i, LtxItem)}

@@ -50,7 +50,7 @@ def _cache_key(item: "LtxItem") -> tuple[str | None, str]:
 
     session = get_session(item.config)
     try:
-        profile, req = _request(sp, session)
+        profile, req = _request(sp, session.item_context())
         fp = session.fingerprint(profile)
     except (InfraError, RenderError) as e:
         return None, f"unavailable: {str(e).splitlines()[0]}"

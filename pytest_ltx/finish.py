@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pytest
 
+from pytest_ltx.item.key import ItemKey
 from pytest_ltx.report.results import ItemResult, write_results
 from pytest_ltx.session import LtxSession
 
-__all__ = ["EXIT_INFRASTRUCTURE", "SessionReporter"]
+__all__ = ["EXIT_INFRASTRUCTURE", "SessionReporter", "flush_baselines", "unused_baselines"]
 
 #: exit status of a run whose only problems are infrastructure errors (no regression): EX_TEMPFAIL from
 #: sysexits.h, "try again later" — CI can retry the job; a regression keeps pytest's 1
@@ -58,14 +59,7 @@ class SessionReporter:
 
         self._xdist_collected = True
         note_collection(self.session)  # whole-suite check (-k/-m/node ids); its items are empty here
-        keys, specs = set(), set()
-        for nodeid in ids:
-            path, sep, name = nodeid.partition("::")
-            if sep and path.endswith((".yaml", ".yml")) and "::" not in name:
-                keys.add(f"{path.rsplit('.', 1)[0]}/{name}")  # = LtxItem.item_key
-                specs.add(path)
-        self.s.collected_item_keys = keys
-        self.s.collected_specs = specs
+        self.s.collected_keys = {k for k in map(ItemKey.from_nodeid, ids) if k is not None}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "ltx", None)
@@ -149,27 +143,8 @@ class SessionReporter:
                 self.exit_status = EXIT_INFRASTRUCTURE
 
     def _flush_baselines(self) -> None:
-        from pytest_ltx.baseline import BaselineRecord
-
-        store = self.s.store
-        for p in self.s.baseline_payloads:
-            store.queue(BaselineRecord.from_payload(p))
-        try:
-            self.baseline_summary = store.flush()
-        except Exception as e:  # never a half-written baseline: the store's flush is atomic per record
-            self.problems.append(f"writing baselines failed: {e.__class__.__name__}: {e}")
-            return
-        line = self.baseline_summary.failure_line()
-        if line:  # a requested write that did not happen must not look like success
-            self.problems.append(line)
-        # baselines found under an item's old positional name were rewritten under the new one: move
-        moved = [tuple(r.baseline["moved_from"]) for r in self.s.results
-                 if isinstance(r.baseline, dict) and r.baseline.get("moved_from")]
-        if moved:
-            try:
-                store.prune(moved)
-            except Exception as e:
-                self.problems.append(f"removing baselines stored under old names failed: {e}")
+        self.baseline_summary, problems = flush_baselines(self.s.store, self.s.baseline_payloads, self.s.results)
+        self.problems += problems
 
     def _whole_suite(self, session: pytest.Session) -> bool:
         """Only a run that selected every item of its spec files may call a baseline unused: not with
@@ -186,39 +161,8 @@ class SessionReporter:
         except Exception as e:
             self.problems.append(f"could not list baselines: {e}")
             return
-        # an item key is "<spec path without suffix>/<item name>" and item names hold no "/": match the
-        # spec part exactly (a prefix would also catch specs/a/b.yaml's baselines when only specs/a.yaml ran)
-        stems = {spec.rsplit(".", 1)[0] for spec in s.collected_specs}
-        used = getattr(s, "collected_item_keys", set())
-        covered = self._covered_spec_dirs()
-        # the model keys items really compared against: a baseline of the same profile under another model
-        # identity (the weights changed) is no longer in use; another profile's baselines are left alone
-        models_used: dict[str, set[str]] = {}
-        for r in s.results:
-            b = r.baseline or {}
-            if b.get("item_key") and b.get("model_key"):
-                models_used.setdefault(b["item_key"], set()).add(b["model_key"])
-
-        from pytest_ltx.baseline.record import model_key_profile
-
-        def superseded(ik: str, mk: str) -> bool:
-            now = models_used.get(ik, set())
-            return mk not in now and any(model_key_profile(m) == model_key_profile(mk) for m in now)
-
-        # another preset's baselines (draft vs full) belong to runs of that preset: never judged here
-        from pytest_ltx.spec.items import preset_of
-
-        tiers = {s.settings.preset} if s.settings.preset else {preset_of(k.rsplit("/", 1)[-1]) for k in used}
-        self.unused = sorted(
-            (ik, mk) for ik, mk in known
-            if (ik in used and superseded(ik, mk)) or (
-                ik not in used and preset_of(ik.rsplit("/", 1)[-1]) in tiers and (
-                ik.rsplit("/", 1)[0] in stems
-                # a spec file that was deleted or renamed: its baselines belong to no collected file, and
-                # are only judged when the run covered its whole spec folder
-                or any(ik.startswith(d + "/") for d in covered)
-            ))
-        )
+        self.unused = unused_baselines(known, s.collected_keys, s.results, covered_dirs=self._covered_spec_dirs(),
+                                       run_preset=s.settings.preset)
         if self.unused and s.settings.prune_baselines:
             self._announce_prune()
             try:
@@ -308,6 +252,75 @@ class SessionReporter:
             tr.write_line(f"report: {self.report_page}  (results: {self.results_path})")
         elif self.results_path is not None:
             tr.write_line(f"results: {self.results_path}")
+
+
+def flush_baselines(store: Any, payloads: list[dict[str, Any]],
+                    results: list[ItemResult]) -> tuple[Any, list[str]]:
+    """Write the queued records (atomically, each), then remove those the results say were moved from an
+    old positional name. (the store's summary or None, the problems to report: a requested write that did
+    not happen must not look like success)."""
+    from pytest_ltx.baseline import BaselineRecord
+
+    problems: list[str] = []
+    for p in payloads:
+        store.queue(BaselineRecord.from_payload(p))
+    try:
+        summary = store.flush()
+    except Exception as e:  # never a half-written baseline: the store's flush is atomic per record
+        return None, [f"writing baselines failed: {e.__class__.__name__}: {e}"]
+    line = summary.failure_line()
+    if line:
+        problems.append(line)
+    # baselines found under an item's old positional name were rewritten under the new one: move
+    moved = [tuple(r.baseline["moved_from"]) for r in results
+             if isinstance(r.baseline, dict) and r.baseline.get("moved_from")]
+    if moved:
+        try:
+            store.prune(moved)
+        except Exception as e:
+            problems.append(f"removing baselines stored under old names failed: {e}")
+    return summary, problems
+
+
+def unused_baselines(known: Iterable[tuple[str, str]], collected: Iterable[ItemKey], results: Iterable[ItemResult],
+                     *, covered_dirs: Iterable[str] = (), run_preset: str | None = None) -> list[tuple[str, str]]:
+    """The stored (item key, model key) pairs no collected item uses, of a run that collected every item
+    of its spec files (``collected``): a baseline of a collected spec file's item that is gone, a baseline
+    of a spec file that was deleted when its whole spec folder ran (``covered_dirs``, rootdir-relative),
+    and a baseline of a collected item under another identity of the model the item now compares with
+    (``results``' baseline info). Another profile's baselines and another preset's (draft vs full) are
+    never judged: ``run_preset``, else the presets of the collected items."""
+    from pytest_ltx.baseline.record import model_key_profile
+    from pytest_ltx.spec.items import preset_of
+
+    collected = set(collected)
+    stems = {k.spec_stem for k in collected}
+    used = {k.baseline for k in collected}
+    covered = list(covered_dirs)
+    # the model keys items really compared against: a baseline of the same profile under another model
+    # identity (the weights changed) is no longer in use; another profile's baselines are left alone
+    models_used: dict[str, set[str]] = {}
+    for r in results:
+        b = r.baseline or {}
+        if b.get("item_key") and b.get("model_key"):
+            models_used.setdefault(b["item_key"], set()).add(b["model_key"])
+
+    def superseded(ik: str, mk: str) -> bool:
+        now = models_used.get(ik, set())
+        return mk not in now and any(model_key_profile(m) == model_key_profile(mk) for m in now)
+
+    tiers = {run_preset} if run_preset else {k.preset for k in collected}
+
+    def stale(ik: str, mk: str) -> bool:
+        if ik in used:
+            return superseded(ik, mk)
+        stem, name = ItemKey.split_baseline(ik)
+        # item names hold no "/": the spec part is matched exactly (a prefix would also catch
+        # specs/a/b.yaml's baselines when only specs/a.yaml ran); a spec file that was deleted or renamed
+        # belongs to no collected file, and is only judged when the run covered its whole spec folder
+        return preset_of(name) in tiers and (stem in stems or any(ik.startswith(d + "/") for d in covered))
+
+    return sorted((ik, mk) for ik, mk in known if stale(ik, mk))
 
 
 def _run_url() -> str | None:

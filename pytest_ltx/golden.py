@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from pytest_ltx.baseline import BaselineRecord
     from pytest_ltx.evaluate import Evaluation
     from pytest_ltx.media import Clip
+    from pytest_ltx.baseline import BaselineStore
+    from pytest_ltx.item import ItemKey
+    from pytest_ltx.options import Settings
     from pytest_ltx.runner import ClipRun
-    from pytest_ltx.session import LtxSession
     from pytest_ltx.spec import ItemSpec
 
 #: the weight-free per-keyframe fingerprint every baseline keeps (see metrics/structural.py)
@@ -73,7 +75,7 @@ def _gpu(identity: Any) -> Any:
     return {k: v for k, v in identity.items() if k != "total_gb"}
 
 
-def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: "Evaluation") -> "BaselineRecord":
+def current_record(item: "ItemSpec", key: "ItemKey", run: "ClipRun", evaluation: "Evaluation") -> "BaselineRecord":
     """This run's values in baseline form (scalars, keyframe arrays, thumbnails, provenance). The
     keyframe pictures come from the evaluation's streaming pass (``evaluate(..., keyframes=True)``)."""
     from pytest_ltx.baseline import BaselineRecord, collect_environment, make_thumbnails
@@ -86,7 +88,7 @@ def current_record(item: "ItemSpec", item_key: str, run: "ClipRun", evaluation: 
     # structural.* scalars are SSIMs *against* the baseline: a comparison, not a property of the clip
     scalars = {k: v for k, v in storable_scalars(evaluation.scalars()).items() if not k.startswith("structural.")}
     return BaselineRecord(
-        item_key=item_key,
+        item_key=key.baseline,
         model_key=run.model_key,
         scalars=scalars,
         arrays=arrays,
@@ -151,29 +153,29 @@ def _manifest_changes(base: "BaselineRecord", current: "BaselineRecord") -> list
     return manifest_changes(with_versions(base), with_versions(current))
 
 
-def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
-                  session: "LtxSession") -> "tuple[BaselineRecord | None, str | None]":
+def load_baseline(item: "ItemSpec", key: "ItemKey", run: "ClipRun",
+                  store: "BaselineStore") -> "tuple[BaselineRecord | None, str | None]":
     """The stored baseline of this item and model (None when there is none or baselines are off), and
     the reason it could not be read, if it could not."""
     from pytest_ltx.baseline import BaselineError
 
     if not item.expect.baseline.enabled:
         return None, None
+    item_key = key.baseline
     try:
-        base = session.store.load(item_key, run.model_key)
+        base = store.load(item_key, run.model_key)
     except BaselineError as err:
         return None, str(err)
     except OSError as err:  # an unreadable store (permissions, a vanished mount): this item's error, one line
         from pytest_ltx.storage import describe_os_error
 
-        return None, (f"{session.store.path_for(item_key, run.model_key)}: cannot read the baseline "
+        return None, (f"{store.path_for(item_key, run.model_key)}: cannot read the baseline "
                       f"({describe_os_error(err)})")
     if base is None and item.legacy_name is not None:
         # migration: items were once named by prompt position (`clip[p1-seed=0]`); a baseline stored
         # under that name is this item's if it was made from the same prompt
-        legacy_key = f"{item_key.rsplit('/', 1)[0]}/{item.legacy_name}"
         try:
-            old = session.store.load(legacy_key, run.model_key)
+            old = store.load(key.renamed(item.legacy_name).baseline, run.model_key)
         except (BaselineError, OSError):
             old = None
         if old is not None and (old.provenance.get("request") or {}).get("prompt", item.prompt) == item.prompt:
@@ -181,11 +183,12 @@ def load_baseline(item: "ItemSpec", item_key: str, run: "ClipRun",
     return base, None
 
 
-def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", evaluation: "Evaluation",
-                session: "LtxSession", *, baseline: "BaselineRecord | None", read_error: str | None = None,
-                calibration: Sequence["BaselineRecord"] = ()) -> GoldenStep:
-    """Compare with the stored baseline (``load_baseline``), or queue a new one. A baseline file that
-    could not be read is an error outcome on this item naming the file and how to regenerate it."""
+def golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", evaluation: "Evaluation", *,
+                store: "BaselineStore", settings: "Settings", baseline: "BaselineRecord | None",
+                read_error: str | None = None, calibration: Sequence["BaselineRecord"] = ()) -> GoldenStep:
+    """Compare with the stored baseline (``load_baseline``), or queue a new one (``settings``: update,
+    create-missing, calibration seeds). A baseline file that could not be read is an error outcome on
+    this item naming the file and how to regenerate it."""
     from dataclasses import replace
 
     from pytest_ltx.baseline import calibrate_records, calibration_seeds, compare, missing_outcome
@@ -196,10 +199,10 @@ def golden_step(item: "ItemSpec", item_key: str, nodeid: str, run: "ClipRun", ev
         step.info = {"status": "disabled"}
         return step
     # which baseline this item used: an older model identity's baseline of the same profile is then unused
+    item_key = key.baseline
     step.info = {"item_key": item_key, "model_key": run.model_key}
-    st = session.settings
-    store = session.store
-    current = current_record(item, item_key, run, evaluation)
+    st = settings
+    current = current_record(item, key, run, evaluation)
     if calibration:
         runs = [current, *calibration]
         if run.source == "render" and item.seed is not None:

@@ -1,6 +1,7 @@
-"""Running one clip item: get the clip (render, cache, file or test card), evaluate it, compare it with
-its golden baseline. Pure of pytest: the plugin calls these from an item's setup and runtest, and keeps
-what they return; infrastructure problems raise :class:`InfraError`, regressions come back as outcomes.
+"""Producing one item's clip: render (through the render cache), a file, or a drawn test card; and the
+outcomes that depend on how it was made (export, budget, determinism). Pure of pytest: the item pipeline
+(``item/pipeline.py``) calls these with an :class:`~pytest_ltx.item.ItemContext`; infrastructure problems
+raise :class:`InfraError`, regressions come back as outcomes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pytest_ltx.stream import MediaSource
 
 if TYPE_CHECKING:
     from pytest_ltx.evaluate import Evaluation
-    from pytest_ltx.session import LtxSession
+    from pytest_ltx.item import ItemContext
     from pytest_ltx.spec import ItemSpec
 
 __all__ = ["BudgetUnmet", "ClipRun", "InfraError", "obtain_clip", "preflight_plan", "render_provenance"]
@@ -114,15 +115,15 @@ def keyed_request(request: Any) -> dict[str, Any]:
     return d
 
 
-def _guard(item: "ItemSpec", session: "LtxSession") -> Any:
+def _guard(item: "ItemSpec", ctx: "ItemContext") -> Any:
     """The render guard of an item: timeout (spec budget, else ini), VRAM budget, progress label."""
     from pytest_ltx.render.guard import RenderGuard
 
     b = item.clip.expect.budget
     timeout = (b.timeout_s if b is not None and getattr(b, "timeout_s", None) else None) or (
-        session.settings.render_timeout or None)
+        ctx.settings.render_timeout or None)
     return RenderGuard(timeout_s=timeout, label=item.name, vram_gb_max=b.vram_gb_max if b is not None else None,
-                       io_attempts=session.settings.io_retries + 1)
+                       io_attempts=ctx.settings.io_retries + 1)
 
 
 def preflight_plan(profile: Any, req: Any, vram_gb_max: float | None, margin_gb: float) -> Any:
@@ -152,27 +153,16 @@ def preflight_plan(profile: Any, req: Any, vram_gb_max: float | None, margin_gb:
     return plan
 
 
-def item_nodeid(item: "ItemSpec", rootdir: Path) -> str:
-    """The item's pytest node id (``specs/a.yaml::clip[seed=0]``), as collect.py names it."""
-    if item.spec_path is None:
-        return item.name
-    try:
-        rel = item.spec_path.resolve().relative_to(Path(rootdir).resolve()).as_posix()
-    except ValueError:
-        rel = item.spec_path.resolve().as_posix()
-    return f"{rel}::{item.name}"
-
-
 def _where(item: "ItemSpec") -> str:
     return f"{item.spec_path}:{item.line}" if item.spec_path else item.name
 
 
-def _request(item: "ItemSpec", session: "LtxSession") -> tuple[Any, Any]:
+def _request(item: "ItemSpec", ctx: "ItemContext") -> tuple[Any, Any]:
     """The model profile and the render request an item asks for (CLI overrides applied)."""
     from pytest_ltx.render import RenderError
 
     try:
-        profile = session.profile(session.settings.model or item.clip.model, device=session.settings.device)
+        profile = ctx.models.profile(ctx.settings.model or item.clip.model, device=ctx.settings.device)
     except RenderError as e:
         raise InfraError(str(e)) from None
     try:
@@ -183,41 +173,41 @@ def _request(item: "ItemSpec", session: "LtxSession") -> tuple[Any, Any]:
         from pytest_ltx.confine import OutsideRoot, PathPolicy
 
         try:
-            PathPolicy.from_settings(session.settings).resolve(req.image, item.base_dir)
+            PathPolicy.from_settings(ctx.settings).resolve(req.image, item.base_dir)
         except OutsideRoot as e:
             raise InfraError(f"{_where(item)}: image: {e}") from None
     return profile, req
 
 
-def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+def _render(item: "ItemSpec", ctx: "ItemContext") -> ClipRun:
     from pytest_ltx.baseline.record import make_model_key
-    from pytest_ltx.render import RenderError, get_renderer
+    from pytest_ltx.render import RenderError
 
     c = item.clip
-    profile, req = _request(item, session)
+    profile, req = _request(item, ctx)
     try:
-        ident = session.identity(profile)
+        ident = ctx.models.identity(profile)
         prov = render_provenance(profile, ident.fingerprint, req, item.encode)
     except RenderError as e:
         raise InfraError(str(e)) from None
     except FileNotFoundError as e:
         raise InfraError(f"model profile '{profile.name}': {e}") from None
     fp = ident.fingerprint
-    guard = _guard(item, session)
+    guard = _guard(item, ctx)
     if guard.vram_gb_max is not None:
         try:
-            preflight_plan(profile, req, guard.vram_gb_max, session.settings.vram_margin)
+            preflight_plan(profile, req, guard.vram_gb_max, ctx.settings.vram_margin)
         except RenderError as e:
             raise InfraError(str(e)) from None
     model_key = make_model_key(profile.name, fp)
     params = req.to_dict()
-    cache = session.cache
+    cache = ctx.stores.renders
     key = cache.key(prov)
     proven = None
-    if c.expect.determinism is not None and not (session.settings.no_cache or session.settings.recheck_determinism):
-        proven = session.eval_cache.get_determinism(key)
+    if c.expect.determinism is not None and not (ctx.settings.no_cache or ctx.settings.recheck_determinism):
+        proven = ctx.stores.evaluations.get_determinism(key)
     need_raw = c.expect.determinism is not None and proven is None
-    hit = None if (session.settings.no_cache or need_raw) else cache.get(key)
+    hit = None if (ctx.settings.no_cache or need_raw) else cache.get(key)
     if hit is not None:
         meta = hit.meta
         return ClipRun(media=MediaSource(hit.clip_path), source="render", params=params,
@@ -227,7 +217,7 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     from pytest_ltx.render.guard import retry_io
 
     try:
-        renderer = retry_io(lambda: get_renderer(profile), attempts=guard.io_attempts, log=guard.attempts,
+        renderer = retry_io(lambda: ctx.renderer_for(profile), attempts=guard.io_attempts, log=guard.attempts,
                             what="load")
         t0 = time.perf_counter()
         result = retry_io(lambda: renderer.render(req, guard=guard), attempts=guard.io_attempts,
@@ -267,28 +257,28 @@ def _render(item: "ItemSpec", session: "LtxSession") -> ClipRun:
                    render_key=key, determinism_proven=proven)
 
 
-def fresh_render(item: "ItemSpec", session: "LtxSession", seed: int | None = None) -> Clip:
+def fresh_render(item: "ItemSpec", ctx: "ItemContext", seed: int | None = None) -> Clip:
     """An uncached render of the item's request (with another ``seed`` for calibration runs), raw: not
     encoded. The determinism check compares two of these bit for bit."""
     from dataclasses import replace
 
-    from pytest_ltx.render import RenderError, get_renderer
+    from pytest_ltx.render import RenderError
 
-    profile, req = _request(item, session)
+    profile, req = _request(item, ctx)
     if seed is not None:
         req = replace(req, seed=seed)
     try:
-        return get_renderer(profile).render(req, guard=_guard(item, session)).clip
+        return ctx.renderer_for(profile).render(req, guard=_guard(item, ctx)).clip
     except RenderError as e:
         raise InfraError(str(e)) from None
 
 
 @contextlib.contextmanager
-def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Iterator[MediaSource]:
+def render_variant(item: "ItemSpec", ctx: "ItemContext", seed: int) -> Iterator[MediaSource]:
     """A fresh render with ``seed`` through the same mp4 encode as the item's own clip (calibration runs:
     never cached, never the item's result), as a temporary file removed afterwards."""
-    clip = fresh_render(item, session, seed)
-    mp4 = session.scratch_dir() / f"calibrate-{seed}.mp4"
+    clip = fresh_render(item, ctx, seed)
+    mp4 = ctx.scratch() / f"calibrate-{seed}.mp4"
     write_clip(clip, mp4, encode=item.encode)
     del clip
     try:
@@ -297,16 +287,16 @@ def render_variant(item: "ItemSpec", session: "LtxSession", seed: int) -> Iterat
         mp4.unlink(missing_ok=True)
 
 
-def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+def _file(item: "ItemSpec", ctx: "ItemContext") -> ClipRun:
     from pytest_ltx.evalcache import file_digest
     from pytest_ltx.render.file import open_file_source
 
     assert item.file_path is not None
     try:
         media = open_file_source(item.file_path, item.audio_path, spec_dir=item.base_dir,
-                                 root=session.settings.rootdir, require_audio=item.expect.av_sync is not None,
-                                 allow_outside_root=session.settings.allow_outside_root,
-                                 allow_dirs=session.settings.allow_dirs)
+                                 root=ctx.settings.rootdir, require_audio=item.expect.av_sync is not None,
+                                 allow_outside_root=ctx.settings.allow_outside_root,
+                                 allow_dirs=ctx.settings.allow_dirs)
     except ClipReadError as e:
         raise InfraError(f"{_where(item)}: {e}") from None
     params = {"file": str(media.path), "audio": None if item.audio_path is None else str(item.audio_path)}
@@ -318,9 +308,10 @@ def _file(item: "ItemSpec", session: "LtxSession") -> ClipRun:
 _TESTCARD_CACHE_FORMAT = 1
 
 
-def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+def _testcard(item: "ItemSpec", ctx: "ItemContext", nodeid: str) -> ClipRun:
     """Draw the card into an mp4 — or take it from the render cache, keyed by the card's parameters, the
-    test-card code and the encoder's library versions: a rerun draws nothing."""
+    test-card code and the encoder's library versions: a rerun draws nothing. The clip is published in
+    the report folder of item ``nodeid``."""
     import json
 
     from pytest_ltx.evalcache import code_digest
@@ -328,24 +319,24 @@ def _testcard(item: "ItemSpec", session: "LtxSession") -> ClipRun:
 
     spec = item.clip.testcard
     key = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
-    cache = session.cache
+    cache = ctx.stores.renders
     ckey = cache.key({"kind": "testcard", "format": _TESTCARD_CACHE_FORMAT, "spec": json.loads(spec.model_dump_json()),
                       "versions": package_versions(("av", "numpy", "opencv-python-headless", "pytest-ltx")),
                       "code": code_digest()})
-    hit = None if session.settings.no_cache else cache.get(ckey)
+    hit = None if ctx.settings.no_cache else cache.get(ckey)
     was_cached = hit is not None
     if hit is None:
         from pytest_ltx.testcard import write
 
         # drawn frame by frame straight into an mp4, then read back like a render: the metrics see the
         # codec's effect, and a large card is never held in memory
-        mp4 = session.scratch_dir() / f"testcard-{ckey[:16]}.mp4"
+        mp4 = ctx.scratch() / f"testcard-{ckey[:16]}.mp4"
         truth = write(spec, mp4)
         try:
             hit = cache.put(ckey, mp4, {"truth": truth.to_dict()})
         finally:
             mp4.unlink(missing_ok=True)
-    mp4 = _publish(hit.clip_path, session.report_clip_path(item_nodeid(item, session.settings.rootdir)))
+    mp4 = _publish(hit.clip_path, ctx.report_clip_path(nodeid))
     return ClipRun(media=MediaSource(mp4), source="testcard", params=spec.model_dump(mode="json"),
                    provenance={"testcard_sha256": key}, model_key="testcard", mp4=mp4,
                    truth=hit.meta.get("truth"), cached=was_cached)
@@ -398,12 +389,24 @@ def _check_clip_budget(item: "ItemSpec", kind: str) -> None:
             f"{raise_hint('clip_mb')}")
 
 
-def obtain_clip(item: "ItemSpec", session: "LtxSession") -> ClipRun:
+def obtain_clip(item: "ItemSpec", ctx: "ItemContext", nodeid: str | None = None) -> ClipRun:
+    """The item's clip. ``nodeid`` (the item's pytest id; by default its :class:`ItemKey`'s) names the
+    report folder a drawn test card is published in."""
     kind = item.source_kind.value if hasattr(item.source_kind, "value") else str(item.source_kind)
     _check_clip_budget(item, kind)
+    if nodeid is None:
+        from pytest_ltx.item.key import ItemKey
+
+        nodeid = item.name if item.spec_path is None else ItemKey.of(item.spec_path, item.name,
+                                                                       ctx.settings.rootdir).nodeid
     t0 = time.perf_counter()
     try:
-        run = {"render": _render, "file": _file, "testcard": _testcard}[kind](item, session)
+        if kind == "render":
+            run = _render(item, ctx)
+        elif kind == "file":
+            run = _file(item, ctx)
+        else:
+            run = _testcard(item, ctx, nodeid)
     except OSError as e:  # a full disk or a read-only folder while writing a clip: one line, no traceback
         from pytest_ltx.storage import describe_os_error
 
@@ -414,7 +417,7 @@ def obtain_clip(item: "ItemSpec", session: "LtxSession") -> ClipRun:
     return run
 
 
-def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", session: "LtxSession") -> list[Outcome]:
+def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", ctx: "ItemContext") -> list[Outcome]:
     """Outcomes that depend on how the clip was made rather than on its pixels: budget and determinism.
 
     Determinism: two renders of the request are compared; when they are bit-identical the proof is
@@ -446,13 +449,13 @@ def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", sess
         elif run.raw is None:
             out.append(Outcome("determinism", Status.UNMEASURED, "determinism: no raw render to compare"))
         else:
-            second = fresh_render(item, session)
+            second = fresh_render(item, ctx)
             checked = check_determinism(run.raw, second, e.determinism)
             out += checked
             identical = (run.raw.frames.shape == second.frames.shape and bool((run.raw.frames == second.frames).all())
                          and _same_audio(run.raw, second))
             if identical and run.render_key is not None:
-                session.eval_cache.put_determinism(run.render_key, {
+                ctx.stores.evaluations.put_determinism(run.render_key, {
                     "bit_identical": True, "frames": list(run.raw.frames.shape),
                     "audio": None if run.raw.audio is None else list(run.raw.audio.shape),
                     "proven_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

@@ -6,20 +6,19 @@ item results and queued baseline records shipped on test reports, and writes the
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_ltx.item.context import ItemContext, ProjectModels, Scratch, Stores
+from pytest_ltx.item.key import ItemKey
 from pytest_ltx.options import Settings, settings
 from pytest_ltx.report.results import ItemResult
 
 if TYPE_CHECKING:
+    from pytest_ltx.baseline import BaselineStore
     from pytest_ltx.cache import RenderCache
-    from pytest_ltx.model_identity import ModelIdentity
-    from pytest_ltx.evalcache import EvaluationCache
     from pytest_ltx.models import ModelProfile
 
 __all__ = ["LtxSession", "SESSION_KEY", "get_session"]
@@ -28,6 +27,10 @@ SESSION_KEY = pytest.StashKey["LtxSession"]()
 
 
 class LtxSession:
+    """The session's state: settings, what collection saw, the results and baseline records gathered
+    on the controller. An item never receives it: it gets :meth:`item_context` (settings, stores,
+    models, scratch folder)."""
+
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.settings: Settings = settings(config)
@@ -35,22 +38,36 @@ class LtxSession:
 
         set_limits(self.settings.limits)
         self.is_worker = hasattr(config, "workerinput")
-        self._profiles: dict[str, ModelProfile] | None = None
-        self._identities: dict[Any, "ModelIdentity"] = {}
-        self._cache: RenderCache | None = None
-        self._eval_cache: EvaluationCache | None = None
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        self._store: Any = None
+        self.models = ProjectModels(self.settings.rootdir)
+        self.stores = Stores(self.settings)
+        self.scratch = Scratch()
+        self._context: ItemContext | None = None
         self.results: list[ItemResult] = []
         #: baseline records (JSON payloads) queued by items for writing at session end
         self.baseline_payloads: list[dict[str, Any]] = []
         #: set at the end of collection (collect.note_collection): was every item of the collected spec
         #: files selected, and which items / spec files were collected — what "unused baseline" means
         self.whole_suite = False
-        self.collected_item_keys: set[str] = set()
-        self.collected_specs: set[str] = set()
+        self.collected_keys: set[ItemKey] = set()
         #: leftovers of killed runs removed at session start (cache staging, .part files)
         self.swept: list[Path] = [] if self.is_worker else self.sweep_stale()
+
+    def item_context(self) -> ItemContext:
+        """What every item's pipeline gets (one per session: the stores and models are shared)."""
+        if self._context is None:
+            self._context = ItemContext(settings=self.settings, stores=self.stores, models=self.models,
+                                        scratch=self.scratch)
+        return self._context
+
+    @property
+    def collected_item_keys(self) -> set[str]:
+        """The baseline keys of the collected items."""
+        return {k.baseline for k in self.collected_keys}
+
+    @property
+    def collected_specs(self) -> set[str]:
+        """The spec files (rootdir-relative) of the collected items."""
+        return {k.spec for k in self.collected_keys}
 
     def sweep_stale(self) -> list[Path]:
         """Remove what a killed run left: render-cache staging folders and ``.part`` files in the cache and
@@ -90,104 +107,24 @@ class LtxSession:
                 f"{f'; did you mean {close[0]!r}?' if close else ''}). Presets live in "
                 f"<specs>/presets.yaml or [tool.pytest-ltx.presets]" + (f". Problems: {detail}" if detail else ""))
 
-    # -- models -------------------------------------------------------------------------------------
-    def profiles(self) -> dict[str, "ModelProfile"]:
-        if self._profiles is None:
-            from pytest_ltx.models import ProfileError, load_profiles
-            from pytest_ltx.render import RenderError
-
-            try:
-                self._profiles = load_profiles(self.settings.rootdir)
-            except ProfileError as e:  # configuration, not a clip: an error on each item that renders
-                raise RenderError(f"invalid model profile configuration: {e}") from None
-        return self._profiles
-
+    # -- models (see item/context.ProjectModels) ------------------------------------------------------
     def profile(self, name: str, *, device: str | None = None) -> "ModelProfile":
-        from pytest_ltx.render import RenderError
-
-        profiles = self.profiles()
-        if name not in profiles:
-            known = ", ".join(sorted(profiles))
-            raise RenderError(
-                f"unknown model profile {name!r} (known: {known}). Declare it in pyproject.toml as "
-                f"[tool.pytest-ltx.models.{name}] with `path = \"/local/diffusers/folder\"`, or use `model: tiny`."
-            )
-        p = profiles[name]
-        return replace(p, device=device) if device else p
-
-    def identity(self, profile: "ModelProfile") -> "ModelIdentity":
-        """The model identity of ``profile`` (computed once per session; digests cached machine-wide)."""
-        if profile not in self._identities:
-            from pytest_ltx.models import identity
-
-            self._identities[profile] = identity(profile)
-        return self._identities[profile]
+        return self.models.profile(name, device=device)
 
     def fingerprint(self, profile: "ModelProfile") -> str:
-        return self.identity(profile).fingerprint
+        return self.models.identity(profile).fingerprint
 
-    def clip_profile(self) -> Any:
-        """The CLIP model from ``[tool.pytest-ltx.clip]`` (None when not configured: CLIP checks then
-        fail with a message saying how to provide weights)."""
-        if not hasattr(self, "_clip_profile"):
-            from pytest_ltx.metrics.clip_score import profile_from_pyproject
-
-            self._clip_profile = profile_from_pyproject(self.settings.rootdir)
-        return self._clip_profile
-
-    # -- storage ------------------------------------------------------------------------------------
+    # -- storage (see item/context.Stores) ------------------------------------------------------------
     @property
     def cache(self) -> "RenderCache":
-        if self._cache is None:
-            from pytest_ltx.cache import RemoteStore, RenderCache
-
-            st = self.settings
-            url = getattr(st, "cache_url", None)
-            # with a shared URL the local folder is a working copy of it (the rootdir's .ltx-cache)
-            local = st.cache_dir if url is None else st.rootdir / ".ltx-cache"
-            self._cache = RenderCache(local, fence=st.rootdir, max_bytes=int(getattr(st, "cache_max_gb", 0) * 1e9),
-                                      remote=RemoteStore(url) if url else None)
-        return self._cache
+        return self.stores.renders
 
     @property
-    def eval_cache(self) -> "EvaluationCache":
-        """Metric results and determinism proofs, beside the render cache."""
-        if self._eval_cache is None:
-            from pytest_ltx.evalcache import EvaluationCache
-
-            self._eval_cache = EvaluationCache(self.settings.cache_dir)
-        return self._eval_cache
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from pytest_ltx.baseline import BaselineStore
-
-            # fence: a symlinked baselines/ pointing out of the project is neither read nor written
-            self._store = BaselineStore(self.settings.baselines, fence=self.settings.rootdir)
-        return self._store
-
-    def scratch_dir(self) -> Path:
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="pytest-ltx-")
-        return Path(self._scratch.name)
-
-    def report_clip_path(self, nodeid: str) -> Path:
-        """Where a clip that lives nowhere else (a drawn test card) is kept for the report: in the item's
-        media folder, named from a hash of its node id (unique across spec folders and xdist workers)."""
-        from pytest_ltx.report.media import item_media_dir
-
-        d = item_media_dir(self.settings.report_dir, nodeid)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError:  # a report folder that refuses files must not stop the card: draw it aside
-            return self.scratch_dir() / f"{d.name}.mp4"
-        return d / "clip.mp4"
+    def store(self) -> "BaselineStore":
+        return self.stores.baselines
 
     def close(self) -> None:
-        if self._scratch is not None:
-            self._scratch.cleanup()
-            self._scratch = None
+        self.scratch.close()
 
 
 def get_session(config: pytest.Config) -> LtxSession:

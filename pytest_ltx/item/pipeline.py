@@ -1,0 +1,327 @@
+"""One clip item's life, step by step, apart from pytest:
+
+1. :func:`obtain` the clip (render through the cache, a file, a drawn test card — ``runner.py``);
+2. :func:`load_baseline` — the stored record this item is compared with (``golden.py``);
+3. :func:`measure` it: one streaming decode feeding every metric, the report's media and the keyframes
+   (``evaluate.py``);
+4. :func:`check`: the metric outcomes, the outcomes of how the clip was made (export, budget, determinism),
+   the comparison with the baseline or the record to write (``golden.py``), the result and its media.
+
+:func:`prepare` runs 1–3 (an :class:`~pytest_ltx.runner.InfraError` there is a pytest *error*), :func:`check`
+runs 4 (a failed outcome there is a pytest *failure*). ``--ltx-calibrate N`` runs go through the same
+:func:`measure` and record building (:func:`calibration_records`). Each step takes the item's
+:class:`ItemState` and an :class:`~pytest_ltx.item.ItemContext`, never the pytest session.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from pytest_ltx.item.context import ItemContext
+from pytest_ltx.item.key import ItemKey
+from pytest_ltx.outcome import Outcome, Status
+from pytest_ltx.report.results import ItemResult
+
+if TYPE_CHECKING:
+    from pytest_ltx.baseline import BaselineRecord
+    from pytest_ltx.evaluate import Evaluation, MetricContext
+    from pytest_ltx.golden import GoldenStep
+    from pytest_ltx.runner import BudgetUnmet, ClipRun
+    from pytest_ltx.spec import ItemSpec
+    from pytest_ltx.stream import MediaSource
+
+__all__ = ["ItemState", "ItemVerdict", "calibration_records", "check", "compare_with_baseline", "expectations",
+           "load_baseline", "make_result", "measure", "metric_context", "obtain", "prepare", "write_media"]
+
+#: golden warnings summarised once per session (finish.py) rather than per item
+_SESSION_WARNINGS = ("baseline made in a different environment",)
+
+
+@dataclass
+class ItemState:
+    """One item's work in progress: what each step produced (the pytest item keeps it from setup to
+    runtest and drops the clip's data at teardown)."""
+
+    spec: "ItemSpec"
+    key: ItemKey
+    #: the item's pytest node id (results.json, report media folder, the command a message suggests)
+    nodeid: str
+    started: float = field(default_factory=time.perf_counter)
+    run: "ClipRun | None" = None
+    evaluation: "Evaluation | None" = None
+    baseline: "BaselineRecord | None" = None
+    baseline_error: str | None = None
+    #: the VRAM planner refused the request before rendering: a failure in :func:`check`
+    unmet: "BudgetUnmet | None" = None
+    metric_s: float = 0.0
+    #: this run's record when the baseline is missing or did not match (``baselines accept``)
+    candidate: dict[str, Any] | None = None
+    #: the record to write at session end (JSON payload), or None
+    baseline_payload: dict[str, Any] | None = None
+    result: ItemResult | None = None
+
+    @classmethod
+    def start(cls, spec: "ItemSpec", key: ItemKey, nodeid: str | None = None) -> "ItemState":
+        return cls(spec=spec, key=key, nodeid=key.nodeid if nodeid is None else nodeid)
+
+    def release(self) -> None:
+        """Drop the clip's data (frames of a clip can be hundreds of MB)."""
+        self.run = None
+        self.evaluation = None
+
+
+@dataclass(frozen=True)
+class ItemVerdict:
+    """What :func:`check` decided: every outcome, the result, and the warnings to show on the item."""
+
+    result: ItemResult
+    outcomes: list[Outcome]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.failed for o in self.outcomes)
+
+
+def expectations(spec: "ItemSpec") -> Any:
+    """The item's expectations, with the format the request implies filled in."""
+    return spec.expect.model_copy(update={"format": spec.expected_format()})
+
+
+# -- 1. obtain --------------------------------------------------------------------------------------------
+def obtain(ctx: ItemContext, state: ItemState) -> "ClipRun":
+    from pytest_ltx.runner import obtain_clip
+
+    state.run = obtain_clip(state.spec, ctx, state.nodeid)
+    return state.run
+
+
+# -- 2. the baseline --------------------------------------------------------------------------------------
+def load_baseline(ctx: ItemContext, state: ItemState) -> "BaselineRecord | None":
+    """The stored record of this item and model (None without one, or with baselines off); a record that
+    cannot be read leaves its reason in ``state.baseline_error``."""
+    from pytest_ltx.golden import load_baseline as load
+
+    assert state.run is not None
+    if not state.spec.expect.baseline.enabled:  # the store is not even opened
+        state.baseline, state.baseline_error = None, None
+        return None
+    state.baseline, state.baseline_error = load(state.spec, state.key, state.run, ctx.stores.baselines)
+    return state.baseline
+
+
+# -- 3. measure -------------------------------------------------------------------------------------------
+def metric_context(ctx: ItemContext, spec: "ItemSpec", run: "ClipRun | None",
+                   base: "BaselineRecord | None") -> "MetricContext":
+    """What the metrics need besides the pixels: prompt, CLIP profile, the baseline's arrays."""
+    from pytest_ltx.evaluate import MetricContext
+
+    clip_model = ctx.models.clip_profile() if spec.expect.clip is not None else None
+    image = (run.provenance.get("image") or {}) if run is not None else {}
+    return MetricContext(prompt=spec.prompt, clip_model=clip_model,
+                         baseline_arrays=dict(base.arrays) if base is not None else {},
+                         baseline_scalars=dict(base.scalars) if base is not None else {},
+                         conditioning_image=image.get("path") if isinstance(image, dict) else None)
+
+
+def measure(ctx: ItemContext, spec: "ItemSpec", run: "ClipRun | None", media: "MediaSource", *,
+            base: "BaselineRecord | None" = None, cached: bool = True, report_media: bool = True) -> "Evaluation":
+    """One streaming decode of ``media`` feeding every metric the expectations ask for (and, with
+    ``report_media``, the report's pictures), keyframes included. ``cached``: through the evaluation
+    cache (``--ltx-no-cache`` recomputes); calibration runs are never cached."""
+    from pytest_ltx.evaluate import evaluate
+
+    kw: dict[str, Any] = {}
+    if cached:
+        kw.update(cache=ctx.stores.evaluations, refresh=ctx.settings.no_cache)
+    if report_media:
+        from pytest_ltx.report.media import media_consumer
+
+        kw["extras"] = [media_consumer(base)]
+    return evaluate(media, expect=expectations(spec), context=metric_context(ctx, spec, run, base),
+                    keyframes=True, **kw)
+
+
+def prepare(ctx: ItemContext, state: ItemState) -> None:
+    """Steps 1–3. Raises :class:`~pytest_ltx.runner.InfraError` when the clip cannot be produced or
+    decoded; a budget the planner cannot meet is kept in ``state.unmet`` for :func:`check` to fail."""
+    from pytest_ltx.media import ClipReadError
+    from pytest_ltx.runner import BudgetUnmet, InfraError
+
+    try:
+        run = obtain(ctx, state)
+        load_baseline(ctx, state)
+        t0 = time.perf_counter()
+        try:
+            state.evaluation = measure(ctx, state.spec, run, run.media, base=state.baseline)
+        except ClipReadError as e:
+            raise InfraError(f"{state.key.spec}:{state.spec.line}: {e}") from None
+        state.metric_s = time.perf_counter() - t0
+    except BudgetUnmet as e:  # fails in check (a failure, not an error), before anything rendered
+        state.unmet = e
+
+
+# -- calibration ------------------------------------------------------------------------------------------
+def calibration_records(ctx: ItemContext, state: ItemState) -> list["BaselineRecord"]:
+    """With ``--ltx-calibrate N``: N-1 more runs of this item, measured the same way, as baseline records
+    (their spread becomes the baseline's noise model). Renders bypass the cache (same-seed runs would
+    otherwise all be one cached clip and the spread 0)."""
+    from pytest_ltx.baseline import calibration_seeds
+    from pytest_ltx.golden import current_record
+    from pytest_ltx.runner import render_variant
+
+    n = ctx.settings.calibrate
+    run = state.run
+    if n < 2 or run is None:
+        return []
+    records = []
+    if run.source == "render":
+        assert state.spec.seed is not None and state.evaluation is not None
+        seeds = calibration_seeds(state.spec.seed, n, neighbouring=ctx.settings.calibrate_seeds == "neighbouring")
+        for seed in seeds[1:]:
+            with render_variant(state.spec, ctx, seed) as media:
+                ev = measure(ctx, state.spec, run, media, cached=False, report_media=False)
+            records.append(current_record(state.spec, state.key, run, ev))
+    else:  # a file or test card is the same clip every time: its spread is the metrics' own (zero)
+        assert state.evaluation is not None
+        for _ in range(n - 1):
+            records.append(current_record(state.spec, state.key, run, state.evaluation))
+    return records
+
+
+# -- 4. check ---------------------------------------------------------------------------------------------
+def compare_with_baseline(ctx: ItemContext, state: ItemState,
+                          calibration: "list[BaselineRecord] | None" = None) -> "GoldenStep":
+    """Compare this run with ``state.baseline``, or queue a new record (update / create-missing /
+    calibrate). ``calibration``: the extra runs' records (by default :func:`calibration_records`)."""
+    from pytest_ltx.golden import golden_step
+
+    assert state.run is not None and state.evaluation is not None
+    if calibration is None:
+        calibration = calibration_records(ctx, state)
+    step = golden_step(state.spec, state.key, state.nodeid, state.run, state.evaluation,
+                       store=ctx.stores.baselines, settings=ctx.settings, baseline=state.baseline,
+                       read_error=state.baseline_error, calibration=calibration)
+    state.baseline_payload = step.payload
+    state.candidate = step.candidate
+    return step
+
+
+def check(ctx: ItemContext, state: ItemState, *, warn: Callable[[str], None] | None = None) -> ItemVerdict:
+    """Step 4 (after :func:`prepare`): every outcome, the baseline step, the result with its report media.
+    ``warn`` is told each warning as it arises (they are also on the verdict)."""
+    if state.unmet is not None:
+        o = Outcome("budget.vram_plan", Status.FAILED, str(state.unmet), details={"plan": state.unmet.plan})
+        state.result = make_result(ctx, state, "failed", outcomes=[o])
+        return ItemVerdict(state.result, [o])
+    from pytest_ltx.runner import clip_outcomes
+
+    run, evaluation = state.run, state.evaluation
+    assert run is not None and evaluation is not None
+    outcomes = list(evaluation.outcomes) + clip_outcomes(run, state.spec, evaluation, ctx)
+    golden = compare_with_baseline(ctx, state)
+    outcomes += golden.outcomes
+    warnings = [f"{state.key.name}: {w}" for w in golden.warnings if not w.startswith(_SESSION_WARNINGS)]
+    for w in warnings:
+        if warn is not None:
+            warn(w)
+    failed = any(o.failed for o in outcomes)
+    state.result = make_result(ctx, state, "failed" if failed else "passed", outcomes=outcomes,
+                               timings={"metrics_s": round(state.metric_s, 4),
+                                        "metrics_cached": list(evaluation.cached)},
+                               baseline=golden.info)
+    state.result = write_media(ctx, state, state.result)
+    return ItemVerdict(state.result, outcomes, warnings)
+
+
+def write_media(ctx: ItemContext, state: ItemState, result: ItemResult) -> ItemResult:
+    """The report's pictures and the clip, beside the report; a full or read-only report folder is
+    recorded on the result (and summarised once at session end), never a failure of the clip."""
+    from pytest_ltx.report.files import ReportWriteError
+    from pytest_ltx.report.media import write_item_media
+
+    run = state.run
+    assert run is not None
+    try:
+        assert state.evaluation is not None
+        text = state.evaluation.results.get("text")
+        frames = state.evaluation.extras.get("report_media")
+        if frames is None:
+            raise ReportWriteError(run.mp4 or Path(state.nodeid), OSError("report media could not be collected"))
+        artifacts = write_item_media(ctx.settings.report_dir, state.nodeid, frames, mp4=run.mp4,
+                                     evaluation=result.evaluation, baseline=state.baseline,
+                                     ocr_images=getattr(text, "frame_images", None))
+    except ReportWriteError as e:
+        artifacts = {"error": str(e)}
+    return replace(result, artifacts=artifacts)
+
+
+# -- the result ---------------------------------------------------------------------------------------------
+def make_result(ctx: ItemContext, state: ItemState, status: str, *, outcomes: list[Outcome] | None = None,
+                error: str | None = None, timings: dict[str, Any] | None = None,
+                baseline: dict[str, Any] | None = None) -> ItemResult:
+    """The item's entry in results.json from what the steps produced so far."""
+    from pytest_ltx.outcome import failure_kind
+
+    run = state.run
+    t: dict[str, Any] = {"total_s": round(time.perf_counter() - state.started, 4)}
+    if run is not None:
+        t.update({k: round(v, 4) for k, v in run.timings.items()})
+        t["cached"] = run.cached
+        if run.render_seconds is not None:
+            t["render_s"] = round(run.render_seconds, 4)
+        if run.peak_vram_gb is not None:
+            t["peak_vram_gb"] = round(run.peak_vram_gb, 3)
+        plan = run.provenance.get("vram_plan") if isinstance(run.provenance, dict) else None
+        if plan:  # planned vs measured peak, side by side
+            t["planned_peak_vram_gb"] = plan.get("planned_peak_gb")
+    t.update(timings or {})
+    evaluation = state.evaluation.to_dict() if state.evaluation is not None else None
+    if evaluation is not None:
+        evaluation.pop("outcomes", None)  # kept once, at the item level
+        if run is not None and run.truth is not None:
+            evaluation["truth"] = run.truth
+    kind = failure_kind(status, outcomes or [])
+    spec = state.spec
+    return ItemResult(
+        nodeid=state.nodeid,
+        spec=state.key.spec,
+        clip_id=spec.clip_id,
+        item=state.key.name,
+        source=spec.source_kind.value,
+        status=status,
+        params=_params(spec, run),
+        provenance={**(run.provenance if run is not None else {}), "spec": _spec_provenance(ctx, spec)},
+        timings=t,
+        evaluation=evaluation,
+        outcomes=[o.to_dict() for o in (outcomes or [])],
+        baseline=baseline,
+        artifacts={},
+        error=error,
+        failure_kind=None if kind is None else kind.value,
+        candidate=state.candidate,
+        description=spec.clip.description,
+        line=spec.line,
+    )
+
+
+def _params(spec: "ItemSpec", run: "ClipRun | None") -> dict[str, Any]:
+    """How the clip was asked for; the prompt is kept for file clips too (it is what CLIP scores and
+    what a reviewer reads next to the clip)."""
+    if run is None:
+        return spec.to_dict()
+    params = dict(run.params)
+    if spec.prompt and "prompt" not in params:
+        params["prompt"] = spec.prompt
+    return params
+
+
+def _spec_provenance(ctx: ItemContext, spec: "ItemSpec") -> dict[str, Any]:
+    """How the spec made this item: every effective field with its origin, the template and its
+    values, the preset (what ``pytest-ltx explain`` prints; the report shows it per item)."""
+    return {"fields": spec.effective_fields(run_model=ctx.settings.model),
+            "template": spec.template, "vars": dict(spec.vars), "preset": spec.preset,
+            "legacy_name": spec.legacy_name}
