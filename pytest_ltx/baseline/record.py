@@ -90,20 +90,17 @@ class BaselineError(Exception):
 
 
 def make_item_key(spec_path: Path | str, item_name: str, rootdir: Path | str | None = None) -> str:
-    """``"<spec path relative to rootdir, posix, without .yaml>/<item name>"`` — stable across machines."""
+    """``"<spec path relative to rootdir, posix, without .yaml>/<item name>"`` — stable across machines
+    (:attr:`pytest_ltx.item.ItemKey.baseline`; a spec outside ``rootdir`` is refused)."""
+    from pytest_ltx.item.key import ItemKey
+
     p = Path(spec_path)
     if rootdir is not None and p.is_absolute():
         try:
             p = p.resolve().relative_to(Path(rootdir).resolve())
         except ValueError:
             raise ValueError(f"spec {p} is outside the rootdir {rootdir}") from None
-    posix = PurePosixPath(p.as_posix())
-    if posix.suffix in (".yaml", ".yml"):
-        posix = posix.with_suffix("")
-    spec = str(posix).lstrip("/")
-    if not item_name:
-        raise ValueError("item name is empty")
-    return f"{spec}/{item_name}"
+    return ItemKey(PurePosixPath(p.as_posix()).as_posix().lstrip("/"), item_name).baseline
 
 
 def make_model_key(profile_name: str, fingerprint: str) -> str:
