@@ -308,6 +308,51 @@ def test_xdist_workers_results_are_merged(pytester: pytest.Pytester) -> None:
     assert [i["item"] for i in doc["items"]] == ["x[seed=0]", "x[seed=1]", "x[seed=2]"]
 
 
+CARDS = """
+defaults:
+  expect:
+    baseline: {enabled: false}
+clips:
+  - id: still
+    testcard: {width: 64, height: 64, frames: 9, fps: 24, seed: 1}
+    expect: {motion: {cuts: 0}}
+  - id: cut
+    testcard: {width: 64, height: 64, frames: 25, fps: 24, cuts: [12]}
+    expect: {motion: {cuts: 1}}
+  - id: wrong
+    testcard: {width: 64, height: 64, frames: 25, fps: 24, cuts: [12]}
+    expect: {motion: {cuts: 0}}
+"""
+
+
+def test_results_json_and_report_are_written_once_by_the_controller(pytester: pytest.Pytester,
+                                                                    xdist_args: tuple[str, ...]) -> None:
+    """In one process and under ``-n 2``: every item's result reaches results.json exactly once, written
+    once, by the controller; each item's media are written once, by the process that ran it."""
+    from tests.fixtures.plugin import WRITE_LOG_CONFTEST
+
+    log = pytester.path / "writes.log"
+    pytester.makeconftest(WRITE_LOG_CONFTEST.format(log=str(log)))
+    write_spec(pytester, "c.yaml", CARDS)
+    argv = ("specs/", "-p", "no:cacheprovider", *xdist_args)
+    r = pytester.runpytest_subprocess(*argv) if xdist_args else pytester.runpytest(*argv)
+    r.assert_outcomes(passed=2, failed=1)
+    r.stdout.fnmatch_lines(["*motion.cuts*"])
+    doc = results(pytester)
+    assert sorted((i["item"], i["status"]) for i in doc["items"]) == [
+        ("cut", "passed"), ("still", "passed"), ("wrong", "failed")]
+    assert doc["summary"]["items"] == 3 and doc["summary"]["regression"] == 1
+    writes = [line.split(" ") for line in log.read_text().splitlines()]
+    assert [w for w in writes if w[1] == "results"] == [["controller", "results", "results.json"]]
+    media = sorted((w[2], w[0]) for w in writes if w[1] == "media")
+    assert [n for n, _ in media] == [f"specs/c.yaml::{k}" for k in ("cut", "still", "wrong")]
+    roles = {role for _, role in media}
+    assert roles == {"controller"} if not xdist_args else roles <= {"gw0", "gw1"}, roles
+    for item in doc["items"]:  # the clip and keyframes each result names are there
+        assert item["artifacts"] and "error" not in item["artifacts"], item["artifacts"]
+    assert (pytester.path / "ltx-report" / "index.html").is_file()
+
+
 def test_html_report_has_keyframes_and_clip(pytester: pytest.Pytester) -> None:
     pytest.importorskip("pytest_html")
     write_spec(pytester, "h.yaml", TINY + "clips:\n  - id: h\n    prompt: a\n")

@@ -3,7 +3,7 @@
 missing → created on request → pass → a changed clip fails with a readable diff → update → pass → an
 orphan is reported (only when the whole suite ran) → pruned on request; the same under xdist; a flush
 killed half-way; calibration; a baseline from another environment; a corrupt baseline; the GitHub step
-summary. Test cards are the clips (deterministic, ~0.1 s each); calibration uses the tiny render model.
+summary. The lifecycle and calibration run both in one process and under ``-n 2`` (``xdist_args``). Test cards are the clips (deterministic, ~0.1 s each); calibration uses the tiny render model.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.plugin import WRITE_LOG_CONFTEST
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning"),
@@ -199,37 +201,51 @@ def _lifecycle(pytester: pytest.Pytester, *xargs: str, subprocess: bool = False)
     assert "unused" not in r.stdout.str()
 
 
-def test_lifecycle_missing_create_pass_change_update_orphan_prune(pytester: pytest.Pytester) -> None:
-    _lifecycle(pytester)
-
-
-@pytest.mark.slow
-def test_lifecycle_under_xdist_controller_writes_once(pytester: pytest.Pytester) -> None:
-    """Under ``-n 2`` the items run on workers; their records reach the controller, which writes each
-    one once (and nobody else writes). The controller learns the collection for orphan reporting."""
-    pytest.importorskip("xdist")
+@pytest.mark.parametrize("xdist_args", [pytest.param((), id="serial"),
+                                        pytest.param(("-n", "2"), id="xdist", marks=pytest.mark.slow)], indirect=True)
+def test_lifecycle_missing_create_pass_change_update_orphan_prune(pytester: pytest.Pytester,
+                                                                 xdist_args: tuple[str, ...]) -> None:
+    """The whole walk, in one process and under ``-n 2``. Under xdist the items run on workers; their
+    records reach the controller, which writes each one once (and nobody else writes), and learns the
+    collection from the workers for orphan reporting."""
+    if not xdist_args:
+        _lifecycle(pytester)
+        return
     log = pytester.path / "writes.log"
-    pytester.makeconftest(f"""
-        from pytest_ltx.baseline.store import BaselineStore
-
-        _swap_in, _role = BaselineStore._swap_in, []
-
-        def pytest_configure(config):
-            _role.append(config.workerinput["workerid"] if hasattr(config, "workerinput") else "controller")
-
-        def _logged(self, target, rec):
-            with open({str(log)!r}, "a") as f:
-                f.write(_role[0] + " " + rec.item_key + "\\n")
-            return _swap_in(self, target, rec)
-
-        BaselineStore._swap_in = _logged
-    """)
-    _lifecycle(pytester, "-n", "2", subprocess=True)
-    writes = log.read_text().splitlines()
+    pytester.makeconftest(WRITE_LOG_CONFTEST.format(log=str(log)))
+    _lifecycle(pytester, *xdist_args, subprocess=True)
+    writes = [line for line in log.read_text().splitlines() if " baseline " in line]
     # created a, b (other.yaml: a, b); updated a — each exactly once, all by the controller
-    assert sorted(writes) == sorted(["controller specs/life/a", "controller specs/life/b",
-                                     "controller specs/life/a",
-                                     "controller specs/other/a", "controller specs/other/b"])
+    assert sorted(writes) == sorted(f"controller baseline {k}" for k in [
+        "specs/life/a", "specs/life/b", "specs/life/a", "specs/other/a", "specs/other/b"])
+
+
+def test_baseline_walk_create_pass_fail_update(pytester: pytest.Pytester, xdist_args: tuple[str, ...]) -> None:
+    """The short walk, in one process and under ``-n 2`` (the full one above is slow under xdist):
+    missing fails → created → passes → a changed clip fails, nothing written → updated → passes."""
+
+    def go(*args: str) -> pytest.RunResult:
+        return run(pytester, *xdist_args, *args, subprocess=bool(xdist_args))
+
+    write_spec(pytester, cards(b=None))
+    go().assert_outcomes(failed=1)
+    assert not (pytester.path / "baselines").exists()
+    r = go("--ltx-create-missing")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*created  specs/life/a [[]testcard[]]"])
+    created = snapshot(base_dir(pytester, "a"))
+    go().assert_outcomes(passed=1)
+    write_spec(pytester, cards(a=A_CHANGED, b=None))
+    r = go()
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*baseline.structural.thumbnails: keyframe SSIM to the baseline fell to *"])
+    assert snapshot(base_dir(pytester, "a")) == created
+    assert outcomes(results(pytester), "a")["baseline.structural.thumbnails"]["status"] == "failed"
+    r = go("--ltx-update-baselines")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*updated  specs/life/a [[]testcard[]]"])
+    assert snapshot(base_dir(pytester, "a")) != created
+    go().assert_outcomes(passed=1)
 
 
 def test_the_command_a_missing_baseline_suggests_creates_just_that_one(pytester: pytest.Pytester) -> None:
@@ -432,9 +448,9 @@ def test_calibrate_render_neighbouring_and_same_seeds(pytester: pytest.Pytester)
     assert tol["source"] == "calibrated", tol
 
 
-def test_calibrate_testcard_stores_zero_spread(pytester: pytest.Pytester) -> None:
+def test_calibrate_testcard_stores_zero_spread(pytester: pytest.Pytester, xdist_args: tuple[str, ...]) -> None:
     write_spec(pytester, cards(b=None))
-    r = run(pytester, "--ltx-calibrate", "3")
+    r = run(pytester, "--ltx-calibrate", "3", *xdist_args, subprocess=bool(xdist_args))
     r.assert_outcomes(passed=1)
     rec = record(pytester, "a")
     # the same clip three times: σ is exactly zero
