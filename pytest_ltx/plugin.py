@@ -1,6 +1,6 @@
 """pytest hooks of pytest-ltx: options, collection of YAML clip specs, report wiring. Logic lives elsewhere:
-``collect.py`` (spec files and items), ``runner.py`` (producing and checking a clip), ``session.py``
-(per-session state), ``report/`` (results.json, HTML extras, summaries).
+``collect.py`` (spec files and items), ``item/`` (an item's pipeline: obtain, measure, compare, result),
+``session.py`` (per-session state), ``report/`` (results.json, HTML extras, summaries).
 """
 
 from __future__ import annotations
