@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_ltx.item import ItemContext, ItemKey, Stores
-from pytest_ltx.item import pipeline
+from pytest_ltx.item import ItemContext, ItemKey, Stores, pipeline
 from pytest_ltx.options import Settings
 
 REPO = Path(__file__).resolve().parents[1]
