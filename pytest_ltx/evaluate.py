@@ -36,12 +36,11 @@ _EXPECT_ATTR = {"motion": "motion", "av_sync": "av_sync", "text": "text", "clip_
 
 @dataclass(frozen=True)
 class MetricContext:
-    """What metrics may need beyond the pixels: the prompt, the golden baseline's stored arrays and
-    scalars, and the CLIP model profile to use."""
+    """What metrics may need beyond the pixels: the prompt and the CLIP model profile to use. Never the
+    golden baseline: metrics are functions of the clip, and every baseline-relative number is measured
+    by the baseline comparison (:func:`pytest_ltx.baseline.compare`)."""
 
     prompt: str | None = None
-    baseline_arrays: Mapping[str, Any] = field(default_factory=dict)
-    baseline_scalars: Mapping[str, Any] = field(default_factory=dict)
     clip_model: Any = None
     #: the image an image-to-video render was conditioned on (a path), for the first-frame check
     conditioning_image: Any = None
@@ -137,15 +136,13 @@ def _text(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
 def _clip_similarity(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
     from pytest_ltx.metrics.clip_score import ClipConsumer
 
-    return ClipConsumer(prompt=ctx.prompt, baseline_embeddings=ctx.baseline_arrays.get("clip_similarity.embeddings"),
-                        sample_fps=_sample_fps(expect.clip if expect is not None else None), profile=ctx.clip_model)
+    return ClipConsumer(prompt=ctx.prompt, sample_fps=_sample_fps(expect.clip if expect is not None else None), profile=ctx.clip_model)
 
 
 def _structural(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
     from pytest_ltx.metrics.structural import StructuralConsumer
 
-    return StructuralConsumer(baseline_thumbnails=ctx.baseline_arrays.get("structural.thumbnails"),
-                              sample_fps=_sample_fps(expect.clip if expect is not None else None))
+    return StructuralConsumer(sample_fps=_sample_fps(expect.clip if expect is not None else None))
 
 
 def _audio(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
@@ -192,9 +189,7 @@ def _check(fam: str, result: Any, expect: Expectations, ctx: MetricContext) -> l
     if fam == "clip_similarity" and expect.clip is not None:
         from pytest_ltx.expect.clip_score import check
 
-        return check(result, expect.clip,
-                     baseline_prompt_score=ctx.baseline_scalars.get("clip_similarity.prompt_score_mean"),
-                     baseline_prompt_scores=ctx.baseline_arrays.get("clip_similarity.prompt_scores"))
+        return check(result, expect.clip)
     if fam == "audio" and expect.audio is not None:
         from pytest_ltx.expect.audio import check
 
@@ -203,7 +198,7 @@ def _check(fam: str, result: Any, expect: Expectations, ctx: MetricContext) -> l
         from pytest_ltx.expect.artifacts import check
 
         return check(result, expect.artifacts, conditioned=ctx.conditioning_image is not None)
-    # structural similarity to the baseline is gated with the other baseline comparisons (golden.py)
+    # everything measured against the golden baseline is gated by the baseline comparison (golden.py)
     return []
 
 

@@ -22,11 +22,6 @@ if TYPE_CHECKING:
     from pytest_ltx.runner import ClipRun
     from pytest_ltx.spec import ItemSpec
 
-#: the weight-free per-keyframe fingerprint every baseline keeps (see metrics/structural.py)
-STRUCTURAL = "structural.thumbnails"
-#: the soundtrack's per-keyframe log-mel fingerprint (metrics/audio.py), gated with the picture's
-AUDIO_FINGERPRINT = "audio.log_mel"
-
 __all__ = ["GoldenStep", "current_record", "golden_step", "load_baseline"]
 
 
@@ -85,8 +80,7 @@ def current_record(item: "ItemSpec", key: "ItemKey", run: "ClipRun", evaluation:
     if kf is None:
         raise ValueError("current_record needs an evaluation made with keyframes=True")
     arrays = {k: np.asarray(v) for k, v in evaluation.arrays().items()}
-    # structural.* scalars are SSIMs *against* the baseline: a comparison, not a property of the clip
-    scalars = {k: v for k, v in storable_scalars(evaluation.scalars()).items() if not k.startswith("structural.")}
+    scalars = storable_scalars(evaluation.scalars())
     return BaselineRecord(
         item_key=key.baseline,
         model_key=run.model_key,
@@ -183,12 +177,48 @@ def load_baseline(item: "ItemSpec", key: "ItemKey", run: "ClipRun",
     return base, None
 
 
+#: why an item's baseline-relative clip checks were not measured, by golden-step status
+_NOT_COMPARED = {
+    "disabled": "baseline comparison is off for this item",
+    "unreadable": "the baseline could not be read",
+    "not written": "the baseline could not be rewritten",
+    "created": "the baseline is created by this run",
+    "updated": "the baseline is rewritten by this run",
+    "missing": "no golden baseline yet",
+}
+
+
 def golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", evaluation: "Evaluation", *,
                 store: "BaselineStore", settings: "Settings", baseline: "BaselineRecord | None",
                 read_error: str | None = None, calibration: Sequence["BaselineRecord"] = ()) -> GoldenStep:
     """Compare with the stored baseline (``load_baseline``), or queue a new one (``settings``: update,
     create-missing, calibration seeds). A baseline file that could not be read is an error outcome on
-    this item naming the file and how to regenerate it."""
+    this item naming the file and how to regenerate it. The clip's baseline-relative checks of an item
+    that was not compared are "unmeasured", with the reason."""
+    from pytest_ltx.baseline.compare import unmeasured_outcomes
+
+    step = _golden_step(item, key, nodeid, run, evaluation, store=store, settings=settings, baseline=baseline,
+                        read_error=read_error, calibration=calibration)
+    status = step.info.get("status")
+    if status != "compared":
+        step.outcomes += unmeasured_outcomes(item.expect.clip, _NOT_COMPARED.get(str(status), str(status)),
+                                             _Scalars(evaluation.scalars()))
+    return step
+
+
+@dataclass(frozen=True)
+class _Scalars:
+    scalars: dict[str, Any]
+
+
+def _clip_model(evaluation: "Evaluation") -> dict[str, Any] | None:
+    clip = evaluation.results.get("clip_similarity")
+    return dict(getattr(clip, "model", None) or {}) or None
+
+
+def _golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", evaluation: "Evaluation", *,
+                 store: "BaselineStore", settings: "Settings", baseline: "BaselineRecord | None",
+                 read_error: str | None = None, calibration: Sequence["BaselineRecord"] = ()) -> GoldenStep:
     from dataclasses import replace
 
     from pytest_ltx.baseline import calibrate_records, calibration_seeds, compare, missing_outcome
@@ -246,7 +276,7 @@ def golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", e
             step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, created=True, nodeid=nodeid))
             step.info["status"] = "created"
         else:
-            cmp = compare(current, base, e, compare_arrays=[STRUCTURAL, AUDIO_FINGERPRINT])
+            cmp = compare(current, base, e, clip=item.expect.clip, clip_model=_clip_model(evaluation))
             moved = [d for d in cmp.metrics if not d.ok]
             msg = f"baseline {rel_s} will be rewritten"
             if moved:
@@ -269,9 +299,9 @@ def golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", e
             step.candidate = current.to_payload()
         return step
 
-    ssim_min = item.expect.clip.structural_similarity_min if item.expect.clip is not None else None
-    # keyframe structure is gated here; CLIP embeddings are gated by the clip family (baseline_similarity_min)
-    cmp = compare(current, base, e, compare_arrays=[STRUCTURAL, AUDIO_FINGERPRINT], keyframe_ssim_min=ssim_min)
+    # every baseline-relative number (keyframe CLIP cosine, SSIM, audio spectra, prompt-score delta) is
+    # measured here, with one keyframe alignment (baseline/keyframes.py)
+    cmp = compare(current, base, e, clip=item.expect.clip, clip_model=_clip_model(evaluation))
     step.outcomes += cmp.outcomes()
     if cmp.environment:
         step.warnings.append("baseline made in a different environment: " + "; ".join(cmp.environment))

@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from pytest_ltx.outcome import Outcome, Status
 from .calibrate import derived_tolerance
 from .record import BaselineRecord, round_sig
 
+if TYPE_CHECKING:
+    from pytest_ltx.expect.clip_score import ClipScoreExpect
+
 __all__ = [
     "ToleranceSource",
     "Tolerance",
@@ -52,12 +55,15 @@ __all__ = [
     "ArrayKind",
     "ArrayCheck",
     "BaselineComparison",
+    "PromptScoreDelta",
     "DEFAULT_TOLERANCES",
     "resolve_tolerance",
     "compare",
     "environment_diff",
     "missing_outcome",
+    "prompt_score_delta",
     "structural_similarity",
+    "unmeasured_outcomes",
 ]
 
 
@@ -260,7 +266,8 @@ class ArrayKind(str, Enum):
 
 @dataclass(frozen=True)
 class ArrayCheck:
-    """Per-keyframe similarity of one array to the baseline's."""
+    """Per-keyframe similarity of one array to the baseline's, over the keyframes paired by
+    :func:`~pytest_ltx.baseline.keyframes.align_keyframes` (``values[i]`` belongs to ``frames[i]``)."""
 
     name: str
     kind: ArrayKind
@@ -268,19 +275,76 @@ class ArrayCheck:
     threshold: float
     status: Status
     message: str
+    #: index of the worst keyframe among this run's keyframes, and its source frame
     worst_index: int | None = None
     worst_frame: int | None = None
+    #: this run's source frame / time and the stored keyframe's frame per value
+    frames: tuple[int | None, ...] = ()
+    times: tuple[float | None, ...] = ()
+    baseline_frames: tuple[int | None, ...] = ()
+    #: the alignment's unmatched keyframes on both sides (``{"current": [...], "baseline": [...]}``)
+    unmatched: dict[str, Any] | None = None
+    #: the outcome name when it is not ``baseline.<name>`` (``clip.baseline_similarity``)
+    check: str | None = None
 
     @property
     def min(self) -> float | None:
         return min(self.values) if self.values else None
 
+    @property
+    def outcome_name(self) -> str:
+        return self.check or f"baseline.{self.name}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind.value, "values": list(self.values), "min": self.min,
             "threshold": self.threshold, "status": self.status.value, "message": self.message,
-            "worst_index": self.worst_index, "worst_frame": self.worst_frame,
+            "worst_index": self.worst_index, "worst_frame": self.worst_frame, "frames": list(self.frames),
+            "times": [None if t is None else round(t, 4) for t in self.times],
+            "baseline_frames": list(self.baseline_frames), "unmatched": self.unmatched,
+            "check": self.outcome_name,
         }
+
+
+@dataclass(frozen=True)
+class PromptScoreDelta:
+    """``clip.prompt_score_drop``: this run's CLIP prompt scores against the baseline's, paired keyframe by
+    keyframe (the same alignment as every array), or — for a baseline without per-keyframe scores — the
+    means. ``drop`` is the mean of the per-keyframe drops (positive: this run scores lower)."""
+
+    status: Status
+    message: str
+    allowed: float
+    drop: float | None = None
+    baseline_mean: float | None = None
+    current_mean: float | None = None
+    paired: bool = False
+    #: per paired keyframe: this run's source frame and baseline − current
+    frames: tuple[int | None, ...] = ()
+    drops: tuple[float, ...] = ()
+    worst_frame: int | None = None
+    worst_drop: float | None = None
+    unmatched: dict[str, Any] | None = None
+
+    def outcome(self) -> Outcome:
+        details: dict[str, Any] = {}
+        if self.paired:
+            details = {"paired": True, "worst_frame": self.worst_frame,
+                       "worst_drop": None if self.worst_drop is None else round(self.worst_drop, 6),
+                       "per_keyframe": [round(d, 6) for d in self.drops], "frames": list(self.frames)}
+            if self.unmatched and (self.unmatched.get("current") or self.unmatched.get("baseline")):
+                details["unmatched"] = self.unmatched
+        measured = self.drop if self.drop is not None else self.current_mean
+        return Outcome("clip.prompt_score_drop", self.status, self.message,
+                       measured=None if measured is None else round(measured, 6), allowed=self.allowed,
+                       baseline=None if self.baseline_mean is None else round(float(self.baseline_mean), 6),
+                       details=details)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "message": self.message, "allowed": self.allowed, "drop": self.drop,
+                "baseline_mean": self.baseline_mean, "current_mean": self.current_mean, "paired": self.paired,
+                "frames": list(self.frames), "drops": list(self.drops), "worst_frame": self.worst_frame,
+                "worst_drop": self.worst_drop, "unmatched": self.unmatched}
 
 
 @dataclass(frozen=True)
@@ -291,10 +355,13 @@ class BaselineComparison:
     arrays: tuple[ArrayCheck, ...]
     #: what differs between the baseline's environment and this run's (empty when the same)
     environment: tuple[str, ...] = ()
+    #: the paired prompt-score delta (``clip.prompt_score_drop``), when the spec gates it
+    prompt: PromptScoreDelta | None = None
 
     @property
     def ok(self) -> bool:
-        return all(d.ok for d in self.metrics) and all(a.status is not Status.FAILED for a in self.arrays)
+        return (all(d.ok for d in self.metrics) and all(a.status is not Status.FAILED for a in self.arrays)
+                and (self.prompt is None or self.prompt.status is not Status.FAILED))
 
     @property
     def failures(self) -> list[MetricDelta]:
@@ -328,14 +395,24 @@ class BaselineComparison:
                                baseline=d.baseline, details=details))
         for a in self.arrays:
             msg = a.message + (env_note if a.status is Status.FAILED else "")
-            out.append(Outcome(f"baseline.{a.name}", a.status, msg, measured=a.min, allowed=a.threshold,
-                               details={"per_keyframe": list(a.values), "worst_frame": a.worst_frame}))
+            adetails: dict[str, Any] = {"per_keyframe": list(a.values), "worst_frame": a.worst_frame,
+                                        "frames": list(a.frames)}
+            if a.unmatched and (a.unmatched.get("current") or a.unmatched.get("baseline")):
+                adetails["unmatched"] = a.unmatched
+            out.append(Outcome(a.outcome_name, a.status, msg, measured=a.min, allowed=a.threshold, details=adetails))
+        if self.prompt is not None:
+            o = self.prompt.outcome()
+            if o.status is Status.FAILED and env_note:
+                o = Outcome(o.check, o.status, o.message + env_note, o.measured, o.allowed, o.baseline, o.details)
+            out.append(o)
         return out
 
     def message(self) -> str:
         """All failures in one reviewer-style paragraph (empty when ok)."""
         lines = [d.message() for d in self.failures]
         lines += [a.message for a in self.arrays if a.status is Status.FAILED]
+        if self.prompt is not None and self.prompt.status is Status.FAILED:
+            lines.append(self.prompt.message)
         if not lines:
             return ""
         head = f"baseline [{self.model_key}]: {len(lines)} moved beyond tolerance"
@@ -347,6 +424,7 @@ class BaselineComparison:
             "item_key": self.item_key, "model_key": self.model_key, "ok": self.ok,
             "metrics": [d.to_dict() for d in self.metrics], "arrays": [a.to_dict() for a in self.arrays],
             "environment_diff": list(self.environment),
+            "prompt_score": None if self.prompt is None else self.prompt.to_dict(),
         }
 
 
@@ -363,13 +441,20 @@ def compare(
     keyframe_cosine_min: float | None = None,
     keyframe_ssim_min: float | None = None,
     compare_arrays: bool | Iterable[str] = True,
+    clip: "ClipScoreExpect | None" = None,
+    clip_model: Mapping[str, Any] | None = None,
 ) -> BaselineComparison:
     """Compare ``current`` (a :class:`BaselineRecord` or anything with ``scalars`` and optionally
-    ``arrays``, ``keyframe_frames``, ``fps``, ``environment``) with its baseline.
+    ``arrays``, ``keyframe_frames``, ``fps``, ``environment``) with its baseline: every baseline-relative
+    number of an item is measured here, its keyframes aligned once (:mod:`pytest_ltx.baseline.keyframes`).
 
-    ``keyframe_*_min`` override the expectation's thresholds (e.g. from ``expect.clip``); ``ssim`` replaces
-    the built-in structural similarity; ``compare_arrays`` (False, or the names to compare) leaves arrays
-    to a metric family that already checks its keyframes against the baseline, so nothing is gated twice.
+    Per-keyframe thresholds, first that applies: ``keyframe_*_min`` here; the clip expectations
+    (``clip.baseline_similarity_min`` — then the outcome keeps its name ``clip.baseline_similarity`` —
+    and ``clip.structural_similarity_min``); the baseline expectation (``keyframe_cosine_min``,
+    ``keyframe_ssim_min``, ``keyframe_audio_min``). ``clip.prompt_score_drop_max`` adds the paired
+    prompt-score delta; ``clip_model`` (the CLIP result's ``model``) labels CLIP messages. ``ssim``
+    replaces the built-in structural similarity; ``compare_arrays`` (False, or the names to compare)
+    limits which arrays are compared.
     """
     expect = expect or BaselineExpect()
     cur_scalars = {k: _none_if_nan(v) for k, v in dict(current.scalars).items()}
@@ -378,26 +463,44 @@ def compare(
         _metric_delta(key, base_scalars, cur_scalars, baseline, expect)
         for key in sorted(set(cur_scalars) | set(base_scalars))
     ]
-    cur_arrays = dict(getattr(current, "arrays", None) or {})
-    base_arrays = baseline.arrays
+    all_cur_arrays = dict(getattr(current, "arrays", None) or {})
+    cur_arrays, base_arrays = all_cur_arrays, dict(baseline.arrays)
     if compare_arrays is not True:
         keep = set() if compare_arrays is False else set(compare_arrays)  # type: ignore[arg-type]
         cur_arrays = {k: v for k, v in cur_arrays.items() if k in keep}
         base_arrays = {k: v for k, v in base_arrays.items() if k in keep}
+    cos_min, cos_check = expect.keyframe_cosine_min, None
+    if clip is not None and clip.baseline_similarity_min is not None:
+        cos_min, cos_check = clip.baseline_similarity_min, "clip.baseline_similarity"
+    if keyframe_cosine_min is not None:
+        cos_min = keyframe_cosine_min
+    ssim_min = expect.keyframe_ssim_min
+    if clip is not None and clip.structural_similarity_min is not None:
+        ssim_min = clip.structural_similarity_min
+    if keyframe_ssim_min is not None:
+        ssim_min = keyframe_ssim_min
+    cur_frames = list(getattr(current, "keyframe_frames", None) or [])
+    cur_fps = getattr(current, "fps", None) or baseline.fps
+    tag = _plumbing(clip_model)
     arrays = _compare_arrays(
-        cur_arrays,
-        base_arrays,
-        baseline,
-        list(getattr(current, "keyframe_frames", None) or []),
-        getattr(current, "fps", None) or baseline.fps,
-        keyframe_cosine_min if keyframe_cosine_min is not None else expect.keyframe_cosine_min,
-        keyframe_ssim_min if keyframe_ssim_min is not None else expect.keyframe_ssim_min,
+        cur_arrays, base_arrays, baseline, cur_frames, cur_fps,
+        {ArrayKind.EMBEDDING: (cos_min, cos_check, tag), ArrayKind.STRUCTURAL: (ssim_min, None, ""),
+         ArrayKind.SPECTRAL: (expect.keyframe_audio_min, None, "")},
         ssim or structural_similarity,
-        expect.keyframe_audio_min,
     )
+    prompt = None
+    if clip is not None and clip.prompt_score_drop_max is not None:
+        prompt = prompt_score_delta(cur_scalars, all_cur_arrays, cur_frames, cur_fps, baseline,
+                                    clip.prompt_score_drop_max, tag)
     env = getattr(current, "environment", None)
     env_diff = tuple(environment_diff(baseline.environment, env)) if env else ()
-    return BaselineComparison(baseline.item_key, baseline.model_key, tuple(deltas), tuple(arrays), env_diff)
+    return BaselineComparison(baseline.item_key, baseline.model_key, tuple(deltas), tuple(arrays), env_diff, prompt)
+
+
+def _plumbing(clip_model: Mapping[str, Any] | None) -> str:
+    if clip_model and clip_model.get("random_weights"):
+        return " [random CLIP weights: plumbing only, not a judgement of the picture]"
+    return ""
 
 
 def _metric_delta(
@@ -430,75 +533,147 @@ def _compare_arrays(
     rec: BaselineRecord,
     cur_frames: list[int],
     fps: float | None,
-    cos_min: float,
-    ssim_min: float,
+    thresholds: Mapping[ArrayKind, tuple[float, str | None, str]],
     ssim: Callable[[np.ndarray, np.ndarray], float],
-    audio_min: float = 0.8,
 ) -> list[ArrayCheck]:
+    from .keyframes import align_keyframes, keyframe_cosines, keyframe_ssims
+
     checks: list[ArrayCheck] = []
     for name in sorted(set(current) | set(base_arrays)):
         kind = ArrayKind.of(name)
         if kind is None:
             continue
-        threshold = {ArrayKind.EMBEDDING: cos_min, ArrayKind.STRUCTURAL: ssim_min,
-                     ArrayKind.SPECTRAL: audio_min}[kind]
+        threshold, check, tag = thresholds[kind]
         what = {ArrayKind.EMBEDDING: "keyframe CLIP cosine", ArrayKind.STRUCTURAL: "keyframe SSIM",
                 ArrayKind.SPECTRAL: "keyframe audio spectrum similarity"}[kind]
         if name not in base_arrays or name not in current:
             side = "the baseline" if name not in base_arrays else "this run"
             checks.append(ArrayCheck(name, kind, (), threshold, Status.UNMEASURED,
-                                     f"{name}: not in {side}, {what} not compared"))
+                                     f"{name}: not in {side}, {what} not compared", check=check))
             continue
-        a, b = np.asarray(current[name]), base_arrays[name]
-        if len(a) != len(b) or (cur_frames and rec.keyframe_frames and cur_frames != rec.keyframe_frames):
-            checks.append(ArrayCheck(
-                name, kind, (), threshold, Status.FAILED,
-                f"{name}: the keyframes differ from the baseline's ({len(b)} at frames {rec.keyframe_frames}, "
-                f"now {len(a)} at frames {cur_frames or '?'}): the clip's length or sampling changed",
-            ))
-            continue
-        if a.shape[1:] != b.shape[1:]:
+        a, b = np.asarray(current[name]), np.asarray(base_arrays[name])
+        if a.shape[1:] != b.shape[1:] and not (kind is ArrayKind.STRUCTURAL and a.ndim == b.ndim == 3):
             checks.append(ArrayCheck(
                 name, kind, (), threshold, Status.UNMEASURED,
                 f"{name}: shape {tuple(a.shape[1:])} now vs {tuple(b.shape[1:])} in the baseline "
-                "(a different CLIP model or thumbnail size?) — update the baseline to compare",
+                "(a different CLIP model or thumbnail size?) — update the baseline to compare", check=check,
             ))
             continue
+        al = align_keyframes(cur_frames, fps, rec.keyframe_frames, rec.fps, count=len(a), baseline_count=len(b))
+        note = None
         if kind is ArrayKind.EMBEDDING:
-            values = _cosines(a, b)
+            values = keyframe_cosines(a, b, al)
         elif kind is ArrayKind.SPECTRAL:
             from pytest_ltx.metrics.audio import fingerprint_similarity
 
-            values = fingerprint_similarity(a, b)
+            idx = [p.index for p in al.pairs]
+            bidx = [p.baseline_index for p in al.pairs]
+            values = [float(v) for v in fingerprint_similarity(a[idx], b[bidx])] if al.pairs else []
         else:
-            values = [float(ssim(x, y)) for x, y in zip(a, b)]
-        if not values:
-            checks.append(ArrayCheck(name, kind, (), threshold, Status.UNMEASURED, f"{name}: no keyframes"))
+            values, note = keyframe_ssims(a, b, al, ssim)
+        pairs = al.pairs
+        common = dict(frames=tuple(p.frame for p in pairs), times=tuple(p.time_s for p in pairs),
+                      baseline_frames=tuple(p.baseline_frame for p in pairs), unmatched=al.unmatched_dict(),
+                      check=check)
+        if not values and al.complete:
+            checks.append(ArrayCheck(name, kind, (), threshold, Status.UNMEASURED, f"{name}: no keyframes",
+                                     **common))  # type: ignore[arg-type]
             continue
-        i = int(np.argmin(values))
-        frames = rec.keyframe_frames or cur_frames
-        frame = frames[i] if i < len(frames) else None
-        where = f"keyframe {i}" + (
-            f" (frame {frame}" + (f", {frame / fps:.2f} s)" if fps else ")") if frame is not None else "")
-        lo = values[i]
-        if lo >= threshold:
+        extra = (f" ({note})" if note else "") + tag
+        lo, where, worst_index, worst_frame = None, "", None, None
+        if values:
+            i = int(np.argmin(values))
+            lo, where, worst_index, worst_frame = values[i], pairs[i].where(), pairs[i].index, pairs[i].frame
+        if not al.complete:
+            msg = (f"{what} to the baseline: the keyframes do not line up ({al.describe_unmatched()}): "
+                   "the clip's length or sampling changed")
+            if lo is not None:
+                msg += (f"; lowest of the {len(values)} paired keyframes {lo:.3f} at {where}"
+                        f" (min allowed {threshold:.2f})")
+            status = Status.FAILED
+        elif lo is not None and lo >= threshold:
             msg = f"{what} to the baseline ≥ {lo:.3f} over {len(values)} keyframes (min allowed {threshold:.2f})"
             status = Status.PASSED
         else:
             msg = (f"{what} to the baseline fell to {lo:.3f} at {where}; min allowed {threshold:.2f}"
                    f" (per keyframe: {', '.join(f'{v:.2f}' for v in values)})")
             status = Status.FAILED
-        checks.append(ArrayCheck(name, kind, tuple(round(v, 6) for v in values), threshold, status, msg, i, frame))
+        checks.append(ArrayCheck(name, kind, tuple(round(v, 6) for v in values), threshold, status, msg + extra,
+                                 worst_index, worst_frame, **common))  # type: ignore[arg-type]
     return checks
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> list[float]:
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    cos = (a * b).sum(axis=1) / np.maximum(na * nb, 1e-12)
-    return [float(x) for x in cos]
+#: the arrays and scalars the paired prompt-score delta reads (metrics/clip_score.py)
+PROMPT_SCORES = "clip_similarity.prompt_scores"
+PROMPT_SCORE_MEAN = "clip_similarity.prompt_score_mean"
+
+
+def prompt_score_delta(
+    cur_scalars: Mapping[str, Any],
+    cur_arrays: Mapping[str, Any],
+    cur_frames: Sequence[int],
+    cur_fps: float | None,
+    baseline: BaselineRecord,
+    allowed: float,
+    tag: str = "",
+) -> PromptScoreDelta:
+    """``clip.prompt_score_drop``: the drop of this run's CLIP prompt score below the baseline's, paired
+    keyframe by keyframe by the one alignment policy; the means when the baseline kept no per-keyframe
+    scores (an older baseline) or no keyframe pairs."""
+    from .keyframes import align_keyframes
+
+    mean = _f(cur_scalars.get(PROMPT_SCORE_MEAN))
+    now = cur_arrays.get(PROMPT_SCORES)
+    if mean is None:
+        return PromptScoreDelta(Status.UNMEASURED, "no prompt to score against (the clip has no prompt)", allowed)
+    base_mean = _f(baseline.scalars.get(PROMPT_SCORE_MEAN))
+    base = baseline.arrays.get(PROMPT_SCORES)
+    if now is not None and base is not None:
+        a, b = np.asarray(now, np.float64).ravel(), np.asarray(base, np.float64).ravel()
+        al = align_keyframes(cur_frames, cur_fps, baseline.keyframe_frames, baseline.fps, count=len(a),
+                             baseline_count=len(b))
+        if al.pairs:
+            drops = [float(b[p.baseline_index] - a[p.index]) for p in al.pairs]
+            drop = float(np.mean(drops))
+            i = int(np.argmax(drops))
+            ok = drop <= allowed
+            unmatched = "" if al.complete else f"; not paired: {al.describe_unmatched()}"
+            msg = (f"prompt score {mean:.3f}, paired with this item's baseline keyframe by keyframe: mean "
+                   f"{'drop' if drop > 0 else 'rise'} of {abs(drop):.3f} ({'within' if ok else 'more than'} the "
+                   f"allowed drop {allowed:g}); largest drop {drops[i]:+.3f} at {al.pairs[i].where()}{unmatched}{tag}")
+            return PromptScoreDelta(Status.PASSED if ok else Status.FAILED, msg, allowed, drop, base_mean, mean,
+                                    True, tuple(p.frame for p in al.pairs), tuple(drops), al.pairs[i].frame,
+                                    drops[i], al.unmatched_dict())
+    if base_mean is None:
+        return PromptScoreDelta(Status.UNMEASURED,
+                                f"prompt score {mean:.3f}; no baseline prompt score to compare with yet", allowed,
+                                current_mean=mean)
+    drop = base_mean - mean
+    ok = drop <= allowed
+    msg = (f"prompt score {mean:.3f} vs baseline {base_mean:.3f}: {'drop' if drop > 0 else 'rise'} of "
+           f"{abs(drop):.3f} ({'within' if ok else 'more than'} the allowed drop {allowed:g}); "
+           f"no keyframes to pair, means compared{tag}")
+    return PromptScoreDelta(Status.PASSED if ok else Status.FAILED, msg, allowed, drop, base_mean, mean)
+
+
+def unmeasured_outcomes(clip: "ClipScoreExpect | None", reason: str,
+                        current: _HasScalars | None = None) -> list[Outcome]:
+    """The clip's baseline-relative checks of an item that was not compared with a baseline (none yet,
+    comparison off, being rewritten): "unmeasured" with ``reason``, never silently absent or passed."""
+    out: list[Outcome] = []
+    if clip is None:
+        return out
+    if clip.baseline_similarity_min is not None:
+        out.append(Outcome("clip.baseline_similarity", Status.UNMEASURED, f"no baseline to compare with ({reason})",
+                           allowed=clip.baseline_similarity_min))
+    if clip.prompt_score_drop_max is not None:
+        mean = _f(dict(current.scalars).get(PROMPT_SCORE_MEAN)) if current is not None else None
+        msg = ("no prompt to score against (the clip has no prompt)" if current is not None and mean is None
+               else f"prompt score {mean:.3f}; no baseline prompt score to compare with yet ({reason})"
+               if mean is not None else f"no baseline prompt score to compare with ({reason})")
+        out.append(Outcome("clip.prompt_score_drop", Status.UNMEASURED, msg,
+                           measured=None if mean is None else round(mean, 6), allowed=clip.prompt_score_drop_max))
+    return out
 
 
 def structural_similarity(a: np.ndarray, b: np.ndarray) -> float:

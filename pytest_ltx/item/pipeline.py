@@ -114,16 +114,14 @@ def load_baseline(ctx: ItemContext, state: ItemState) -> "BaselineRecord | None"
 
 
 # -- 3. measure -------------------------------------------------------------------------------------------
-def metric_context(ctx: ItemContext, spec: "ItemSpec", run: "ClipRun | None",
-                   base: "BaselineRecord | None") -> "MetricContext":
-    """What the metrics need besides the pixels: prompt, CLIP profile, the baseline's arrays."""
+def metric_context(ctx: ItemContext, spec: "ItemSpec", run: "ClipRun | None") -> "MetricContext":
+    """What the metrics need besides the pixels: prompt, CLIP profile — never the baseline (every
+    baseline-relative number is measured by the baseline comparison, in the golden step)."""
     from pytest_ltx.evaluate import MetricContext
 
     clip_model = ctx.models.clip_profile() if spec.expect.clip is not None else None
     image = (run.provenance.get("image") or {}) if run is not None else {}
     return MetricContext(prompt=spec.prompt, clip_model=clip_model,
-                         baseline_arrays=dict(base.arrays) if base is not None else {},
-                         baseline_scalars=dict(base.scalars) if base is not None else {},
                          conditioning_image=image.get("path") if isinstance(image, dict) else None)
 
 
@@ -141,7 +139,7 @@ def measure(ctx: ItemContext, spec: "ItemSpec", run: "ClipRun | None", media: "M
         from pytest_ltx.report.media import media_consumer
 
         kw["extras"] = [media_consumer(base)]
-    return evaluate(media, expect=expectations(spec), context=metric_context(ctx, spec, run, base),
+    return evaluate(media, expect=expectations(spec), context=metric_context(ctx, spec, run),
                     keyframes=True, **kw)
 
 

@@ -1,12 +1,14 @@
-"""CLIP similarity on keyframes: prompt adherence, golden-baseline similarity, frame-to-frame consistency.
+"""CLIP on keyframes: embeddings, prompt adherence, frame-to-frame consistency — a pure function of the clip.
 
-Per keyframe (the shared sampling policy, :mod:`pytest_ltx.metrics.sampling`):
+Per keyframe (the shared sampling policy, :mod:`pytest_ltx.metrics.sampling`), with its source frame and time:
 
+- **embedding** — the L2-normalised image embedding; a golden baseline keeps them instead of the video.
 - **prompt score** — CLIPScore = 2.5 · max(cos(text, image), 0) (Hessel et al. 2021), and the raw cosine.
   Text–video CLIPSIM of recent models sits in 0.29–0.32, so gate *drops against a baseline*, not absolutes.
-- **baseline similarity** — image–image cosine to the golden clip's stored keyframe embeddings (aligned by
-  keyframe index), so the golden video itself need not be kept.
 - **consistency** — cosine between consecutive keyframes (a scene that changes identity mid-clip dips).
+
+Nothing here looks at a baseline: the per-keyframe cosine to the golden embeddings and the paired
+prompt-score drop are measured by :mod:`pytest_ltx.baseline` (one keyframe alignment for every comparison).
 
 Weights are always local: ``open_clip.create_model_and_transforms(arch, pretrained=<file>)``. Nothing is
 downloaded unless a profile says ``allow_network = true`` (then an open_clip hub tag is accepted). The
@@ -44,7 +46,6 @@ __all__ = [
     "ClipKeyframe",
     "ClipSimilarityResult",
     "analyze",
-    "align_keyframes",
     "clip_home",
     "ensure_tiny_random",
     "load_clip_model",
@@ -475,33 +476,19 @@ def load_clip_model(profile: "ClipModelProfile | str | Mapping[str, Any] | None"
 # ---- the metric ---------------------------------------------------------------------------------------
 
 
-def align_keyframes(n: int, n_baseline: int) -> list[int]:
-    """Baseline keyframe index for each of ``n`` keyframes: identity when the counts match, otherwise the
-    keyframe at the same relative position (both keyframe sets include the first and last frame)."""
-    if n == n_baseline:
-        return list(range(n))
-    if n_baseline == 0:
-        return []
-    if n == 1:
-        return [0]
-    return [int(round(j * (n_baseline - 1) / (n - 1))) for j in range(n)]
-
-
 @dataclass(frozen=True)
 class ClipKeyframe:
     frame: int
     time_s: float
     prompt_cosine: float | None
     prompt_score: float | None
-    baseline_similarity: float | None
     #: cosine to the previous keyframe (None for the first)
     consistency: float | None
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda x: None if x is None else round(float(x), 6)  # noqa: E731
         return {"frame": self.frame, "time_s": round(self.time_s, 4), "prompt_cosine": r(self.prompt_cosine),
-                "prompt_score": r(self.prompt_score), "baseline_similarity": r(self.baseline_similarity),
-                "consistency": r(self.consistency)}
+                "prompt_score": r(self.prompt_score), "consistency": r(self.consistency)}
 
 
 def _agg(values: list[float | None], fn) -> float | None:
@@ -518,8 +505,6 @@ class ClipSimilarityResult:
     embeddings: np.ndarray
     model: dict[str, Any]
     prompt: str | None = None
-    #: why baseline similarity was not measured (no baseline, other model), or how keyframes were aligned
-    baseline_note: str | None = None
     sample_fps: float = 2.0
 
     @property
@@ -536,7 +521,7 @@ class ClipSimilarityResult:
     def aggregates(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for name, key in (("prompt_score", "prompt_score"), ("prompt_cosine", "prompt_cosine"),
-                          ("baseline_similarity", "baseline_similarity"), ("consistency", "consistency")):
+                          ("consistency", "consistency")):
             s = self._series(key)
             out[f"{name}_mean"] = _agg(s, np.mean)
             out[f"{name}_min"] = _agg(s, np.min)
@@ -564,7 +549,6 @@ class ClipSimilarityResult:
             "sample_fps": self.sample_fps,
             "sampled_frames": list(self.sampled_frames),
             "keyframes": [k.to_dict() for k in self.keyframes],
-            "baseline_note": self.baseline_note,
             "embedding_dim": int(self.embeddings.shape[1]) if self.embeddings.ndim == 2 else None,
             "scalars": self.scalars(),
         }
@@ -574,12 +558,11 @@ def analyze(
     clip: "Clip",
     *,
     prompt: str | None = None,
-    baseline_embeddings: np.ndarray | None = None,
     sample_fps: float = 2.0,
     profile: "ClipModelProfile | str | Mapping[str, Any] | None" = None,
     model: LoadedClipModel | None = None,
 ) -> ClipSimilarityResult:
-    """CLIP scores of ``clip``'s keyframes against ``prompt`` and a baseline's stored embeddings.
+    """CLIP embeddings of ``clip``'s keyframes and their scores against ``prompt``.
 
     ``model`` (already loaded) wins over ``profile`` (loaded once per process). Without either, this
     raises :class:`ClipModelError` explaining how to configure weights: CLIP scores from an unconfigured
@@ -588,45 +571,28 @@ def analyze(
     m = model or load_clip_model(profile)
     idx = sample_indices(clip.num_frames, clip.fps, sample_fps)
     emb = m.embed_images(clip.frames[idx])
-    return _score(m, emb, [clip.original_index(i) for i in idx], clip.fps, prompt, baseline_embeddings, sample_fps)
+    return _score(m, emb, [clip.original_index(i) for i in idx], clip.fps, prompt, sample_fps)
 
 
 def _score(m: LoadedClipModel, emb: np.ndarray, frames: list[int], fps: float, prompt: str | None,
-           baseline_embeddings: np.ndarray | None, sample_fps: float) -> ClipSimilarityResult:
+           sample_fps: float) -> ClipSimilarityResult:
     idx = frames
     cos_p: list[float | None] = [None] * len(idx)
     if prompt:
         t = m.embed_text([prompt])[0]
         cos_p = [float(x) for x in emb @ t]
-    base: list[float | None] = [None] * len(idx)
-    note = None
-    if baseline_embeddings is None:
-        note = "no baseline embeddings"
-    else:
-        b = np.asarray(baseline_embeddings, dtype=np.float32)
-        if b.ndim != 2 or b.shape[1] != emb.shape[1]:
-            note = (f"baseline embeddings have shape {tuple(b.shape)} but {m.profile.label} gives dimension "
-                    f"{emb.shape[1]}: the baseline was made with another CLIP model")
-        elif len(b) == 0:
-            note = "baseline has no keyframe embeddings"
-        else:
-            b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-            al = align_keyframes(len(idx), len(b))
-            base = [float(emb[j] @ b[al[j]]) for j in range(len(idx))]
-            if len(b) != len(idx):
-                note = (f"baseline has {len(b)} keyframes, this clip {len(idx)}: aligned by relative position")
     cons: list[float | None] = [None] + [float(emb[j] @ emb[j - 1]) for j in range(1, len(idx))]
     kfs = tuple(
         ClipKeyframe(
             frame=i, time_s=i / fps,
             prompt_cosine=cos_p[j], prompt_score=None if cos_p[j] is None else 2.5 * max(cos_p[j], 0.0),
-            baseline_similarity=base[j], consistency=cons[j],
+            consistency=cons[j],
         )
         for j, i in enumerate(idx)
     )
     return ClipSimilarityResult(
         keyframes=kfs, embeddings=emb, model={**m.profile.to_dict(), "device": m.device},
-        prompt=prompt, baseline_note=note, sample_fps=float(sample_fps),
+        prompt=prompt, sample_fps=float(sample_fps),
     )
 
 
@@ -636,27 +602,22 @@ class ClipConsumer(KeyframeConsumer):
 
     name = "clip_similarity"
 
-    def __init__(self, *, prompt: str | None = None, baseline_embeddings: np.ndarray | None = None,
-                 sample_fps: float = 2.0, profile: "ClipModelProfile | str | Mapping[str, Any] | None" = None,
+    def __init__(self, *, prompt: str | None = None, sample_fps: float = 2.0, profile: "ClipModelProfile | str | Mapping[str, Any] | None" = None,
                  model: LoadedClipModel | None = None, batch: int = 16) -> None:
         super().__init__(sample_fps)
         self.prompt = prompt
-        self.baseline_embeddings = baseline_embeddings
         self.profile = profile
         self._model = model
         self.batch = batch
 
     def config(self) -> dict[str, Any]:
-        from pytest_ltx.evalcache import array_digest
-
         prof = self._model.profile if self._model is not None else resolve_profile(self.profile)
         d = prof.to_dict()
         w = d.get("weights")
         if isinstance(w, str) and os.path.isfile(w):  # same path, new file: a different model
             st = os.stat(w)
             d["weights_stat"] = [st.st_size, st.st_mtime_ns]
-        return {"sample_fps": self.sample_fps, "prompt": self.prompt, "profile": d,
-                "baseline_embeddings": array_digest(self.baseline_embeddings)}
+        return {"sample_fps": self.sample_fps, "prompt": self.prompt, "profile": d}
 
     def begin(self, info: StreamInfo) -> None:
         super().begin(info)
@@ -680,4 +641,4 @@ class ClipConsumer(KeyframeConsumer):
     def result(self, info: StreamInfo, indices: list[int]) -> ClipSimilarityResult:
         emb = np.concatenate(self._emb) if self._emb else np.zeros((0, self._m.embed_dim), np.float32)
         return _score(self._m, emb, [info.original_index(i) for i in indices], info.fps, self.prompt,
-                      self.baseline_embeddings, self.sample_fps)
+                      self.sample_fps)

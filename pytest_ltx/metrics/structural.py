@@ -1,10 +1,12 @@
-"""Weight-free structural similarity to a golden baseline: keyframe fingerprints compared with SSIM.
+"""Weight-free structural fingerprint of a clip's keyframes, and the SSIM used to compare fingerprints.
 
 CLIP baselines need CLIP weights, which CI machines may not have. A fingerprint needs nothing: the
 shared keyframes (:mod:`pytest_ltx.metrics.sampling`) shrunk to small grayscale thumbnails (64×64 uint8,
-4 KB each, kept by the baseline store instead of the video). Comparing a new render's fingerprint with the
-stored one by SSIM catches a changed layout, a different scene or a broken render on any machine. It is
-deliberately coarse: it does not see small details or colour, and it says nothing about the prompt.
+4 KB each, kept by the baseline store instead of the video), with the source frames they were taken at.
+The baseline comparison (:mod:`pytest_ltx.baseline`) compares a new render's fingerprint with the stored
+one by SSIM, keyframe by keyframe: that catches a changed layout, a different scene or a broken render on
+any machine. It is deliberately coarse: it does not see small details or colour, and it says nothing about
+the prompt. This module never looks at a baseline.
 
 SSIM is the standard one (Wang et al. 2004): 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03,
 data range 255, mean over the valid (border-cropped) window positions — equal to
@@ -25,7 +27,7 @@ from pytest_ltx.stream import KeyframeConsumer, StreamFrame, StreamInfo
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
-__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralConsumer", "StructuralResult", "analyze", "compare", "fingerprint", "ssim", "thumbnail"]
+__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralConsumer", "StructuralResult", "analyze", "fingerprint", "ssim", "thumbnail"]
 
 #: thumbnail side in pixels: big enough for an 11×11 SSIM window to see structure, small enough to store
 THUMB_SIZE = 64
@@ -83,35 +85,16 @@ def fingerprint(clip: "Clip", sample_fps: float = 2.0, size: int = THUMB_SIZE) -
 
 @dataclass(frozen=True, eq=False)
 class StructuralResult:
-    """This clip's fingerprint and, when a baseline was given, per-keyframe SSIM against it."""
+    """This clip's fingerprint (per-keyframe thumbnails and the frames they were taken at)."""
 
     fingerprint: Fingerprint
-    #: SSIM per keyframe of this clip (None without a usable baseline)
-    similarity: tuple[float, ...] | None = None
-    note: str | None = None
 
     @property
     def sampled_frames(self) -> tuple[int, ...]:
         return self.fingerprint.frames
 
-    @property
-    def min(self) -> float | None:
-        return min(self.similarity) if self.similarity else None
-
-    @property
-    def mean(self) -> float | None:
-        return float(np.mean(self.similarity)) if self.similarity else None
-
-    def worst(self) -> tuple[int, float, float] | None:
-        """(frame, time_s, ssim) of the least similar keyframe, or None."""
-        if not self.similarity:
-            return None
-        j = int(np.argmin(self.similarity))
-        return self.fingerprint.frames[j], self.fingerprint.times[j], self.similarity[j]
-
     def scalars(self) -> dict[str, float | int | None]:
-        r = lambda x: None if x is None else round(float(x), 6)  # noqa: E731
-        return {"ssim_min": r(self.min), "ssim_mean": r(self.mean)}
+        return {}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"thumbnails": self.fingerprint.thumbnails}
@@ -119,50 +102,14 @@ class StructuralResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "sampled_frames": list(self.fingerprint.frames),
+            "times_s": [round(t, 4) for t in self.fingerprint.times],
             "thumbnail_size": list(self.fingerprint.thumbnails.shape[1:]),
-            "ssim": None if self.similarity is None else [round(float(s), 6) for s in self.similarity],
-            "note": self.note,
-            "scalars": self.scalars(),
         }
 
 
-def compare(a: Fingerprint, b: Fingerprint | np.ndarray) -> StructuralResult:
-    """SSIM of each keyframe of ``a`` (this clip) against ``b`` (the baseline fingerprint or its thumbnails).
-
-    Keyframes pair by index when the counts match, else by relative position; thumbnails of another size
-    (an older baseline) are resized to the smaller of the two first.
-    """
-    import cv2
-
-    from pytest_ltx.metrics.clip_score import align_keyframes
-
-    bt = b.thumbnails if isinstance(b, Fingerprint) else np.asarray(b)
-    at = a.thumbnails
-    if bt.ndim != 3 or len(bt) == 0:
-        return StructuralResult(a, None, f"baseline thumbnails unusable (shape {tuple(bt.shape)})")
-    if len(at) == 0:
-        return StructuralResult(a, None, "this clip has no keyframes")
-    note = None
-    if bt.shape[1:] != at.shape[1:]:
-        side = min(bt.shape[1], at.shape[1]), min(bt.shape[2], at.shape[2])
-        at, bt = (np.stack([cv2.resize(x, (side[1], side[0]), interpolation=cv2.INTER_AREA) for x in t])
-                  for t in (at, bt))
-        note = f"thumbnail sizes differ; compared at {side[1]}x{side[0]}"
-    al = align_keyframes(len(at), len(bt))
-    if len(at) != len(bt):
-        note = (note + "; " if note else "") + (
-            f"baseline has {len(bt)} keyframes, this clip {len(at)}: aligned by relative position")
-    sims = tuple(ssim(at[j], bt[al[j]]) for j in range(len(at)))
-    return StructuralResult(a, sims, note)
-
-
-def analyze(clip: "Clip", *, baseline_thumbnails: np.ndarray | None = None, sample_fps: float = 2.0,
-            size: int = THUMB_SIZE) -> StructuralResult:
-    """Fingerprint ``clip`` and, given a baseline's stored thumbnails, compare with them."""
-    fp = fingerprint(clip, sample_fps, size)
-    if baseline_thumbnails is None:
-        return StructuralResult(fp, None, "no baseline thumbnails")
-    return compare(fp, np.asarray(baseline_thumbnails))
+def analyze(clip: "Clip", *, sample_fps: float = 2.0, size: int = THUMB_SIZE) -> StructuralResult:
+    """Fingerprint ``clip``."""
+    return StructuralResult(fingerprint(clip, sample_fps, size))
 
 
 class StructuralConsumer(KeyframeConsumer):
@@ -170,17 +117,12 @@ class StructuralConsumer(KeyframeConsumer):
 
     name = "structural"
 
-    def __init__(self, *, baseline_thumbnails: np.ndarray | None = None, sample_fps: float = 2.0,
-                 size: int = THUMB_SIZE) -> None:
+    def __init__(self, *, sample_fps: float = 2.0, size: int = THUMB_SIZE) -> None:
         super().__init__(sample_fps)
-        self.baseline_thumbnails = baseline_thumbnails
         self.size = size
 
     def config(self) -> dict[str, Any]:
-        from pytest_ltx.evalcache import array_digest
-
-        return {"sample_fps": self.sample_fps, "size": self.size,
-                "baseline_thumbnails": array_digest(self.baseline_thumbnails)}
+        return {"sample_fps": self.sample_fps, "size": self.size}
 
     def begin(self, info: StreamInfo) -> None:
         super().begin(info)
@@ -193,6 +135,4 @@ class StructuralConsumer(KeyframeConsumer):
         thumbs = np.stack(self._thumbs) if self._thumbs else np.zeros((0, self.size, self.size), np.uint8)
         fp = Fingerprint(thumbnails=thumbs.astype(np.uint8), frames=tuple(info.original_index(i) for i in indices),
                          fps=float(info.fps))
-        if self.baseline_thumbnails is None:
-            return StructuralResult(fp, None, "no baseline thumbnails")
-        return compare(fp, np.asarray(self.baseline_thumbnails))
+        return StructuralResult(fp)

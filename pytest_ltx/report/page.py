@@ -196,9 +196,11 @@ def _item_view(r: ItemResult, media: _Media, report_dir: Path, history: dict[str
             arrays = {a.get("name"): a for a in cmp.get("arrays") or []}
             st = arrays.get("structural.thumbnails") or {}
             ssim, thr = st.get("values") or [], st.get("threshold")
+            # SSIM per golden keyframe: the comparison says which stored keyframe each value was paired with
+            by_frame = {bf: v for bf, v in zip(st.get("baseline_frames") or [], ssim) if bf is not None}
             frames = []
             for i, f in enumerate(bk.get("frames") or []):
-                v = ssim[i] if i < len(ssim) else None
+                v = by_frame.get(f.get("frame")) if by_frame else (ssim[i] if i < len(ssim) else None)
                 frames.append({**f, "ssim": v, "ssim_failed": v is not None and thr is not None and v < thr})
             view["golden"] = {"frames": frames, **{k: media(bk[k]) for k in ("golden", "now", "diff")}}
     if plots:

@@ -145,18 +145,23 @@ def _keyframes(item: dict[str, Any]) -> Callable[[], bytes] | None:
     ev = item.get("evaluation") or {}
     series: dict[str, tuple[list[Any], list[Any]]] = {}
     for kf in (ev.get("clip_similarity") or {}).get("keyframes") or []:
-        for k in ("prompt_score", "baseline_similarity", "consistency"):
+        for k in ("prompt_score", "consistency"):
             if kf.get(k) is not None:
                 xs, ys = series.setdefault(f"CLIP {k}", ([], []))
                 xs.append(kf["frame"])
                 ys.append(kf[k])
-    st = ev.get("structural") or {}
-    if st.get("ssim") and st.get("sampled_frames"):
-        series["structural SSIM vs golden"] = (st["sampled_frames"], st["ssim"])
+    # what was measured against the golden baseline lives in the baseline comparison (one alignment)
+    label = {"embedding": "CLIP baseline_similarity", "structural": "structural SSIM vs golden"}
+    for a in (((item.get("baseline") or {}).get("comparison") or {}).get("arrays") or []):
+        name = label.get(a.get("kind"))
+        pts = [(f, v) for f, v in zip(a.get("frames") or [], a.get("values") or []) if f is not None]
+        if name and pts:
+            series[name] = ([f for f, _ in pts], [v for _, v in pts])
     if not series:
         return None
     bounds = [(o["check"], o["allowed"]) for o in item.get("outcomes", [])
-              if o.get("check", "").startswith(("clip.", "structural.")) and isinstance(o.get("allowed"), (int, float))
+              if o.get("check", "").startswith(("clip.", "baseline.structural.", "baseline.clip_similarity."))
+              and isinstance(o.get("allowed"), (int, float))
               and not isinstance(o.get("allowed"), bool)]
 
     def draw() -> bytes:
@@ -236,7 +241,8 @@ def item_plots(item: dict[str, Any], report_dir: Path) -> list[Plot]:
     k = _keyframes(item)
     if k is not None:
         out.append(Plot(kind="keyframes", title="Similarity per keyframe",
-                        file=_cached(report_dir, mdir, "keyframes", [ev.get("clip_similarity"), ev.get("structural"),
+                        file=_cached(report_dir, mdir, "keyframes", [ev.get("clip_similarity"),
+                                                                      (item.get("baseline") or {}).get("comparison"),
                                                                       item.get("outcomes")], k)))
     o = _ocr(item, report_dir)
     if o is not None:
