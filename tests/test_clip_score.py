@@ -11,6 +11,9 @@ import json
 import numpy as np
 import pytest
 
+from pytest_ltx.baseline import BaselineRecord, compare
+from pytest_ltx.baseline.compare import unmeasured_outcomes
+from pytest_ltx.expect import BaselineExpect
 from pytest_ltx.expect.clip_score import ClipScoreExpect, check
 from pytest_ltx.media import Clip
 from pytest_ltx.metrics import clip_score as cs
@@ -123,21 +126,56 @@ def test_builtin_tiny_random_is_cached_atomically(tmp_path, monkeypatch):
 # ---- the metric ---------------------------------------------------------------------------------------
 
 
+def _record(r: "cs.ClipSimilarityResult", fps: float = 12.0, arrays=None, frames=None) -> BaselineRecord:
+    """A run's CLIP results in baseline form, as golden.current_record builds them (float16 arrays);
+    ``arrays`` replaces some of them, ``frames`` the keyframe frames."""
+    return BaselineRecord("specs/cards/card", "testcard-0",
+                          scalars={f"clip_similarity.{k}": v for k, v in r.scalars().items()},
+                          arrays={**{f"clip_similarity.{k}": v for k, v in r.arrays().items()}, **(arrays or {})},
+                          keyframe_frames=list(r.sampled_frames) if frames is None else frames, fps=fps)
+
+
+def _cmp(r, base, clip=None, expect=None):
+    return {o.check: o for o in compare(_record(r), base, expect, clip=clip, clip_model=r.model).outcomes()}
+
+
 def test_identical_clip_has_baseline_similarity_one_perturbed_is_lower(models_tiny_clip):
-    golden = cs.analyze(_card(seed=1), prompt="balls", model=models_tiny_clip)
-    same = cs.analyze(_card(seed=1), prompt="balls", baseline_embeddings=golden.embeddings, model=models_tiny_clip)
-    assert same.aggregates()["baseline_similarity_min"] == pytest.approx(1.0, abs=1e-5)
-    changed = cs.analyze(_card(seed=1, cuts=(12,)), prompt="balls", baseline_embeddings=golden.embeddings,
-                         model=models_tiny_clip)
-    sims = [k.baseline_similarity for k in changed.keyframes]
-    assert sims[0] == pytest.approx(1.0, abs=1e-5) and sims[1] == pytest.approx(1.0, abs=1e-5)
-    assert max(sims[2:]) < 1.0 - 1e-4  # random weights: lower, by how much means nothing
-    bound = (1.0 + min(sims)) / 2
-    out = check(changed, ClipScoreExpect(baseline_similarity_min=bound))
-    o = _one(out, "clip.baseline_similarity")
+    golden = _record(cs.analyze(_card(seed=1), prompt="balls", model=models_tiny_clip))
+    same = cs.analyze(_card(seed=1), prompt="balls", model=models_tiny_clip)
+    o = _cmp(same, golden, ClipScoreExpect(baseline_similarity_min=0.995))["clip.baseline_similarity"]
+    assert o.status is Status.PASSED and o.measured == pytest.approx(1.0, abs=2e-3)  # float16 storage
+    changed = cs.analyze(_card(seed=1, cuts=(12,)), prompt="balls", model=models_tiny_clip)
+    sims = _cmp(changed, golden, ClipScoreExpect(baseline_similarity_min=0.0))["clip.baseline_similarity"]
+    sims = dict(zip(sims.details["frames"], sims.details["per_keyframe"]))
+    assert sims[0] == pytest.approx(1.0, abs=2e-3) and sims[6] == pytest.approx(1.0, abs=2e-3)
+    assert max(sims[12], sims[18], sims[24]) < min(sims[0], sims[6]) - 1e-3  # random weights: lower, by how much means nothing
+    bound = (1.0 + min(sims.values())) / 2
+    o = _cmp(changed, golden, ClipScoreExpect(baseline_similarity_min=bound))["clip.baseline_similarity"]
     assert o.status is Status.FAILED and o.details["worst_frame"] >= 12 and "plumbing only" in o.message
-    assert _one(check(same, ClipScoreExpect(baseline_similarity_min=0.999)), "clip.baseline_similarity").status \
-        is Status.PASSED
+    # one gate: with clip.baseline_similarity_min the keyframe cosine is not gated a second time
+    assert "baseline.clip_similarity.embeddings" not in _cmp(changed, golden, ClipScoreExpect(baseline_similarity_min=bound))
+
+
+def test_keyframe_cosine_min_gates_each_keyframe_and_names_the_changed_one(models_tiny_clip):
+    """``baseline.keyframe_cosine_min``: a test card against its own baseline passes; the same card with
+    different content at one keyframe (frame 12 = 1.00 s) fails there, and only there."""
+    card = _card(seed=1)
+    golden = _record(cs.analyze(card, model=models_tiny_clip))
+    own = _cmp(cs.analyze(_card(seed=1), model=models_tiny_clip), golden)["baseline.clip_similarity.embeddings"]
+    assert own.status is Status.PASSED and own.allowed == 0.9 and own.measured == pytest.approx(1.0, abs=2e-3)
+    frames = card.frames.copy()
+    frames[12] = _card(seed=7).frames[12]  # another scene, at one keyframe only
+    changed = cs.analyze(Clip(frames=frames, fps=card.fps), model=models_tiny_clip)
+    values = _cmp(changed, golden, expect=BaselineExpect(keyframe_cosine_min=-1.0))[
+        "baseline.clip_similarity.embeddings"].details["per_keyframe"]
+    assert [v > 0.998 for v in values] == [True, True, False, True, True]
+    bound = (values[2] + 1.0) / 2
+    o = _cmp(changed, golden, expect=BaselineExpect(keyframe_cosine_min=bound))["baseline.clip_similarity.embeddings"]
+    assert o.status is Status.FAILED and o.details["worst_frame"] == 12
+    assert "keyframe CLIP cosine to the baseline fell to" in o.message
+    assert "at keyframe 2 (frame 12, 1.00 s)" in o.message and "plumbing only" in o.message
+    assert _cmp(changed, golden, expect=BaselineExpect(keyframe_cosine_min=values[2] - 1e-3))[
+        "baseline.clip_similarity.embeddings"].status is Status.PASSED
 
 
 def test_scores_aggregates_and_json(models_tiny_clip):
@@ -147,7 +185,7 @@ def test_scores_aggregates_and_json(models_tiny_clip):
         assert k.prompt_score == pytest.approx(2.5 * max(k.prompt_cosine, 0.0))
     assert r.keyframes[0].consistency is None and all(-1 <= k.consistency <= 1 for k in r.keyframes[1:])
     s = r.scalars()
-    assert s["prompt_score_min"] <= s["prompt_score_mean"] and s["baseline_similarity_min"] is None
+    assert s["prompt_score_min"] <= s["prompt_score_mean"] and not any("baseline" in k for k in s)
     d = json.loads(json.dumps(r.to_dict()))
     assert "embeddings" not in d and d["embedding_dim"] == 128 and d["model"]["random_weights"] is True
     assert r.arrays()["embeddings"].shape == (5, 128)
@@ -155,18 +193,16 @@ def test_scores_aggregates_and_json(models_tiny_clip):
 
 def test_baseline_from_other_model_or_length_is_noted(models_tiny_clip):
     clip = _card()
-    r = cs.analyze(clip, baseline_embeddings=np.ones((5, 512), np.float32), model=models_tiny_clip)
-    assert r.aggregates()["baseline_similarity_min"] is None and "another CLIP model" in r.baseline_note
-    out = check(r, ClipScoreExpect(baseline_similarity_min=0.9))
-    assert _one(out, "clip.baseline_similarity").status is Status.UNMEASURED
-    golden = cs.analyze(clip, model=models_tiny_clip)
-    short = cs.analyze(Clip(frames=clip.frames[:13], fps=clip.fps), baseline_embeddings=golden.embeddings,
-                       model=models_tiny_clip)
-    assert "relative position" in short.baseline_note
-    # keyframes 0, 6, 12 pair with the baseline's 0, 12, 24 (same relative position): only frame 0 matches
-    sims = [k.baseline_similarity for k in short.keyframes]
-    assert sims[0] == pytest.approx(1.0, abs=1e-5) and sims[1] < 1.0 - 1e-4
-    assert cs.align_keyframes(3, 5) == [0, 2, 4] and cs.align_keyframes(5, 5) == list(range(5))
+    r = cs.analyze(clip, model=models_tiny_clip)
+    other = _record(r, arrays={"clip_similarity.embeddings": np.ones((5, 512), np.float32)})
+    o = _cmp(r, other, ClipScoreExpect(baseline_similarity_min=0.9))["clip.baseline_similarity"]
+    assert o.status is Status.UNMEASURED and "a different CLIP model" in o.message
+    golden = _record(r)
+    short = cs.analyze(Clip(frames=clip.frames[:13], fps=clip.fps), model=models_tiny_clip)
+    # keyframes pair by time: 0, 6, 12 with the baseline's 0, 6, 12 (identical); 18 and 24 have no partner
+    o = _cmp(short, golden, ClipScoreExpect(baseline_similarity_min=0.9))["clip.baseline_similarity"]
+    assert o.details["frames"] == [0, 6, 12] and min(o.details["per_keyframe"]) == pytest.approx(1.0, abs=2e-3)
+    assert o.status is Status.FAILED and "frame 18 (1.50 s), frame 24 (2.00 s)" in o.message
 
 
 def test_prompt_checks(models_tiny_clip):
@@ -176,11 +212,8 @@ def test_prompt_checks(models_tiny_clip):
     assert ok.status is Status.PASSED and "plumbing only" in ok.message
     bad = _one(check(r, ClipScoreExpect(prompt_score_min=2.0)), "clip.prompt_score")
     assert bad.status is Status.FAILED and "lowest" in bad.message and "frame" in bad.message
-    drop = ClipScoreExpect(prompt_score_drop_max=0.05)
-    assert _one(check(r, drop), "clip.prompt_score_drop").status is Status.UNMEASURED  # no baseline yet
-    assert _one(check(r, drop, baseline_prompt_score=mean + 0.01), "clip.prompt_score_drop").status is Status.PASSED
-    o = _one(check(r, drop, baseline_prompt_score=mean + 0.2), "clip.prompt_score_drop")
-    assert o.status is Status.FAILED and o.baseline == pytest.approx(mean + 0.2, abs=1e-6)
+    assert mean is not None and not any(o.check == "clip.prompt_score_drop" for o in check(
+        r, ClipScoreExpect(prompt_score_min=0.0, prompt_score_drop_max=0.05)))  # the baseline comparison's
     no_prompt = cs.analyze(_card(), model=models_tiny_clip)
     assert _one(check(no_prompt, ClipScoreExpect(prompt_score_min=0.1)), "clip.prompt_score").status \
         is Status.UNMEASURED
@@ -214,15 +247,30 @@ def test_prompt_score_drop_is_paired_keyframe_by_keyframe(models_tiny_clip):
     scores = r.arrays()["prompt_scores"]
     assert scores.shape == (len(r.keyframes),)
     drop = ClipScoreExpect(prompt_score_drop_max=0.05)
-    same = _one(check(r, drop, baseline_prompt_scores=scores), "clip.prompt_score_drop")
+    same = _cmp(r, _record(r), drop)["clip.prompt_score_drop"]
     assert same.status is Status.PASSED and same.measured == pytest.approx(0.0, abs=1e-6)
-    assert same.details["paired"] is True
+    assert same.details["paired"] is True and "unmatched" not in same.details
     worse = scores.copy()
     worse[2] += 0.5  # the baseline scored keyframe 2 much higher: this run lost the prompt there
-    o = _one(check(r, drop, baseline_prompt_scores=worse), "clip.prompt_score_drop")
-    assert o.status is Status.FAILED and o.measured == pytest.approx(0.5 / len(scores), abs=1e-5)
+    base = _record(r, arrays={"clip_similarity.prompt_scores": worse})
+    o = _cmp(r, base, drop)["clip.prompt_score_drop"]
+    assert o.status is Status.FAILED and o.measured == pytest.approx(0.5 / len(scores), abs=1e-3)  # float16
     assert o.details["worst_frame"] == r.keyframes[2].frame and f"frame {r.keyframes[2].frame}" in o.message
-    # keyframes that cannot be paired (another length): the unpaired mean comparison
+    # a baseline with one keyframe less (a shorter clip): the 4 paired keyframes, the unpaired one named
+    short = _record(r, frames=[0, 6, 12, 18], arrays={"clip_similarity.prompt_scores": scores[:-1],
+                                                      "clip_similarity.embeddings": r.embeddings[:-1]})
+    o = _cmp(r, short, drop)["clip.prompt_score_drop"]
+    assert o.status is Status.PASSED and o.details["frames"] == [0, 6, 12, 18]
+    assert [k["frame"] for k in o.details["unmatched"]["current"]] == [24] and "frame 24 (2.00 s)" in o.message
+    # an older baseline without per-keyframe scores: the means
     mean = r.aggregates()["prompt_score_mean"]
-    o = _one(check(r, drop, baseline_prompt_score=mean, baseline_prompt_scores=scores[:-1]), "clip.prompt_score_drop")
-    assert o.status is Status.PASSED and "paired" not in o.details
+    for base_mean, status in ((mean + 0.01, Status.PASSED), (mean + 0.2, Status.FAILED)):
+        old = BaselineRecord(base.item_key, base.model_key, scalars={"clip_similarity.prompt_score_mean": base_mean})
+        o = _cmp(r, old, drop)["clip.prompt_score_drop"]
+        assert o.status is status and "paired" not in o.details and o.baseline == pytest.approx(base_mean, abs=1e-5)
+    # no baseline yet, or no prompt: unmeasured, never passed
+    (o,) = unmeasured_outcomes(drop, "no golden baseline yet", _record(r))
+    assert o.check == "clip.prompt_score_drop" and o.status is Status.UNMEASURED and "no golden baseline yet" in o.message
+    no_prompt = cs.analyze(_card(), model=models_tiny_clip)
+    o = _cmp(no_prompt, _record(r), drop)["clip.prompt_score_drop"]
+    assert o.status is Status.UNMEASURED and "no prompt" in o.message

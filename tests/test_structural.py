@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pytest_ltx.expect.clip_score import ClipScoreExpect, check_structural
+from pytest_ltx.baseline import BaselineRecord, compare
+from pytest_ltx.expect.clip_score import ClipScoreExpect
 from pytest_ltx.media import Clip
 from pytest_ltx.metrics import structural
 from pytest_ltx.metrics.sampling import sample_indices
@@ -65,56 +66,68 @@ def test_fingerprint_shape_and_frames():
     assert fp.times[1] == pytest.approx(0.5)
 
 
+# ---- the one SSIM gate: the baseline comparison, threshold from clip.structural_similarity_min ------------
+
+
+def _record(clip: Clip, size: int = structural.THUMB_SIZE) -> BaselineRecord:
+    """What a baseline keeps of ``clip``'s fingerprint (a record of this run looks the same)."""
+    fp = structural.fingerprint(clip, size=size)
+    return BaselineRecord("specs/cards/card", "testcard-0", arrays={"structural.thumbnails": fp.thumbnails},
+                          keyframe_frames=list(fp.frames), fps=fp.fps)
+
+
+def _gate(clip: Clip, base: BaselineRecord, bound: float | None = 0.8):
+    cmp = compare(_record(clip), base, clip=ClipScoreExpect(structural_similarity_min=bound))
+    (check,) = cmp.arrays
+    (outcome,) = [o for o in cmp.outcomes() if o.check == "baseline.structural.thumbnails"]
+    return check, outcome
+
+
 def test_identical_clip_is_one_changed_scene_fails():
-    a = _card(seed=1)
-    base = structural.fingerprint(a)
-    same = structural.compare(structural.fingerprint(_card(seed=1)), base)
-    assert same.similarity is not None and same.min == pytest.approx(1.0)
-    expect = ClipScoreExpect(structural_similarity_min=0.8)
-    (ok,) = check_structural(same, expect)
-    assert ok.status is Status.PASSED
+    base = _record(_card(seed=1))
+    same, ok = _gate(_card(seed=1), base)
+    assert same.min == pytest.approx(1.0) and ok.status is Status.PASSED and ok.allowed == 0.8
 
     # a cut at frame 12 to a different scene: keyframes from 12 on change, earlier ones do not
-    cut = structural.analyze(_card(seed=1, cuts=(12,)), baseline_thumbnails=base.thumbnails)
-    sims = dict(zip(cut.sampled_frames, cut.similarity))
+    cut, bad = _gate(_card(seed=1, cuts=(12,)), base)
+    sims = dict(zip(cut.frames, cut.values))
     assert sims[0] == pytest.approx(1.0) and sims[6] == pytest.approx(1.0)
     assert max(sims[12], sims[18], sims[24]) < 0.6
-    (bad,) = check_structural(cut, expect)
     assert bad.status is Status.FAILED
     frame = bad.details["worst_frame"]
-    assert frame >= 12 and f"frame {frame}" in bad.message and "< 0.8" in bad.message
+    assert frame >= 12 and f"(frame {frame}, {frame / 12:.2f} s)" in bad.message and "min allowed 0.80" in bad.message
 
     # a whole different scene (another seed) fails too
-    other = structural.analyze(_card(seed=7), baseline_thumbnails=base.thumbnails)
-    assert other.mean < 0.6 and check_structural(other, expect)[0].failed
+    other, o = _gate(_card(seed=7), base)
+    assert float(np.mean(other.values)) < 0.6 and o.failed
 
 
 def test_mild_perturbation_stays_close_but_below_identity():
     a = _card(seed=3)
-    base = structural.fingerprint(a)
+    base = _record(a)
     rng = np.random.default_rng(0)
     noisy = np.clip(a.frames.astype(np.int16) + rng.normal(0, 6, a.frames.shape), 0, 255).astype(np.uint8)
-    r = structural.analyze(Clip(frames=noisy, fps=a.fps), baseline_thumbnails=base.thumbnails)
-    assert 0.8 < r.min < 1.0
-    assert check_structural(r, ClipScoreExpect(structural_similarity_min=0.8))[0].status is Status.PASSED
+    check, o = _gate(Clip(frames=noisy, fps=a.fps), base)
+    assert 0.8 < check.min < 1.0 and o.status is Status.PASSED
 
 
 def test_baseline_alignment_and_size_mismatch_are_noted():
     a = _card(seed=2)
-    base = structural.fingerprint(a, size=32)  # e.g. an older 32 px baseline
-    r = structural.analyze(a, baseline_thumbnails=base.thumbnails)
-    assert "32x32" in r.note and r.min > 0.999  # resampling twice costs a rounding error
-    short = Clip(frames=a.frames[:13], fps=a.fps)  # 3 keyframes vs 5 in the baseline
-    r2 = structural.analyze(short, baseline_thumbnails=structural.fingerprint(a).thumbnails)
-    assert len(r2.similarity) == 3 and "relative position" in r2.note
+    check, o = _gate(a, _record(a, size=32))  # e.g. an older 32 px baseline
+    assert "32x32" in o.message and check.min > 0.999  # resampling twice costs a rounding error
+    # 3 keyframes (0, 6, 12) vs 5 in the baseline: paired by time, the baseline's last two have no partner
+    short = Clip(frames=a.frames[:13], fps=a.fps)
+    check, o = _gate(short, _record(a))
+    assert check.frames == (0, 6, 12) and check.min == pytest.approx(1.0)
+    assert o.status is Status.FAILED and "frame 18 (1.50 s), frame 24 (2.00 s)" in o.message
+    assert "length or sampling changed" in o.message
+    assert [k["frame"] for k in o.details["unmatched"]["baseline"]] == [18, 24]
 
 
-def test_no_baseline_is_unmeasured_and_result_serialises():
+def test_no_baseline_inputs_and_result_serialises():
     r = structural.analyze(_card())
-    assert r.similarity is None and r.scalars() == {"ssim_min": None, "ssim_mean": None}
-    (o,) = check_structural(r, ClipScoreExpect(structural_similarity_min=0.9))
-    assert o.status is Status.UNMEASURED
-    assert check_structural(r, ClipScoreExpect()) == []
+    assert r.scalars() == {}  # nothing measured against a baseline lives in the metric
     d = json.loads(json.dumps(r.to_dict()))
     assert d["sampled_frames"] == [0, 6, 12, 18, 24] and d["thumbnail_size"] == [64, 64]
+    assert d["times_s"] == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert r.arrays()["thumbnails"].shape == (5, 64, 64)
