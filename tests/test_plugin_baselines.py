@@ -592,3 +592,44 @@ def test_baseline_from_another_pipeline_shows_the_manifest_diff(pytester: pytest
     r = run(pytester)
     r.assert_outcomes(failed=1, warnings=1)
     r.stdout.fnmatch_lines([f"*  pipeline changed since the baseline: {diff}"])
+
+
+def test_clip_keyframes_are_gated_by_the_baseline_step(pytester: pytest.Pytester, models_tiny_clip_files) -> None:
+    """CLIP keyframe embeddings reach the baseline comparison (``baseline.keyframe_cosine_min``): a test card
+    passes against its own baseline; the same card with another scene at its last keyframe (frame 24,
+    2.00 s) fails there. Random CLIP weights: the cosine of a changed keyframe is ~0.93, hence 0.99."""
+    weights, cfg = models_tiny_clip_files
+    (pytester.path / "pyproject.toml").write_text(
+        f'[tool.pytest-ltx.clip]\narch = "pytest-ltx-test-tiny"\nweights = "{weights}"\nconfig = "{cfg}"\n')
+
+    def spec(extra: str = "") -> str:
+        return textwrap.dedent(f"""
+        clips:
+          - id: c
+            testcard: {{width: 96, height: 64, frames: 25, fps: 12, seed: 1{extra}}}
+            expect:
+              clip: {{}}
+              baseline: {{keyframe_cosine_min: 0.99}}
+        """)
+
+    write_spec(pytester, spec())
+    created = run(pytester, "--ltx-create-missing")
+    created.assert_outcomes(passed=1)
+    assert "clip_similarity.embeddings" in json.loads(
+        (base_dir(pytester, "c") / "record.json").read_text())["arrays"]
+    run(pytester).assert_outcomes(passed=1)
+    (item,) = results(pytester)["items"]
+    o = {x["check"]: x for x in item["outcomes"]}["baseline.clip_similarity.embeddings"]
+    assert o["status"] == "passed" and o["allowed"] == 0.99 and o["measured"] > 0.999
+    assert "clip_similarity" in item["evaluation"] and "baseline_similarity" not in json.dumps(item["evaluation"])
+
+    write_spec(pytester, spec(", cuts: [24]"))
+    changed = run(pytester)
+    changed.assert_outcomes(failed=1)
+    (item,) = results(pytester)["items"]
+    o = {x["check"]: x for x in item["outcomes"]}["baseline.clip_similarity.embeddings"]
+    assert o["status"] == "failed" and o["details"]["worst_frame"] == 24
+    assert "at keyframe 4 (frame 24, 2.00 s); min allowed 0.99" in o["message"]
+    per_kf = dict(zip(o["details"]["frames"], o["details"]["per_keyframe"]))
+    assert all(per_kf[f] > 0.999 for f in (0, 6, 12, 18)) and per_kf[24] < 0.99
+    changed.stdout.fnmatch_lines(["*keyframe CLIP cosine to the baseline fell to*frame 24*"])

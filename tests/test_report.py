@@ -226,8 +226,14 @@ def _hostile_results(tmp_path: Path) -> Path:
                   "comparison": {"ok": False, "environment_diff": ["torch 2.0.0 → 2.14.1"],
                                  "metrics": [{"key": "motion.cuts", "baseline": 0, "current": 1, "delta": 1,
                                               "allowed": 0, "ok": False}],
-                                 "arrays": [{"name": "structural.thumbnails", "values": [0.2, 0.3, 0.9],
-                                             "threshold": 0.7}]}},
+                                 # SSIM per paired keyframe, listed in another order than the golden row:
+                                 # the page pairs them by the stored keyframe each was compared with
+                                 "arrays": [{"name": "structural.thumbnails", "kind": "structural",
+                                             "values": [0.9, 0.2, 0.3], "frames": [8, 0, 4],
+                                             "baseline_frames": [8, 0, 4], "threshold": 0.7},
+                                            {"name": "clip_similarity.embeddings", "kind": "embedding",
+                                             "values": [0.99, 0.97, 0.5], "frames": [0, 4, 8],
+                                             "baseline_frames": [0, 4, 8], "threshold": 0.9}]}},
     )
     path = report / "results.json"
     write_results(path, [item])
@@ -254,13 +260,16 @@ def test_page_shows_everything_a_reviewer_needs_and_escapes_all_of_it(tmp_path: 
     for row in ("golden", "now", "diff"):
         assert art["baseline_keyframes"][row] in html
     assert "SSIM 0.200" in html and "SSIM 0.900" in html
+    golden_ssim = re.findall(r"SSIM (\d\.\d+)", html)
+    assert golden_ssim[:3] == ["0.200", "0.300", "0.900"], golden_ssim  # frames 0, 4, 8
     # keyframes enlarge (a CSS lightbox per keyframe: no script, works in a self-contained page too)
     assert len(art["keyframes"]) == 8 and html.count('class="lightbox"') == 8
     # a metric family the report has no code for shows its check and its values
     assert "audio_qc.loudness" in html and "loudness_lufs" in html and "-31.5" in html
     # plots drawn from results + media (motion with its cut, OCR boxes), written beside the page
     plots = re.findall(r'src="(media/[^"]+/plot-[^"]+\.png)"', html)
-    assert {p.split("/plot-")[1].split("-")[0] for p in plots} >= {"motion", "ocr"}
+    # (and the per-keyframe similarity to the golden baseline, from the baseline comparison)
+    assert {p.split("/plot-")[1].split("-")[0] for p in plots} >= {"motion", "ocr", "keyframes"}
     assert all((results.parent / p).stat().st_size > 2000 for p in plots)
 
 

@@ -1,7 +1,9 @@
 """Golden baselines: a small reviewable record per clip item and model, compared with tolerance.
 
 ``record``: the record and its on-disk form; ``store``: read, queue, flush atomically, unused, prune;
-``compare``: tolerances and per-keyframe similarity → outcomes; ``calibrate``: run-to-run spread.
+``compare``: tolerances and every baseline-relative measurement (per-keyframe CLIP cosine, SSIM, audio
+spectra, the paired prompt-score drop) → outcomes; ``keyframes``: the one keyframe-alignment policy they
+all use (by timestamp); ``calibrate``: run-to-run spread.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from .compare import (
     BaselineComparison,
     DeltaKind,
     MetricDelta,
+    PromptScoreDelta,
     Tolerance,
     ToleranceSource,
     compare,
@@ -21,7 +24,9 @@ from .compare import (
     missing_outcome,
     resolve_tolerance,
     structural_similarity,
+    unmeasured_outcomes,
 )
+from .keyframes import KeyframeAlignment, KeyframePair, align_keyframes
 from .record import (
     BaselineError,
     BaselineRecord,
@@ -44,14 +49,18 @@ __all__ = [
     "BaselineStore",
     "Calibration",
     "ChangeKind",
+    "KeyframeAlignment",
+    "KeyframePair",
     "DEFAULT_TOLERANCES",
     "DeltaKind",
     "MetricDelta",
     "MetricMove",
     "MetricSpread",
+    "PromptScoreDelta",
     "Tolerance",
     "ToleranceSource",
     "UpdateSummary",
+    "align_keyframes",
     "calibrate_records",
     "calibration_seeds",
     "collect_environment",
@@ -67,4 +76,5 @@ __all__ = [
     "spread_of",
     "storable_scalars",
     "structural_similarity",
+    "unmeasured_outcomes",
 ]

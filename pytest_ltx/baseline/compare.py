@@ -1,5 +1,9 @@
 """Compare a run's results with its golden baseline: per-metric tolerance, per-keyframe similarity.
 
+Every number measured *against* the baseline is measured here, never by a metric: keyframe CLIP cosine,
+keyframe SSIM of the structural thumbnails, audio-spectrum similarity and the paired prompt-score drop,
+all over keyframes paired by the one alignment policy of :mod:`pytest_ltx.baseline.keyframes`.
+
 Default tolerances (used when neither the spec nor a calibration says otherwise), first match wins:
 
 =====================================================  ==============  =====================
