@@ -21,6 +21,7 @@ their keyframes once with :func:`align_keyframes`:
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -154,7 +155,15 @@ def align_keyframes(frames: Sequence[int], fps: float | None, baseline_frames: S
     # one keyframe on each side: they are the same moment only if within half a frame
     tol = min(steps) / 2 if steps else 0.5 / max(fps, baseline_fps)
     slack = 1e-6  # float rounding of frame / fps, not tolerance
-    cands = sorted((abs(a - b), i, j) for i, a in enumerate(t) for j, b in enumerate(tb) if abs(a - b) <= tol + slack)
+    # candidate pairs within tolerance (bisect on the sorted stored times: linear in the keyframes, not K×K)
+    order = sorted(range(m), key=lambda j: tb[j])
+    sorted_tb = [tb[j] for j in order]
+    cands = []
+    for i, a in enumerate(t):
+        lo = bisect.bisect_left(sorted_tb, a - tol - slack)
+        hi = bisect.bisect_right(sorted_tb, a + tol + slack)
+        cands += [(abs(a - sorted_tb[k]), i, order[k]) for k in range(lo, hi)]
+    cands.sort()
     used_i: set[int] = set()
     used_j: set[int] = set()
     chosen: dict[int, int] = {}
