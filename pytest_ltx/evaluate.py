@@ -136,7 +136,8 @@ def _text(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
 def _clip_similarity(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
     from pytest_ltx.metrics.clip_score import ClipConsumer
 
-    return ClipConsumer(prompt=ctx.prompt, sample_fps=_sample_fps(expect.clip if expect is not None else None), profile=ctx.clip_model)
+    return ClipConsumer(prompt=ctx.prompt, sample_fps=_sample_fps(expect.clip if expect is not None else None),
+                        profile=ctx.clip_model)
 
 
 def _structural(expect: Expectations | None, ctx: MetricContext) -> "Consumer":

@@ -97,5 +97,5 @@ def test_every_baseline_check_uses_the_same_alignment() -> None:
     cmp = compare(_record(at25, 25.0, emb, thumbs, scores), _record(frames, 24.0, emb, thumbs, scores),
                   clip=ClipScoreExpect(prompt_score_drop_max=0.1))
     assert cmp.ok and all(o.status is Status.PASSED for o in cmp.outcomes())
-    assert {o.check for o in cmp.outcomes()} >= {"baseline.clip_similarity.embeddings", "baseline.structural.thumbnails",
-                                                  "clip.prompt_score_drop"}
+    assert {o.check for o in cmp.outcomes()} >= {
+        "baseline.clip_similarity.embeddings", "baseline.structural.thumbnails", "clip.prompt_score_drop"}

@@ -148,12 +148,14 @@ def test_identical_clip_has_baseline_similarity_one_perturbed_is_lower(models_ti
     sims = _cmp(changed, golden, ClipScoreExpect(baseline_similarity_min=0.0))["clip.baseline_similarity"]
     sims = dict(zip(sims.details["frames"], sims.details["per_keyframe"]))
     assert sims[0] == pytest.approx(1.0, abs=2e-3) and sims[6] == pytest.approx(1.0, abs=2e-3)
-    assert max(sims[12], sims[18], sims[24]) < min(sims[0], sims[6]) - 1e-3  # random weights: lower, by how much means nothing
+    # random weights: lower, by how much means nothing
+    assert max(sims[12], sims[18], sims[24]) < min(sims[0], sims[6]) - 1e-3
     bound = (1.0 + min(sims.values())) / 2
     o = _cmp(changed, golden, ClipScoreExpect(baseline_similarity_min=bound))["clip.baseline_similarity"]
     assert o.status is Status.FAILED and o.details["worst_frame"] >= 12 and "plumbing only" in o.message
     # one gate: with clip.baseline_similarity_min the keyframe cosine is not gated a second time
-    assert "baseline.clip_similarity.embeddings" not in _cmp(changed, golden, ClipScoreExpect(baseline_similarity_min=bound))
+    assert "baseline.clip_similarity.embeddings" not in _cmp(changed, golden,
+                                                            ClipScoreExpect(baseline_similarity_min=bound))
 
 
 def test_keyframe_cosine_min_gates_each_keyframe_and_names_the_changed_one(models_tiny_clip):
@@ -270,7 +272,8 @@ def test_prompt_score_drop_is_paired_keyframe_by_keyframe(models_tiny_clip):
         assert o.status is status and "paired" not in o.details and o.baseline == pytest.approx(base_mean, abs=1e-5)
     # no baseline yet, or no prompt: unmeasured, never passed
     (o,) = unmeasured_outcomes(drop, "no golden baseline yet", _record(r))
-    assert o.check == "clip.prompt_score_drop" and o.status is Status.UNMEASURED and "no golden baseline yet" in o.message
+    assert o.check == "clip.prompt_score_drop" and o.status is Status.UNMEASURED
+    assert "no golden baseline yet" in o.message
     no_prompt = cs.analyze(_card(), model=models_tiny_clip)
     o = _cmp(no_prompt, _record(r), drop)["clip.prompt_score_drop"]
     assert o.status is Status.UNMEASURED and "no prompt" in o.message

@@ -610,23 +610,37 @@ def test_clip_keyframes_are_gated_by_the_baseline_step(pytester: pytest.Pytester
             expect:
               clip: {{}}
               baseline: {{keyframe_cosine_min: 0.99}}
+          - id: d
+            testcard: {{width: 96, height: 64, frames: 25, fps: 12, seed: 2}}
+            expect:
+              clip: {{baseline_similarity_min: 0.99}}
         """)
+
+    def by_id() -> dict[str, dict]:
+        return {i["clip_id"]: {x["check"]: x for x in i["outcomes"]} | {"_ev": i["evaluation"]}
+                for i in results(pytester)["items"]}
 
     write_spec(pytester, spec())
     created = run(pytester, "--ltx-create-missing")
-    created.assert_outcomes(passed=1)
+    created.assert_outcomes(passed=2)
     assert "clip_similarity.embeddings" in json.loads(
         (base_dir(pytester, "c") / "record.json").read_text())["arrays"]
-    run(pytester).assert_outcomes(passed=1)
-    (item,) = results(pytester)["items"]
-    o = {x["check"]: x for x in item["outcomes"]}["baseline.clip_similarity.embeddings"]
+    # not compared yet: the clip's baseline check says so (never passed, never absent)
+    o = by_id()["d"]["clip.baseline_similarity"]
+    assert o["status"] == "unmeasured" and "the baseline is created by this run" in o["message"]
+    run(pytester).assert_outcomes(passed=2)
+    items = by_id()
+    o = items["c"]["baseline.clip_similarity.embeddings"]
     assert o["status"] == "passed" and o["allowed"] == 0.99 and o["measured"] > 0.999
-    assert "clip_similarity" in item["evaluation"] and "baseline_similarity" not in json.dumps(item["evaluation"])
+    assert "clip_similarity" in items["c"]["_ev"] and "baseline_similarity" not in json.dumps(items["c"]["_ev"])
+    # clip.baseline_similarity_min sets the threshold of the same gate, under its own name: one gate, not two
+    o = items["d"]["clip.baseline_similarity"]
+    assert o["status"] == "passed" and o["allowed"] == 0.99 and "baseline.clip_similarity.embeddings" not in items["d"]
 
     write_spec(pytester, spec(", cuts: [24]"))
     changed = run(pytester)
-    changed.assert_outcomes(failed=1)
-    (item,) = results(pytester)["items"]
+    changed.assert_outcomes(failed=1, passed=1)
+    item = next(i for i in results(pytester)["items"] if i["clip_id"] == "c")
     o = {x["check"]: x for x in item["outcomes"]}["baseline.clip_similarity.embeddings"]
     assert o["status"] == "failed" and o["details"]["worst_frame"] == 24
     assert "at keyframe 4 (frame 24, 2.00 s); min allowed 0.99" in o["message"]

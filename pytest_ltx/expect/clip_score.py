@@ -33,8 +33,8 @@ class ClipScoreExpect(ExpectModel):
                                 "drops. The trustworthy prompt gate; a floor (prompt_score_min) is not"
     )
     baseline_similarity_min: float | None = Field(
-        None, ge=-1, le=1, description="per-keyframe image cosine to the golden baseline, lowest allowed "
-                                "(replaces baseline.keyframe_cosine_min for this item; outcome clip.baseline_similarity)"
+        None, ge=-1, le=1, description="per-keyframe image cosine to the golden baseline, lowest allowed (replaces "
+                                "baseline.keyframe_cosine_min for this item; outcome clip.baseline_similarity)"
     )
     structural_similarity_min: float | None = Field(
         None, ge=-1, le=1, description="per-keyframe SSIM to the golden baseline (weight-free); replaces "

@@ -602,7 +602,8 @@ class ClipConsumer(KeyframeConsumer):
 
     name = "clip_similarity"
 
-    def __init__(self, *, prompt: str | None = None, sample_fps: float = 2.0, profile: "ClipModelProfile | str | Mapping[str, Any] | None" = None,
+    def __init__(self, *, prompt: str | None = None, sample_fps: float = 2.0,
+                 profile: "ClipModelProfile | str | Mapping[str, Any] | None" = None,
                  model: LoadedClipModel | None = None, batch: int = 16) -> None:
         super().__init__(sample_fps)
         self.prompt = prompt

@@ -27,7 +27,8 @@ from pytest_ltx.stream import KeyframeConsumer, StreamFrame, StreamInfo
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
 
-__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralConsumer", "StructuralResult", "analyze", "fingerprint", "ssim", "thumbnail"]
+__all__ = ["THUMB_SIZE", "Fingerprint", "StructuralConsumer", "StructuralResult", "analyze", "fingerprint", "ssim",
+           "thumbnail"]
 
 #: thumbnail side in pixels: big enough for an 11×11 SSIM window to see structure, small enough to store
 THUMB_SIZE = 64
