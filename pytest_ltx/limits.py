@@ -37,6 +37,9 @@ class Limits:
     pack_kb: int = 8192
     #: rows of one prompt pack
     pack_rows: int = 10_000
+    #: pixels of one still image (a conditioning or first-frame reference), in megapixels, read from the
+    #: image header before decoding (8K is 33 MP; a 20 kB PNG can claim gigapixels)
+    image_mp: int = 64
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -30,6 +30,7 @@ __all__ = [
     "write_clip",
     "write_frames",
     "read_audio_file",
+    "read_image_rgb",
     "resize_frames",
 ]
 
@@ -558,6 +559,36 @@ def read_clip(
         else:
             wav, sr = _read_audio(p)
     return Clip(frames=arr, fps=info.fps, audio=wav, sample_rate=sr, source=str(p))
+
+
+def read_image_rgb(path: os.PathLike[str] | str) -> np.ndarray:
+    """A still image (PNG, JPEG, WebP …) as RGB uint8 ``[H, W, 3]``. Its size is checked against the
+    ``image_mp`` budget from the header, before anything is decoded; an unreadable file raises
+    :class:`ClipReadError` naming it, an oversized one :class:`pytest_ltx.limits.LimitError`."""
+    import warnings
+
+    from PIL import Image
+
+    from pytest_ltx.limits import LimitError, current, raise_hint
+
+    p = Path(path)
+    limit = current().image_mp
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > limit * 1_000_000:
+                    raise LimitError(f"{p}: the image is {w}x{h} ({w * h / 1e6:.0f} MP), over the {limit} MP limit "
+                                     f"for a still image; not decoded; {raise_hint('image_mp')}")
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:  # PIL's own header check
+        raise LimitError(f"{p}: {e}; over the {limit} MP limit for a still image; not decoded; "
+                         f"{raise_hint('image_mp')}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, LimitError):
+            raise
+        raise ClipReadError(p, f"not a readable image ({type(e).__name__}: {e})") from None
 
 
 #: suffix -> (container format, video encoder, audio encoder)

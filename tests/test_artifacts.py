@@ -164,3 +164,96 @@ def test_signals_accumulate_frame_by_frame(card):
     a = art.analyze_signals(acc.finish())
     b = art.analyze(clip)
     assert a.to_dict() == b.to_dict()
+
+
+def test_first_frame_canary_form_finds_an_unfaithful_first_frame(card):
+    """``expected: {first_frame: 0}``: passes only when the first frame is NOT the conditioning image."""
+    clip = card(seed=1)
+    same, other = clip.frames[0], card(seed=8).frames[0]
+    got = outcomes(clip, conditioning=other, expected={"first_frame": 0})["artifacts.first_frame"]
+    assert got.status is Status.PASSED and "found, SSIM" in got.message
+    got = outcomes(clip, conditioning=same, expected={"first_frame": 0})["artifacts.first_frame"]
+    assert got.status is Status.FAILED and "missed" in got.message
+    got = outcomes(clip, expected={"first_frame": 0})["artifacts.first_frame"]  # nothing to compare with
+    assert got.status is Status.FAILED and "first_frame_image" in got.message
+    got = outcomes(clip, conditioning=other, expected={"first_frame": 3})["artifacts.first_frame"]
+    assert got.status is Status.FAILED and "only be expected at frame 0" in got.message
+
+
+FIRST_FRAME_SPEC = """
+clips:
+  - id: card
+    testcard: {{width: 128, height: 96, frames: 13, fps: 12, seed: 4}}
+    expect:
+      artifacts: {{first_frame_image: {image}{extra}}}
+      baseline: {{enabled: false}}
+"""
+
+
+def _first_frame_png(pytester, name: str, seed: int) -> None:
+    """The first frame of a test card (after the same H.264 round trip the item's clip takes), as a PNG."""
+    import cv2
+
+    from pytest_ltx.media import read_clip, write_clip
+
+    mp4 = write_clip(tc.draw(tc.TestCardSpec(width=128, height=96, frames=13, fps=12, seed=seed)).clip,
+                     pytester.path / f"{name}.mp4")
+    first = read_clip(mp4).frames[0]
+    mp4.unlink()
+    cv2.imwrite(str(pytester.path / "specs" / name), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
+
+
+def test_first_frame_image_of_a_clip_not_rendered_here(pytester: pytest.Pytester) -> None:
+    """A test card (standing in for a clip from another image-to-video tool) checked against the image it
+    should start from: its own first frame passes, another scene fails, and the canary form inverts both."""
+    (pytester.path / "specs").mkdir()
+    _first_frame_png(pytester, "own.png", seed=4)
+    _first_frame_png(pytester, "other.png", seed=9)
+    args = ("specs/", "-p", "no:cacheprovider", "-p", "no:randomly")
+    for image, extra, passed in (("own.png", "", True), ("other.png", "", False),
+                                 ("other.png", ", expected: {first_frame: 0}", True),
+                                 ("own.png", ", expected: {first_frame: 0}", False)):
+        (pytester.path / "specs" / "a.yaml").write_text(FIRST_FRAME_SPEC.format(image=image, extra=extra))
+        r = pytester.runpytest_subprocess(*args)
+        r.assert_outcomes(passed=int(passed), failed=int(not passed))
+        if not passed and not extra:
+            r.stdout.fnmatch_lines(["*artifacts.first_frame: first frame SSIM to the conditioning image*"])
+
+
+def test_first_frame_image_is_confined_and_must_exist(pytester: pytest.Pytester) -> None:
+    (pytester.path / "specs").mkdir()
+    for image, words in (("/etc/passwd", "is outside the project root"), ("missing.png", "missing.png not found")):
+        (pytester.path / "specs" / "a.yaml").write_text(FIRST_FRAME_SPEC.format(image=image, extra=""))
+        r = pytester.runpytest_subprocess("specs/", "-p", "no:cacheprovider")
+        r.assert_outcomes(errors=1)
+        r.stdout.fnmatch_lines([f"*specs/a.yaml:6: clips[[]0[]].expect.artifacts.first_frame_image: *{words}*"])
+        assert "Traceback" not in r.stdout.str()
+
+
+def test_still_images_are_budgeted_before_decoding(tmp_path) -> None:
+    """A PNG whose header claims 40 000 × 40 000 pixels is refused from its header (named, with the
+    setting to raise), and an unreadable file names itself."""
+    import struct
+    import zlib
+
+    from pytest_ltx.limits import LimitError
+    from pytest_ltx.media import ClipReadError, read_image_rgb
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(LimitError, match=r"bomb.png: .*1600000000 pixels.*over the 64 MP limit.*image_mp="):
+        read_image_rgb(bomb)
+    # under PIL's own threshold but over ours: refused by our header check
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 9000, 8000, 8, 2, 0, 0, 0))
+                    + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(LimitError, match=r"big.png: the image is 9000x8000 \(72 MP\), over the 64 MP limit"):
+        read_image_rgb(big)
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(ClipReadError, match="junk.png: not a readable image"):
+        read_image_rgb(junk)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ArtifactsExpect", "check"]
 
-DefectName = Literal["end_flash", "static_start", "corrupt", "photosensitive"]
+DefectName = Literal["end_flash", "static_start", "corrupt", "photosensitive", "first_frame"]
 
 
 class ArtifactsExpect(ExpectModel):
@@ -38,6 +38,11 @@ class ArtifactsExpect(ExpectModel):
         0.25, ge=0, description="longest run of near-identical frames from the first frame (s)")
     first_frame_ssim_min: float | None = Field(
         0.6, ge=-1, le=1, description="SSIM of the first frame to the conditioning image (image-to-video only)")
+    first_frame_image: str | None = Field(
+        None, min_length=1,
+        description="the conditioning image of a clip not rendered here (a `file:` item from another image-to-video "
+                    "tool, a canary): path relative to the spec file, confined like every spec path. A rendered "
+                    "item is compared with its own `image:`")
     max_corrupt_frames: int | None = Field(
         0, ge=0, description="frames of noise or block garbage allowed in the last tail_s")
     max_flashes_per_s: float | None = Field(
@@ -102,7 +107,22 @@ def check(result: "ArtifactsResult", expect: ArtifactsExpect, *, conditioned: bo
                            round(expect.max_static_start_s * fps, 2)))
 
     # first frame vs conditioning image
-    if expect.first_frame_ssim_min is not None and conditioned:
+    if "first_frame" in exp:  # a canary: its first frame is known NOT to be the image it names
+        v = result.first_frame_ssim
+        lim = expect.first_frame_ssim_min if expect.first_frame_ssim_min is not None else 0.6
+        if not conditioned or v is None:
+            out.append(Outcome("artifacts.first_frame", Status.FAILED,
+                               "expected an unfaithful first frame, but there is no conditioning image to compare "
+                               "it with (give `first_frame_image`)", None, lim))
+        elif exp["first_frame"] != 0:
+            out.append(Outcome("artifacts.first_frame", Status.FAILED,
+                               f"first_frame can only be expected at frame 0, not {exp['first_frame']}", None, lim))
+        else:
+            found = v < lim
+            out.append(Outcome("artifacts.first_frame", Status.PASSED if found else Status.FAILED,
+                               f"expected an unfaithful first frame (SSIM to the conditioning image below {lim:g}): "
+                               + (f"found, SSIM {v:.3f}" if found else f"missed, SSIM {v:.3f}"), round(v, 4), lim))
+    elif expect.first_frame_ssim_min is not None and conditioned:
         v = result.first_frame_ssim
         if v is None:
             out.append(Outcome("artifacts.first_frame", Status.UNMEASURED,

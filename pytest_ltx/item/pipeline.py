@@ -121,8 +121,14 @@ def metric_context(ctx: ItemContext, spec: "ItemSpec", run: "ClipRun | None") ->
 
     clip_model = ctx.models.clip_profile() if spec.expect.clip is not None else None
     image = (run.provenance.get("image") or {}) if run is not None else {}
-    return MetricContext(prompt=spec.prompt, clip_model=clip_model,
-                         conditioning_image=image.get("path") if isinstance(image, dict) else None)
+    conditioning = image.get("path") if isinstance(image, dict) else None
+    art = spec.expect.artifacts
+    if conditioning is None and art is not None and art.first_frame_image is not None:
+        from pytest_ltx.confine import PathPolicy
+
+        # checked at collection already (file, line, field); resolved again: the same confinement
+        conditioning = str(PathPolicy.from_settings(ctx.settings).resolve(art.first_frame_image, spec.base_dir))
+    return MetricContext(prompt=spec.prompt, clip_model=clip_model, conditioning_image=conditioning)
 
 
 def measure(ctx: ItemContext, spec: "ItemSpec", run: "ClipRun | None", media: "MediaSource", *,

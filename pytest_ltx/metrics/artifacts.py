@@ -455,10 +455,9 @@ class ArtifactsConsumer(Consumer):
     def finish(self, info: Any) -> ArtifactsResult:
         image = self.conditioning_image
         if image is not None and not isinstance(image, np.ndarray):
-            from PIL import Image
+            from pytest_ltx.media import read_image_rgb
 
-            with Image.open(image) as im:
-                image = np.asarray(im.convert("RGB"))
+            image = read_image_rgb(image)  # budgeted; an unreadable image names its file
         sig = self._acc.finish()
         sig = FrameSignals(**{**sig.__dict__, "fps": float(info.fps)})
         return analyze_signals(sig, tail_s=self.tail_s, conditioning_image=image, frame_index=info.original_index)

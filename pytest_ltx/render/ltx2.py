@@ -229,11 +229,15 @@ def prepare_image(path: Path, width: int, height: int) -> tuple[Any, str | None]
     import torch
     from PIL import Image
 
+    from pytest_ltx.limits import LimitError
+    from pytest_ltx.media import ClipReadError, read_image_rgb
+
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32)
-    except OSError as e:
-        raise RenderError(f"conditioning image {path} cannot be read ({e})") from None
+        arr = read_image_rgb(path).astype(np.float32)
+    except ClipReadError as e:
+        raise RenderError(f"conditioning image {path} cannot be read ({e.reason})") from None
+    except LimitError as e:
+        raise RenderError(f"conditioning image {e}") from None
     src_h, src_w = arr.shape[:2]
     t = torch.from_numpy(arr).permute(2, 0, 1)[None]
     scale = max(height / src_h, width / src_w)

@@ -337,6 +337,9 @@ def _missing_paths(spec: SpecFile, path: Path | None, confine: "PathPolicy | Non
         refs: list[tuple[Loc, str | None]] = [(("image",), clip.image)]
         if clip.file is not None:
             refs += [(("file", "path"), clip.file.path), (("file", "audio"), clip.file.audio)]
+        art = clip.expect.artifacts if clip.expect is not None else None
+        if art is not None and art.first_frame_image is not None:
+            refs.append((("expect", "artifacts", "first_frame_image"), art.first_frame_image))
         for sub, rel in refs:
             if rel is None:
                 continue
