@@ -455,36 +455,140 @@ def periodicity(grid: np.ndarray, min_lag: int, max_lag: int) -> tuple[float, fl
 #: share of audio events landing on a visual event: at or below MATCH_NONE no confidence, full at MATCH_FULL
 MATCH_NONE = 0.4
 MATCH_FULL = 0.75
+#: matched audio events needed for full confidence
+MATCH_MIN_EVENTS = 3
 #: a best peak this close to the window edge (ms) is a peak beyond it
 EDGE_MS = 5.0
 
 
-def _matched_fraction(shifted_audio_s: np.ndarray, v: np.ndarray, fps: float) -> float:
-    """Share of (shifted) audio events with a visual candidate event within a frame (±max(1 frame, 30 ms))."""
-    if shifted_audio_s.size == 0 or not np.any(v > 0):
-        return 0.0
-    cand = _event_indices(v, 1, rel=0.15, k_mad=0.0) / fps
+#: a visual event candidate counts at full weight from this share of the clip's strong candidates' level
+VISUAL_WEIGHT_REF = 0.5
+#: an arrival (halt) absorbs the other cues this many frames before it: a fast object coming to rest
+#: trips the return and flow cues on its way in (motion blur, acceleration), the contact is the arrival
+ARRIVAL_ABSORB_FRAMES = 2
+#: half width of the matching kernel, in frames: well under one frame, so a one-frame slip is another offset
+MATCH_HALF_WIDTH_FRAMES = 0.4
+#: the audio onset is where the onset envelope first reaches this share of its peak (leading edge)
+ONSET_LEVEL = 0.5
+
+
+def _onset_times(at: np.ndarray, aenv: np.ndarray, idx: np.ndarray, max_back: int) -> np.ndarray:
+    """Leading-edge time of each onset-envelope peak ``idx``: where the rise first crossed
+    :data:`ONSET_LEVEL` × the peak, linearly interpolated between envelope frames. The peak itself comes
+    later the slower the attack (a 6 ms ramp, a pitch drop); the leading edge barely moves."""
+    out = np.empty(len(idx))
+    for k, i in enumerate(idx):
+        lvl = ONSET_LEVEL * aenv[i]
+        j = int(i)
+        while j > 0 and i - j < max_back and aenv[j - 1] > lvl:
+            j -= 1
+        if j == 0 or aenv[j - 1] > lvl or aenv[j] <= aenv[j - 1]:
+            out[k] = at[j]
+        else:
+            f = (lvl - aenv[j - 1]) / (aenv[j] - aenv[j - 1])
+            out[k] = at[j - 1] + f * (at[j] - at[j - 1])
+    return out
+
+
+def _visual_events(env: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Visual event candidates ``(frame indices, weights 0–1)``: peaks of the combined envelope, where an
+    arrival (a ``halt`` peak) takes over the cues of the :data:`ARRIVAL_ABSORB_FRAMES` frames before it —
+    one physical landing yields one candidate at the frame it lands on, not a cluster."""
+    v = _combine_visual(env).copy()
+    if not np.any(v > 0):
+        return np.zeros(0, int), np.zeros(0)
+    halt = env.get("halt")
+    if halt is not None and _peakiness_weight(halt, FLOORS["halt"]) > 0:
+        hp = _event_indices(halt, 1, rel=0.15, k_mad=0.0)
+        for h in hp:
+            lo = max(0, h - ARRIVAL_ABSORB_FRAMES)
+            v[h] += v[lo:h].sum()
+            v[lo:h] = 0.0
+    cand = _event_indices(v, 1, rel=0.1, k_mad=0.0)
     if cand.size == 0:
-        return 0.0
-    tol = max(1.0 / fps, 0.03)
-    d = np.abs(shifted_audio_s[:, None] - cand[None, :]).min(axis=1)
-    inside = (shifted_audio_s >= 0) & (shifted_audio_s <= len(v) / fps)
-    if not inside.any():
-        return 0.0
-    return float(np.mean(d[inside] <= tol))
+        return cand, np.zeros(0)
+    strength = v[cand]
+    ref = VISUAL_WEIGHT_REF * float(np.percentile(strength, 90))
+    return cand, np.clip(strength / max(ref, 1e-12), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class _Match:
+    """Best alignment of the audio onset train with the visual event train."""
+
+    best_ms: float  # refined: median of the matched pairs' differences (uncalibrated)
+    score: float  # matched audio weight at the best offset
+    second_ms: float | None  # best offset at least a frame away from it
+    second_score: float
+    coverage: float  # share of the (in-picture) audio weight matched at the best offset
+    matched: int  # audio events matched
+    spread_ms: float  # robust spread (MAD × 1.4826) of the matched pairs' differences
+
+
+def _match_trains(a_t: np.ndarray, a_w: np.ndarray, v_t: np.ndarray, v_w: np.ndarray, max_lag: int,
+                  frame_ms: float, vdur_s: float) -> _Match | None:
+    """Score every offset τ on a 1 ms grid by how much audio weight lands on a visual event once shifted
+    back by τ (a triangular kernel of :data:`MATCH_HALF_WIDTH_FRAMES` frames, each audio event counted
+    once, at its best visual partner). Unlike one correlation of smoothed envelopes, silent visual events
+    (a lift, a restart) cost nothing and a long sound's envelope shape does not pull the estimate."""
+    if a_t.size == 0 or v_t.size == 0:
+        return None
+    half = MATCH_HALF_WIDTH_FRAMES * frame_ms
+    taus = np.arange(-max_lag, max_lag + 1, dtype=float)
+    a_ms, v_ms = a_t * 1000.0, v_t * 1000.0
+    score = np.zeros(taus.size)
+    total = np.zeros(taus.size)
+    for ai, wi in zip(a_ms, a_w):
+        d = (ai - taus)[:, None] - v_ms[None, :]  # [tau, visual]
+        k = np.clip(1.0 - np.abs(d) / half, 0.0, None) * v_w[None, :]
+        score += wi * k.max(axis=1)
+        shifted = ai - taus
+        total += wi * ((shifted >= -half) & (shifted <= vdur_s * 1000.0 + half))
+    i = int(np.argmax(score))
+    s1 = float(score[i])
+    if s1 <= 0:
+        return None
+    # the best offset outside this one's neighbourhood (a frame or more away)
+    far = np.abs(taus - taus[i]) >= max(0.75 * frame_ms, 2 * half)
+    j = int(np.argmax(np.where(far, score, -1.0)))
+    s2 = float(score[j]) if far[j] else 0.0
+    # refine with the matched pairs themselves: onset minus visual event time
+    diffs, ws = [], []
+    for ai, wi in zip(a_ms, a_w):
+        d = ai - taus[i] - v_ms
+        jj = int(np.argmin(np.abs(d)))
+        if abs(d[jj]) < half:
+            diffs.append(ai - v_ms[jj])
+            ws.append(wi)
+    diffs_a = np.asarray(diffs)
+    best = float(np.median(diffs_a))
+    spread = 1.4826 * float(np.median(np.abs(diffs_a - best))) if diffs_a.size > 1 else 0.0
+    return _Match(best_ms=best, score=s1, second_ms=float(taus[j]) if far[j] else None, second_score=s2,
+                  coverage=float(min(1.0, sum(ws) / max(total[i], 1e-12))), matched=len(diffs), spread_ms=spread)
 
 
 # -------------------------------------------------------------------------------------- calibration
 
 _CAL_LOCK = threading.Lock()
-_CAL_CACHE: dict[tuple, float] = {}
+_CAL_CACHE: dict[tuple, tuple[float, float]] = {}
 SMOOTH_MS = 8.0
 
 
+def _audio_events(at: np.ndarray, aenv: np.ndarray, sr: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Audio onsets: ``(envelope peak indices, leading-edge times s, weights 0–1)``."""
+    idx = _event_indices(aenv, max(1, int(0.05 * sr / hop)))
+    if idx.size == 0:
+        return idx, np.zeros(0), np.zeros(0)
+    times = _onset_times(at, aenv, idx, max(2, int(0.03 * sr / hop)))
+    strength = aenv[idx]
+    ref = 0.5 * float(np.percentile(strength, 90))
+    return idx, times, np.clip(strength / max(ref, 1e-12), 0.0, 1.0)
+
+
 def _offsets_raw(mono: np.ndarray, sr: int, gray: np.ndarray, fps: float, n_fft: int, hop: int,
-                 max_lag: int) -> tuple[_Corr, dict]:
-    """The uncalibrated correlation of one clip's audio and picture (gray frames at the analysis size;
-    shared by analyze and calibration)."""
+                 max_lag: int) -> tuple[_Corr, _Match | None, dict]:
+    """The uncalibrated correlation and event-train match of one clip's audio and picture (gray frames
+    at the analysis size; shared by analyze and calibration)."""
     at, av_ = audio_envelope(mono, sr, n_fft=n_fft, hop=hop)
     venv = visual_envelope_gray(gray)
     v = _combine_visual(venv)
@@ -495,8 +599,12 @@ def _offsets_raw(mono: np.ndarray, sr: int, gray: np.ndarray, fps: float, n_fft:
     v_grid = _gauss_smooth(_place_impulses(np.arange(len(v)) / fps, v, n), SMOOTH_MS)
     exclude = max(40.0, 0.6 * 1000.0 / fps)
     corr = _correlate(a_grid, v_grid, max_lag, exclude)
-    return corr, {"audio_t": at, "audio_env": av_, "visual": v, "visual_parts": venv,
-                  "audio_grid": a_grid, "visual_grid": v_grid}
+    a_idx, a_t, a_w = _audio_events(at, av_, sr, hop) if at.size else (np.zeros(0, int), np.zeros(0), np.zeros(0))
+    v_idx, v_w = _visual_events(venv)
+    match = _match_trains(a_t, a_w, v_idx / fps, v_w, max_lag, 1000.0 / fps, gray.shape[0] / fps)
+    return corr, match, {"audio_t": at, "audio_env": av_, "visual": v, "visual_parts": venv,
+                         "audio_grid": a_grid, "visual_grid": v_grid, "audio_idx": a_idx, "audio_onsets_s": a_t,
+                         "visual_idx": v_idx}
 
 
 def _calibration_clip(fps: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
@@ -517,17 +625,22 @@ def _calibration_clip(fps: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return frames, audio[0]
 
 
+def _calibration(sr: int, fps: float, n_fft: int, hop: int) -> tuple[float, float]:
+    """(event-match lag, correlation lag) in ms for truly synchronous events; cached per configuration."""
+    key = (int(sr), round(float(fps), 3), n_fft, hop, VISUAL_METHOD, ANALYSIS_SIDE, SMOOTH_MS, ONSET_LEVEL)
+    with _CAL_LOCK:
+        if key not in _CAL_CACHE:
+            frames, mono = _calibration_clip(fps, sr)
+            corr, match, _ = _offsets_raw(mono, sr, _gray_small(frames, ANALYSIS_SIDE), fps, n_fft, hop, 200)
+            _CAL_CACHE[key] = (match.best_ms if match is not None else corr.best_ms, corr.best_ms)
+        return _CAL_CACHE[key]
+
+
 def calibration_lag_ms(sr: int, fps: float, n_fft: int | None = None, hop: int | None = None) -> float:
     """Constant lag (ms) the pipeline reports for truly synchronous events; cached per configuration."""
     if n_fft is None or hop is None:
         n_fft, hop = stft_params(sr)
-    key = (int(sr), round(float(fps), 3), n_fft, hop, VISUAL_METHOD, ANALYSIS_SIDE, SMOOTH_MS)
-    with _CAL_LOCK:
-        if key not in _CAL_CACHE:
-            frames, mono = _calibration_clip(fps, sr)
-            corr, _ = _offsets_raw(mono, sr, _gray_small(frames, ANALYSIS_SIDE), fps, n_fft, hop, 200)
-            _CAL_CACHE[key] = corr.best_ms
-        return _CAL_CACHE[key]
+    return _calibration(sr, fps, n_fft, hop)[0]
 
 
 # ------------------------------------------------------------------------------------------ analyze
@@ -590,42 +703,49 @@ def analyze_signals(
         return AVSyncResult(status=AVSyncStatus.SILENT, offset_ms=None, confidence=0.0, config=config,
                             message=f"audio track is silent (peak {lvl} dBFS)", **base)
 
-    cal = calibration_lag_ms(int(sr), fps, n_fft, hop)
-    corr, parts = _offsets_raw(mono, int(sr), gray, fps, n_fft, hop, max_lag)
-    at, aenv, v = parts["audio_t"], parts["audio_env"], parts["visual"]
-    a_ev = _event_indices(aenv, max(1, int(0.05 * sr / hop)))
+    cal, corr_cal = _calibration(int(sr), fps, n_fft, hop)
+    corr, match, parts = _offsets_raw(mono, int(sr), gray, fps, n_fft, hop, max_lag)
+    aenv, v = parts["audio_env"], parts["visual"]
+    a_ev, a_on = parts["audio_idx"], parts["audio_onsets_s"]
     v_ev = _event_indices(v, 2, rel=0.3, k_mad=3.0) if np.any(v > 0) else np.zeros(0, int)
     base.update(audio_events=int(len(a_ev)), visual_events=int(len(v_ev)),
-                audio_event_times_s=tuple(float(at[i]) for i in a_ev),
+                audio_event_times_s=tuple(float(t) for t in a_on),
                 visual_event_times_s=tuple(float(i / fps) for i in v_ev), calibration_lag_ms=cal)
     if not np.any(v > 0) or len(v_ev) == 0:
         return AVSyncResult(status=AVSyncStatus.NO_VISUAL_EVENTS, offset_ms=None, confidence=0.0, config=config,
                             message="no visual events (no flash, cut, impact or start/stop of motion)", **base)
-    if len(a_ev) == 0:
+    if len(a_ev) == 0 or not np.any(aenv > 0):
         return AVSyncResult(status=AVSyncStatus.NO_AUDIO_EVENTS, offset_ms=None, confidence=0.0, config=config,
                             message="no audio events (no transients above the noise)", **base)
 
-    best = corr.best_ms - cal
-    peaks = tuple((p - cal, r) for p, r in corr.peaks)
-    r1 = max(corr.best_r, 0.0)
-    r2 = max((r for _, r in corr.peaks[1:]), default=0.0)
-    r2 = max(r2, 0.0)
+    peaks = tuple((p - corr_cal, r) for p, r in corr.peaks)
+    common: dict[str, Any] = dict(peaks=peaks, peak_correlation=corr.best_r, config=config, **base)
+    if match is None:
+        return AVSyncResult(status=AVSyncStatus.LOW_CONFIDENCE, offset_ms=None, confidence=0.0,
+                            message="no audio event lands on a visual event at any offset in the search window",
+                            **common)
+    best = match.best_ms - cal
+    r1, r2 = match.score, match.second_score
     distinct = (r1 - r2) / r1 if r1 > 0 else 0.0
-    # full confidence needs the best peak to stand at least twice as high as any other ...
-    confidence = float(np.clip(r1, 0, 1) * min(1.0, distinct / 0.5))
-    # ... and most sounds to land on a visual event once shifted back: a chance alignment of a few
-    # events (the true offset lying outside the search window) matches only some of them
-    matched = _matched_fraction(np.asarray(base["audio_event_times_s"]) - corr.best_ms / 1000.0, v, fps)
-    confidence *= float(np.clip((matched - MATCH_NONE) / (MATCH_FULL - MATCH_NONE), 0.0, 1.0))
-    at_edge = abs(corr.best_ms) >= max_lag - EDGE_MS
-    if at_edge:  # the peak continues beyond the window: the true offset is probably outside it
+    # full confidence needs the best alignment to score at least twice as high as any other (a frame
+    # or more away) ...
+    confidence = min(1.0, distinct / 0.5)
+    # ... most sounds to land on a visual event (a chance alignment of a few events, e.g. the true
+    # offset lying outside the search window, matches only some of them) ...
+    confidence *= float(np.clip((match.coverage - MATCH_NONE) / (MATCH_FULL - MATCH_NONE), 0.0, 1.0))
+    # ... and at least MATCH_MIN_EVENTS events agreeing: one or two pairs line up by chance
+    confidence *= min(1.0, match.matched / MATCH_MIN_EVENTS)
+    at_edge = abs(match.best_ms) >= max_lag - EDGE_MS
+    if at_edge:  # the alignment continues beyond the window: the true offset is probably outside it
         confidence = 0.0
-    config.update(matched_audio_events=round(matched, 3))
-    common = dict(confidence=confidence, candidate_offset_ms=best, peaks=peaks, peak_correlation=corr.best_r,
-                  config=config, **base)
+    config.update(matched_audio_events=round(match.coverage, 3), matched_events=match.matched,
+                  match_score=round(r1, 3), second_score=round(r2, 3),
+                  second_offset_ms=None if match.second_ms is None else round(match.second_ms - cal, 1),
+                  match_spread_ms=round(match.spread_ms, 2))
+    common.update(confidence=confidence, candidate_offset_ms=best)
     if at_edge:
         return AVSyncResult(status=AVSyncStatus.LOW_CONFIDENCE, offset_ms=None,
-                            message=(f"best peak {best:+.0f} ms sits at the edge of the ±{max_lag} ms search "
+                            message=(f"best alignment {best:+.0f} ms sits at the edge of the ±{max_lag} ms search "
                                      "window: the offset is probably larger than the window"), **common)
     per_a, lag_a = periodicity(parts["audio_grid"], int(1000 * 2.5 / fps), 2 * max_lag)
     per_v, lag_v = periodicity(parts["visual_grid"], int(1000 * 2.5 / fps), 2 * max_lag)
@@ -637,18 +757,20 @@ def analyze_signals(
                             message=(f"ambiguous: the events repeat every {per_lag:.0f} ms (periodicity {per:.2f}), "
                                      f"so offsets a period apart fit equally well (best {best:+.0f} ms)"),
                             **common)
-    if r1 > 0 and r2 >= ambiguity_ratio * r1:
-        alts = ", ".join(f"{p:+.0f} ms (r={r:.2f})" for p, r in peaks[:3])
+    if r1 > 0 and r2 >= ambiguity_ratio * r1 and match.second_ms is not None:
         return AVSyncResult(status=AVSyncStatus.AMBIGUOUS, offset_ms=None,
-                            message=f"ambiguous: several similar correlation peaks ({alts}); periodic content?",
+                            message=(f"ambiguous: two offsets fit the events about equally well ({best:+.0f} ms, "
+                                     f"score {r1:.2f}; {match.second_ms - cal:+.0f} ms, score {r2:.2f}); "
+                                     "periodic content?"),
                             **common)
     if confidence < min_confidence:
         return AVSyncResult(status=AVSyncStatus.LOW_CONFIDENCE, offset_ms=None,
-                            message=f"best peak {best:+.0f} ms is too weak to trust (confidence {confidence:.2f})",
+                            message=f"best alignment {best:+.0f} ms is too weak to trust (confidence {confidence:.2f})",
                             **common)
     late = "late" if best >= 0 else "early"
     return AVSyncResult(status=AVSyncStatus.MEASURED, offset_ms=best,
-                        message=f"audio {abs(best):.0f} ms {late} (confidence {confidence:.2f})", **common)
+                        message=(f"audio {abs(best):.0f} ms {late} (confidence {confidence:.2f}; "
+                                 f"{match.matched} events agree within {match.spread_ms:.1f} ms)"), **common)
 
 
 class AVSyncConsumer(Consumer):

@@ -413,6 +413,6 @@ def generate(seed: int, *, kind: EventClipKind | str = EventClipKind.CLEAR, fps:
         sounds=tuple(sounds_used), motions=tuple(o.motion for o in objs), shapes=tuple(o.shape for o in objs),
         background=background, pan=pan, size=(w, h),
         params={"ambient_dbfs": round(amb_db, 1), "period_frames": period, "pan_px_per_frame": pan_v.round(3).tolist(),
-                "mixed_sounds": mixed},
+                "mixed_sounds": mixed, "object_events": [list(o.events) for o in objs]},
     )
     return EventClip(clip=clip, truth=truth)
