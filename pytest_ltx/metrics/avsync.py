@@ -466,6 +466,8 @@ VISUAL_WEIGHT_REF = 0.5
 #: an arrival (halt) absorbs the other cues this many frames before it: a fast object coming to rest
 #: trips the return and flow cues on its way in (motion blur, acceleration), the contact is the arrival
 ARRIVAL_ABSORB_FRAMES = 2
+#: a cue's peaks count as candidates from this share of its highest peak
+VISUAL_PEAK_REL = 0.1
 #: half width of the matching kernel, in frames: well under one frame, so a one-frame slip is another offset
 MATCH_HALF_WIDTH_FRAMES = 0.4
 #: the audio onset is where the onset envelope first reaches this share of its peak (leading edge)
@@ -491,25 +493,31 @@ def _onset_times(at: np.ndarray, aenv: np.ndarray, idx: np.ndarray, max_back: in
 
 
 def _visual_events(env: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Visual event candidates ``(frame indices, weights 0–1)``: peaks of the combined envelope, where an
-    arrival (a ``halt`` peak) takes over the cues of the :data:`ARRIVAL_ABSORB_FRAMES` frames before it —
-    one physical landing yields one candidate at the frame it lands on, not a cluster."""
-    v = _combine_visual(env).copy()
-    if not np.any(v > 0):
-        return np.zeros(0, int), np.zeros(0)
-    halt = env.get("halt")
-    if halt is not None and _peakiness_weight(halt, FLOORS["halt"]) > 0:
-        hp = _event_indices(halt, 1, rel=0.15, k_mad=0.0)
-        for h in hp:
-            lo = max(0, h - ARRIVAL_ABSORB_FRAMES)
-            v[h] += v[lo:h].sum()
-            v[lo:h] = 0.0
-    cand = _event_indices(v, 1, rel=0.1, k_mad=0.0)
-    if cand.size == 0:
-        return cand, np.zeros(0)
-    strength = v[cand]
-    ref = VISUAL_WEIGHT_REF * float(np.percentile(strength, 90))
-    return cand, np.clip(strength / max(ref, 1e-12), 0.0, 1.0)
+    """Visual event candidates ``(frame indices, weights 0–1)``: the peaks of every cue that is event-like
+    at all (a weak landing next to a strong flash still counts), each weighted by its height against that
+    cue's typical peak. An arrival (a ``halt`` peak) takes over the candidates of the
+    :data:`ARRIVAL_ABSORB_FRAMES` frames before it: one physical landing is one candidate, at the frame
+    it lands on, not a cluster."""
+    t = len(next(iter(env.values())))
+    weight = np.zeros(t)
+    halt_peaks = np.zeros(0, int)
+    for key, x in env.items():
+        cue = _peakiness_weight(x, FLOORS[key])
+        if cue <= 0:
+            continue
+        pk = _event_indices(x, 1, rel=VISUAL_PEAK_REL, k_mad=3.0)
+        if pk.size == 0:
+            continue
+        ref = VISUAL_WEIGHT_REF * float(np.percentile(x[pk], 90))
+        weight[pk] = np.maximum(weight[pk], cue * np.clip(x[pk] / max(ref, 1e-12), 0.0, 1.0))
+        if key == "halt":
+            halt_peaks = pk
+    for h in halt_peaks:
+        lo = max(0, h - ARRIVAL_ABSORB_FRAMES)
+        weight[h] = max(weight[h], float(weight[lo:h].max(initial=0.0)))
+        weight[lo:h] = 0.0
+    cand = np.flatnonzero(weight > 0)
+    return cand, weight[cand]
 
 
 @dataclass(frozen=True)
@@ -559,7 +567,7 @@ def _match_trains(a_t: np.ndarray, a_w: np.ndarray, v_t: np.ndarray, v_w: np.nda
         jj = int(np.argmin(np.abs(d)))
         if abs(d[jj]) < half:
             diffs.append(ai - v_ms[jj])
-            ws.append(wi)
+            ws.append(wi * min(1.0, 2.0 * float(v_w[jj])))  # a faint partner counts partly
     diffs_a = np.asarray(diffs)
     best = float(np.median(diffs_a))
     spread = 1.4826 * float(np.median(np.abs(diffs_a - best))) if diffs_a.size > 1 else 0.0
