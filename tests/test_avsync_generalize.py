@@ -32,6 +32,9 @@ def test_generator_is_deterministic_and_knows_its_truth():
         if 0 < s0 < len(mono) - 10:
             pre = np.abs(mono[max(0, s0 - 200):s0 - 2]).max()
             assert np.abs(mono[s0:s0 + int(0.005 * t.sample_rate)]).max() > 3 * pre
+    # every object stands out in grey (seed 50's squares were isoluminant with their background before)
+    for s in (7, 50):
+        assert min(ev.generate(s).truth.params["luma_contrast"]) >= ev.LUMA_CONTRAST
     p = ev.generate(3, kind="periodic").truth
     assert len(set(np.diff(p.event_frames))) == 1  # a metronome
     assert ev.generate(3, kind="eventless").truth.event_frames == ()

@@ -82,6 +82,14 @@ class EventClip:
 
 # ------------------------------------------------------------------------------------------ picture
 
+#: an object's luma stands at least this far from the background's (a *clear* event is visible in grey)
+LUMA_CONTRAST = 70.0
+
+
+def _luma(rgb: np.ndarray) -> float:
+    return float(np.asarray(rgb, np.float64) @ [0.299, 0.587, 0.114])
+
+
 
 def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray) -> np.ndarray:
     """Band-limited colour noise around ``base`` (float32 [h, w, 3], 0–255)."""
@@ -327,8 +335,10 @@ def generate(seed: int, *, kind: EventClipKind | str = EventClipKind.CLEAR, fps:
         r = float(rng.uniform(0.07, 0.16) * short)
         col = rng.uniform(0, 255, size=3)
         # contrast against the background: at least ~70 gray levels apart in luma
-        if abs(float(col @ [0.299, 0.587, 0.114]) - float(base @ [0.299, 0.587, 0.114])) < 70:
+        if abs(_luma(col) - _luma(base)) < LUMA_CONTRAST:
             col = np.where(base > 127, col * 0.3, 255 - (255 - col) * 0.3)
+        if abs(_luma(col) - _luma(base)) < LUMA_CONTRAST:  # still (near) isoluminant: to the far end
+            col = 0.15 * col + (0.0 if _luma(base) >= 128 else 0.85 * 255.0)
         events: list[int] = []
         if kind is not EventClipKind.EVENTLESS:
             first = start + (j * period // n_obj if period else int(rng.uniform(0, 0.4) * fps))
@@ -413,6 +423,7 @@ def generate(seed: int, *, kind: EventClipKind | str = EventClipKind.CLEAR, fps:
         sounds=tuple(sounds_used), motions=tuple(o.motion for o in objs), shapes=tuple(o.shape for o in objs),
         background=background, pan=pan, size=(w, h),
         params={"ambient_dbfs": round(amb_db, 1), "period_frames": period, "pan_px_per_frame": pan_v.round(3).tolist(),
-                "mixed_sounds": mixed, "object_events": [list(o.events) for o in objs]},
+                "mixed_sounds": mixed, "object_events": [list(o.events) for o in objs],
+                "luma_contrast": [round(abs(_luma(o.color) - _luma(base)), 1) for o in objs]},
     )
     return EventClip(clip=clip, truth=truth)
