@@ -1,24 +1,30 @@
 """Audio-visual sync: how late (or early) the sound is against the picture, or why that can't be told.
 
-Two event envelopes on a common 1 kHz grid, cross-correlated:
+Two event trains, matched:
 
-* **audio** — a multi-band spectral flux of compressed magnitudes (numpy STFT, window ≈ 5–8 ms, hop
-  ≤ 64 samples, so ≤ 2 ms resolution and no librosa/numba JIT per process). Its constant lag against
-  the true onset (it depends on sample rate, window and hop) is *calibrated out* by a zero-offset
-  synthetic run of the whole pipeline per (sample rate, fps, window, hop, visual method), cached
-  in-process — no hand-typed constant.
-* **picture** — at a small analysis resolution (96 px): a *return* score (frame i differs from both
-  neighbours while they resemble each other: flashes, and impacts of objects too fast for optical
-  flow), kept only where the change into frame i and the change out of it overlap locally (an object
-  passing faster than its own size per frame is no return); the *per-pixel velocity change along the
-  motion* (Farneback flow): starts, stops and direction flips; and a *halt* score (motion energy
-  that arrives at frame i and does not go on, without undoing the change before it: a landing, an
-  object coming to rest, a pop-in). Steady motion and camera pans score zero. Values sit at frame times.
+* **audio onsets** — from a numpy STFT (window ≈ 5–8 ms, hop ≤ 64 samples: ≤ 2 ms resolution, no
+  librosa/numba JIT per process) in ~24 log-spaced bands: the *onset function* is how far (dB) the
+  most-risen sixth of the bands stands above its own mean over the last 30 ms, so a band-limited burst
+  or a low thud stands out of loud room tone; each onset is timed at the *leading edge* of its rise
+  (where it first reaches 70 % of its peak), which a slow attack or a long sound barely moves.
+* **visual events** — at a small analysis resolution (96 px): a *return* score (frame i differs from
+  both neighbours while they resemble each other: flashes, and impacts of objects too fast for optical
+  flow), kept only where the change into frame i and the change out of it overlap locally; the
+  *per-pixel velocity change along the motion* (Farneback flow): starts, stops and direction flips;
+  and a *halt* score (motion energy that arrives at frame i and does not go on: a landing, an object
+  coming to rest, a pop-in). Steady motion and camera pans score zero. The candidates are the peaks
+  of every cue that is event-like at all; an arrival (halt) takes over the cues of the two frames
+  before it, so one landing is one candidate at the frame it lands on.
 
-The correlation peak is refined with a parabola (sub-frame). Confidence comes from the peak height
-and how far it stands above the best other peak; periodic content (several similar peaks) is
-reported ``ambiguous`` rather than as a confident wrong number. When the offset cannot be measured,
-``offset_ms`` is None and ``status`` says why.
+Every offset τ in the search window is scored by how much audio onset weight lands within 0.4 frame of
+a visual candidate once shifted back by τ; silent visual events (a lift, a restart) cost nothing. The
+offset is the median onset−event difference of the pairs matched at the best τ. The pipeline's constant
+lag is *calibrated out* by a zero-offset synthetic run per (sample rate, fps, window, hop, method),
+cached in-process — no hand-typed constant. Confidence needs the best τ to score twice any other a
+frame or more away, most onsets to be matched, and at least three pairs; periodic content (the
+envelopes repeat) and near-equal alternatives are ``ambiguous``, not a confident wrong number. A
+smoothed-envelope cross-correlation is still computed for diagnosis (``peaks``) and the periodicity
+test. When the offset cannot be measured, ``offset_ms`` is None and ``status`` says why.
 """
 
 from __future__ import annotations
@@ -256,6 +262,8 @@ def onset_function(bands: np.ndarray, sr: int, hop: int) -> np.ndarray:
 # -------------------------------------------------------------------------------------------- visual
 
 VISUAL_METHOD = "gated-return+lagrangian-flow-accel+halt"
+#: how the offset is found (recorded in the result's config and keyed into the calibration cache)
+SYNC_METHOD = "onset-train-match/band-rise-onsets/arrival-absorbs"
 ANALYSIS_SIDE = 96
 
 
@@ -683,7 +691,7 @@ def _calibration_clip(fps: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _calibration(sr: int, fps: float, n_fft: int, hop: int) -> tuple[float, float]:
     """(event-match lag, correlation lag) in ms for truly synchronous events; cached per configuration."""
-    key = (int(sr), round(float(fps), 3), n_fft, hop, VISUAL_METHOD, ANALYSIS_SIDE, SMOOTH_MS, ONSET_LEVEL)
+    key = (int(sr), round(float(fps), 3), n_fft, hop, VISUAL_METHOD, SYNC_METHOD, ANALYSIS_SIDE, SMOOTH_MS, ONSET_LEVEL)
     with _CAL_LOCK:
         if key not in _CAL_CACHE:
             frames, mono = _calibration_clip(fps, sr)
@@ -740,7 +748,8 @@ def analyze_signals(
     max_lag = int(round(max_lag_ms))
     vdur = gray.shape[0] / fps
     base: dict[str, Any] = {"max_lag_ms": float(max_lag), "video_duration_s": vdur}
-    config = {"visual_method": VISUAL_METHOD, "analysis_side": ANALYSIS_SIDE, "smooth_ms": SMOOTH_MS}
+    config = {"visual_method": VISUAL_METHOD, "sync_method": SYNC_METHOD, "analysis_side": ANALYSIS_SIDE,
+              "smooth_ms": SMOOTH_MS}
     if mono is None or sr is None or mono.size == 0:
         return AVSyncResult(status=AVSyncStatus.NO_AUDIO, offset_ms=None, confidence=0.0, config=config,
                             message="clip has no audio track", **base)
@@ -841,7 +850,8 @@ class AVSyncConsumer(Consumer):
         self.options = {"max_lag_ms": max_lag_ms, "min_confidence": min_confidence, "ambiguity_ratio": ambiguity_ratio}
 
     def config(self) -> dict[str, Any]:
-        return {**self.options, "visual_method": VISUAL_METHOD, "analysis_side": ANALYSIS_SIDE, "smooth_ms": SMOOTH_MS}
+        return {**self.options, "visual_method": VISUAL_METHOD, "sync_method": SYNC_METHOD,
+                "analysis_side": ANALYSIS_SIDE, "smooth_ms": SMOOTH_MS}
 
     def begin(self, info: StreamInfo) -> None:
         self._gray: list[np.ndarray] = []
