@@ -500,8 +500,8 @@ def periodicity(grid: np.ndarray, min_lag: int, max_lag: int) -> tuple[float, fl
 
 
 #: share of audio events landing on a visual event: at or below MATCH_NONE no confidence, full at MATCH_FULL
-MATCH_NONE = 0.4
-MATCH_FULL = 0.75
+MATCH_NONE = 0.5
+MATCH_FULL = 0.8
 #: matched audio events needed for full confidence
 MATCH_MIN_EVENTS = 3
 #: a best peak this close to the window edge (ms) is a peak beyond it
@@ -579,6 +579,7 @@ class _Match:
     coverage: float  # share of the (in-picture) audio weight matched at the best offset
     matched: int  # audio events matched
     spread_ms: float  # robust spread (MAD × 1.4826) of the matched pairs' differences
+    partner_weight: float  # mean weight of the matched visual candidates (a noisy cue's peaks weigh less)
 
 
 def _match_trains(a_t: np.ndarray, a_w: np.ndarray, v_t: np.ndarray, v_w: np.ndarray, max_lag: int,
@@ -609,18 +610,20 @@ def _match_trains(a_t: np.ndarray, a_w: np.ndarray, v_t: np.ndarray, v_w: np.nda
     j = int(np.argmax(np.where(far, score, -1.0)))
     s2 = float(score[j]) if far[j] else 0.0
     # refine with the matched pairs themselves: onset minus visual event time
-    diffs, ws = [], []
+    diffs, ws, vws = [], [], []
     for ai, wi in zip(a_ms, a_w):
         d = ai - taus[i] - v_ms
         jj = int(np.argmin(np.abs(d)))
         if abs(d[jj]) < half:
             diffs.append(ai - v_ms[jj])
+            vws.append(float(v_w[jj]))
             ws.append(wi * min(1.0, 2.0 * float(v_w[jj])))  # a faint partner counts partly
     diffs_a = np.asarray(diffs)
     best = float(np.median(diffs_a))
     spread = 1.4826 * float(np.median(np.abs(diffs_a - best))) if diffs_a.size > 1 else 0.0
     return _Match(best_ms=best, score=s1, second_ms=float(taus[j]) if far[j] else None, second_score=s2,
-                  coverage=float(min(1.0, sum(ws) / max(total[i], 1e-12))), matched=len(diffs), spread_ms=spread)
+                  coverage=float(min(1.0, sum(ws) / max(total[i], 1e-12))), matched=len(diffs), spread_ms=spread,
+                  partner_weight=float(np.mean(vws)))
 
 
 # -------------------------------------------------------------------------------------- calibration
@@ -800,6 +803,9 @@ def analyze_signals(
     confidence *= float(np.clip((match.coverage - MATCH_NONE) / (MATCH_FULL - MATCH_NONE), 0.0, 1.0))
     # ... and at least MATCH_MIN_EVENTS events agreeing: one or two pairs line up by chance
     confidence *= min(1.0, match.matched / MATCH_MIN_EVENTS)
+    # ... and the visual partners to be clear events, not the peaks of a cue that is barely event-like
+    # (a textured pan leaves only the return cue, which fires a frame before a landing)
+    confidence *= match.partner_weight
     at_edge = abs(match.best_ms) >= max_lag - EDGE_MS
     if at_edge:  # the alignment continues beyond the window: the true offset is probably outside it
         confidence = 0.0
