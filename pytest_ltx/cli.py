@@ -21,15 +21,16 @@ __all__ = ["main"]
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pytest_ltx.evaluate import FAMILIES, MetricContext, evaluate
+    from pytest_ltx.evaluate import MetricContext, evaluate
+    from pytest_ltx.families import registry
     from pytest_ltx.media import ClipReadError
     from pytest_ltx.stream import MediaSource
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if metrics:
-        unknown = sorted(set(metrics) - set(FAMILIES))
+        unknown = sorted(set(metrics) - set(registry().names()))
         if unknown:
-            print(f"pytest-ltx evaluate: unknown metric(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}",
+            print(f"pytest-ltx evaluate: unknown metric(s) {', '.join(unknown)}; known: {', '.join(registry().names())}",
                   file=sys.stderr)
             return 2
     clip_model = args.clip_model
@@ -58,40 +59,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-#: the motion scalars worth a line in the readable summary (the rest are in --json)
-_MOTION_SCORES = ("flicker_score", "vbench_flicker", "dynamic_degree", "flow_mean")
-
-
 def _readable(path: str, doc: dict) -> str:
     c = doc["clip"]
     audio = f"{c['audio_sample_rate']} Hz audio" if c.get("audio_sample_rate") else "no audio"
     lines = [f"{path}: {c['frames']} frames {c['width']}×{c['height']} @ {c['fps']:g} fps "
              f"({c['duration_s']:.2f} s), {audio}"]
-    m = doc.get("motion")
-    if m is not None:
-        evs = m.get("events", [])
-        lines.append(f"motion: {len(evs)} event(s)" + "".join(
-            f"\n  {e['kind']:8} frames {e['start_frame']}–{e['end_frame']}" for e in evs))
-        scores = {k: v for k, v in (m.get("scalars") or {}).items()
-                  if isinstance(v, (int, float)) and not isinstance(v, bool) and k in _MOTION_SCORES}
-        if scores:
-            lines.append("  " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-    a = doc.get("av_sync")
-    if a is not None:
-        off = a.get("offset_ms")
-        lines.append(f"av_sync: {a.get('status')}" + (
-            f", audio {abs(off):.1f} ms {'late' if off >= 0 else 'early'} (confidence {a.get('confidence', 0):.2f})"
-            if off is not None else (f" — {a['message'].removeprefix(str(a.get('status')) + ': ')}"
-                                     if a.get("message") else "")))
-    t = doc.get("text")
-    if t is not None:
-        dets = t.get("detections", [])
-        lines.append(f"text: {len(dets)} detection(s)" + "".join(
-            f"\n  frame {d['frame']}: {d['text']!r} ({d['confidence']:.2f})" for d in dets[:20]))
-    cs = doc.get("clip_similarity")
-    if cs is not None:
-        lines.append("clip_similarity: " + ", ".join(
-            f"{k} {v:.4g}" for k, v in cs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)))
+    from pytest_ltx.families import registry
+
+    for fam in registry():
+        r = doc.get(fam.name)
+        if r is not None and fam.summary is not None:
+            lines.append(fam.summary(r))
     for e in doc.get("errors", []):
         lines.append(f"error: {e['message']}")
     return "\n".join(lines)

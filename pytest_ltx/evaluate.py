@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from pytest_ltx.families import MetricFamily, registry
+from pytest_ltx.families import builtin as _builtin
 from pytest_ltx.outcome import Outcome, Status, jsonable
 
 if TYPE_CHECKING:
@@ -26,12 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FAMILIES", "Evaluation", "MetricContext", "evaluate", "families_for"]
 
-#: metric families in the order they are computed and reported; each is a section of the JSON results.
-FAMILIES: tuple[str, ...] = ("motion", "av_sync", "text", "clip_similarity", "structural", "audio", "artifacts")
-
-#: the expectation attribute that switches each family on
-_EXPECT_ATTR = {"motion": "motion", "av_sync": "av_sync", "text": "text", "clip_similarity": "clip",
-                "artifacts": "artifacts"}
+#: the built-in metric families in the order they are computed and reported; each is a section of the
+#: JSON results. Derived from the registry (:mod:`pytest_ltx.families`), which third parties extend: the
+#: families of a run are ``pytest_ltx.families.registry().names()``.
+FAMILIES: tuple[str, ...] = tuple(f.name for f in _builtin.FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,16 @@ class Evaluation:
     cached: tuple[str, ...] = ()
     #: results of the extra consumers fed in the same pass (None where one failed)
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: the definitions of the families in ``results`` (what exports their baseline values)
+    families: Mapping[str, MetricFamily] = field(default_factory=dict, repr=False, compare=False)
+
+    def _family(self, name: str) -> MetricFamily:
+        return self.families[name] if name in self.families else registry().get(name)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"clip": self.info.to_dict()}
-        for fam in FAMILIES:
-            if fam in self.results:
-                d[fam] = jsonable(self.results[fam].to_dict())
+        for fam, r in self.results.items():
+            d[fam] = jsonable(r.to_dict())
         d["outcomes"] = [o.to_dict() for o in self.outcomes]
         d["metric_seconds"] = {k: round(v, 4) for k, v in self.seconds.items()}
         d["cached_metrics"] = list(self.cached)
@@ -74,21 +78,17 @@ class Evaluation:
     def scalars(self) -> dict[str, Any]:
         """Flat ``family.key`` metric values: what golden baselines store and compare."""
         out: dict[str, Any] = {}
-        for fam in FAMILIES:
-            r = self.results.get(fam)
-            if r is not None and hasattr(r, "scalars"):
-                for k, v in r.scalars().items():
-                    out[f"{fam}.{k}"] = jsonable(v)
+        for fam, r in self.results.items():
+            for k, v in self._family(fam).result_scalars(r).items():
+                out[f"{fam}.{k}"] = jsonable(v)
         return out
 
     def arrays(self) -> dict[str, Any]:
         """Small per-keyframe arrays a golden baseline keeps instead of the video."""
         out: dict[str, Any] = {}
-        for fam in FAMILIES:
-            r = self.results.get(fam)
-            if r is not None and hasattr(r, "arrays"):
-                for k, v in r.arrays().items():
-                    out[f"{fam}.{k}"] = v
+        for fam, r in self.results.items():
+            for k, v in self._family(fam).result_arrays(r).items():
+                out[f"{fam}.{k}"] = v
         return out
 
     @property
@@ -97,110 +97,18 @@ class Evaluation:
 
 
 def families_for(expect: Expectations | None, requested: Iterable[str] | None = None) -> list[str]:
-    """The families to compute: an explicit list wins; otherwise those the expectations mention."""
+    """The families to compute, in registry order: an explicit list wins; otherwise the ``always`` ones
+    (baselines keep the picture's and the soundtrack's per-keyframe fingerprints) and those the
+    expectations switch on."""
+    reg = registry()
     if requested is not None:
         want = set(requested)
-        unknown = want - set(FAMILIES)
+        unknown = want - set(reg.names())
         if unknown:
-            raise ValueError(f"unknown metric(s) {sorted(unknown)}; known: {', '.join(FAMILIES)}")
-        return [f for f in FAMILIES if f in want]
-    # always taken: baselines keep the picture's and the soundtrack's per-keyframe fingerprints
-    fams = ["structural", "audio"]
-    if expect is not None:
-        fams += [f for f, attr in _EXPECT_ATTR.items() if getattr(expect, attr) is not None]
-    return [f for f in FAMILIES if f in fams]
-
-
-def _sample_fps(e: Any) -> float:
-    return e.sample_fps if e is not None else 2.0
-
-
-def _motion(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
-    from pytest_ltx.metrics.motion import MotionConsumer
-
-    return MotionConsumer()
-
-
-def _av_sync(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
-    from pytest_ltx.metrics.avsync import AVSyncConsumer
-
-    return AVSyncConsumer()
-
-
-def _text(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
-    from pytest_ltx.metrics.ocr import TextConsumer
-
-    return TextConsumer(sample_fps=_sample_fps(expect.text if expect is not None else None))
-
-
-def _clip_similarity(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
-    from pytest_ltx.metrics.clip_score import ClipConsumer
-
-    return ClipConsumer(prompt=ctx.prompt, sample_fps=_sample_fps(expect.clip if expect is not None else None),
-                        profile=ctx.clip_model)
-
-
-def _structural(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
-    from pytest_ltx.metrics.structural import StructuralConsumer
-
-    return StructuralConsumer(sample_fps=_sample_fps(expect.clip if expect is not None else None))
-
-
-def _audio(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
-    from pytest_ltx.metrics.audio import AudioConsumer
-
-    a = expect.audio if expect is not None else None
-    return AudioConsumer(sample_fps=_sample_fps(expect.clip if expect is not None else None),
-                         **({"min_silence_s": a.min_silence_s, "silence_dbfs": a.silence_dbfs} if a else {}))
-
-
-def _artifacts(expect: Expectations | None, ctx: MetricContext) -> "Consumer":
-    from pytest_ltx.metrics.artifacts import ArtifactsConsumer
-
-    e = expect.artifacts if expect is not None else None
-    return ArtifactsConsumer(tail_s=e.tail_s if e is not None else 1.0, conditioning_image=ctx.conditioning_image)
-
-
-#: family -> the streaming consumer that computes it (see pytest_ltx.stream). A new family adds an entry
-#: here, its name to FAMILIES, and its check to _check.
-_CONSUMERS: dict[str, Callable[[Expectations | None, MetricContext], "Consumer"]] = {
-    "motion": _motion,
-    "av_sync": _av_sync,
-    "text": _text,
-    "clip_similarity": _clip_similarity,
-    "structural": _structural,
-    "audio": _audio,
-    "artifacts": _artifacts,
-}
-
-
-def _check(fam: str, result: Any, expect: Expectations, ctx: MetricContext) -> list[Outcome]:
-    if fam == "motion" and expect.motion is not None:
-        from pytest_ltx.expect.motion import check
-
-        return check(result, expect.motion)
-    if fam == "av_sync" and expect.av_sync is not None:
-        from pytest_ltx.expect.avsync import check
-
-        return check(result, expect.av_sync)
-    if fam == "text" and expect.text is not None:
-        from pytest_ltx.expect.text import check
-
-        return check(result, expect.text)
-    if fam == "clip_similarity" and expect.clip is not None:
-        from pytest_ltx.expect.clip_score import check
-
-        return check(result, expect.clip)
-    if fam == "audio" and expect.audio is not None:
-        from pytest_ltx.expect.audio import check
-
-        return check(result, expect.audio)
-    if fam == "artifacts" and expect.artifacts is not None:
-        from pytest_ltx.expect.artifacts import check
-
-        return check(result, expect.artifacts, conditioned=ctx.conditioning_image is not None)
-    # everything measured against the golden baseline is gated by the baseline comparison (golden.py)
-    return []
+            raise ValueError(f"unknown metric(s) {sorted(unknown)}; known: {', '.join(reg.names())}")
+        return [f.name for f in reg if f.name in want]
+    return [f.name for f in reg
+            if f.always or (expect is not None and f.expect_key is not None and expect.family(f.expect_key) is not None)]
 
 
 def evaluate(
@@ -232,17 +140,18 @@ def evaluate(
     ctx = context or MetricContext()
     extras = list(extras)
     fams = families_for(expect, metrics)
+    defs = {name: registry().get(name) for name in fams}
     consumers: dict[str, Consumer] = {}
     errors: dict[str, BaseException] = {}
     for fam in fams:
         try:
-            consumers[fam] = _CONSUMERS[fam](expect, ctx)
+            consumers[fam] = defs[fam].consumer(expect, ctx)
         except ImportError:
             raise
         except Exception as e:  # a missing model configuration, say: an error for this family only
             errors[fam] = e
     if keyframes:
-        consumers["keyframes"] = KeyframePictures(_sample_fps(expect.clip if expect is not None else None))
+        consumers["keyframes"] = KeyframePictures(_builtin.sample_fps(expect))
     for c in extras:
         consumers[c.name] = c
 
@@ -263,7 +172,7 @@ def evaluate(
             if hit is not None:
                 results[name], info = hit
                 seconds[name] = 0.0
-    cached = tuple(n for n in results if n in _CONSUMERS)
+    cached = tuple(n for n in results if n in defs)
     todo = [c for n, c in consumers.items() if n not in results]
     if todo:
         run = run_stream(clip, todo)
@@ -291,11 +200,15 @@ def evaluate(
                                     f"{e.__class__.__name__}: {e}"))
             continue
         fam_results[fam] = results[fam]
-        if expect is not None:
-            outcomes += _check(fam, results[fam], expect, ctx)
+        d = defs[fam]
+        if expect is not None and d.check is not None and d.expect_key is not None:
+            e = expect.family(d.expect_key)
+            if e is not None:
+                outcomes += d.check(results[fam], e, ctx)
     return Evaluation(info=info, results=fam_results, outcomes=tuple(outcomes), seconds=seconds,
                       keyframes=results.get("keyframes"), cached=cached,
-                      extras={c.name: results.get(c.name) for c in extras})
+                      extras={c.name: results.get(c.name) for c in extras},
+                      families={n: defs[n] for n in fam_results})
 
 
 def _digest(clip: Any) -> str | None:

@@ -18,12 +18,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_ltx import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ltx: a pytest-ltx clip item (rendered or loaded, then checked)")
     config.addinivalue_line("markers", "ltx_render: the clip is rendered by a model profile")
     config.addinivalue_line("markers", "ltx_file: the clip is a pre-rendered file")
     config.addinivalue_line("markers", "ltx_testcard: the clip is a synthetic test card")
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup: run on one worker")
+    from pytest_ltx.families import activate_for_run
+
+    activate_for_run(config)
     session = LtxSession(config)
     config.stash[SESSION_KEY] = session
     session.check_run_preset()
@@ -100,3 +109,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     s = config.stash.get(SESSION_KEY, None)
     if s is not None:
         s.close()
+    from pytest_ltx.families import deactivate_for_run
+
+    deactivate_for_run(config)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from ._base import ExpectModel
 from .artifacts import ArtifactsExpect
@@ -32,7 +35,16 @@ __all__ = [
 
 
 class Expectations(ExpectModel):
-    """``expect:`` of a clip. A family left out is not measured at all (so it costs nothing)."""
+    """``expect:`` of a clip. A family left out is not measured at all (so it costs nothing).
+
+    The built-in families are fields; a third-party family's key (:mod:`pytest_ltx.families`) is validated
+    by its ``expect_model`` and kept as an extra attribute, read with :meth:`family`. Any other key is an
+    error (``extra_forbidden``, like a misspelt built-in).
+    """
+
+    # extras are admitted only by _registered_families below, which validates each against its family
+    model_config = ConfigDict(extra="allow", frozen=True,
+                              json_schema_extra=lambda s: s.update(additionalProperties=False))
 
     format: FormatExpect = Field(default_factory=FormatExpect)
     determinism: DeterminismExpect | None = None
@@ -45,3 +57,51 @@ class Expectations(ExpectModel):
     artifacts: ArtifactsExpect | None = None
     export: ExportExpect | None = None
     baseline: BaselineExpect = Field(default_factory=BaselineExpect)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registered_families(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        extra = [k for k in data if k not in cls.model_fields]
+        if not extra:
+            return data
+        from pytest_ltx.families import registry
+
+        reg = registry()
+        data = dict(data)
+        errors: list[Any] = []
+        for k in extra:
+            fam = reg.by_expect_key(k) if isinstance(k, str) else None
+            if fam is None or fam.expect_model is None:
+                errors.append({"type": "extra_forbidden", "loc": (k,), "input": data[k]})
+                continue
+            v = data[k]
+            if v is None or isinstance(v, fam.expect_model):
+                continue
+            try:
+                data[k] = fam.expect_model.model_validate(v)
+            except ValidationError as e:
+                for d in e.errors(include_url=False):
+                    known = d["type"] in _CORE_TYPES
+                    errors.append({"type": d["type"] if known else PydanticCustomError(d["type"], d["msg"]),
+                                   "loc": (k, *d["loc"]), "input": d["input"],
+                                   **({"ctx": d["ctx"]} if known and "ctx" in d else {})})
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
+
+    def family(self, key: str) -> Any:
+        """The expectation under ``key`` (a built-in field or a registered family's), None when unset."""
+        if key in type(self).model_fields:
+            return getattr(self, key)
+        return (self.__pydantic_extra__ or {}).get(key)
+
+
+def _core_types() -> frozenset[str]:
+    from pydantic_core import core_schema
+
+    return frozenset(core_schema.ErrorType.__args__)  # type: ignore[attr-defined]
+
+
+_CORE_TYPES = _core_types()
