@@ -91,6 +91,21 @@ class Expectations(ExpectModel):
             raise ValidationError.from_exception_data(cls.__name__, errors)
         return data
 
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        """Every key ``expect:`` takes now: the fields and the registered families' keys, sorted."""
+        from pytest_ltx.families import registry
+
+        return sorted(set(cls.model_fields) | {f.expect_key for f in registry() if f.expect_key})
+
+    @classmethod
+    def extra_model(cls, key: str) -> Any:
+        """The model of a registered third-party family's key (None if there is none)."""
+        from pytest_ltx.families import registry
+
+        fam = registry().by_expect_key(key) if key not in cls.model_fields else None
+        return fam.expect_model if fam is not None else None
+
     def family(self, key: str) -> Any:
         """The expectation under ``key`` (a built-in field or a registered family's), None when unset."""
         if key in type(self).model_fields:

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from pytest_ltx.expect import Expectations
 from pytest_ltx.spec.errors import SpecError, SpecFileError, describe_value
 from pytest_ltx.spec.presets import Project, apply_presets
 from pytest_ltx.spec.schema import MERGED_BY_KEY, ClipDefaults, SpecFile, _testcard_model
@@ -485,6 +486,8 @@ def _unknown_key(loc: Loc) -> str:
     if model is ClipDefaults and key == "id":
         return "'id' cannot be a default (each clip names itself)"
     options = sorted(model.model_fields) if model is not None else []
+    if model is Expectations:
+        options = Expectations.known_keys()
     if model is SpecFile:
         options.append("x-…")
     what = "expectation family" if loc[-2:-1] == ("expect",) else "key"
@@ -510,7 +513,11 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
                 continue
             field = t.model_fields.get(part)
             if field is None:
-                return None
+                # a registered third-party family's expectation (pytest_ltx.families)
+                t = Expectations.extra_model(part) if t is Expectations else None
+                if t is None:
+                    return None
+                continue
             t = field.annotation
         else:
             return None
