@@ -195,16 +195,16 @@ def evaluate(
     fam_results: dict[str, Any] = {}
     for fam in fams:
         if fam in errors:
-            e = errors[fam]
+            err = errors[fam]
             outcomes.append(Outcome(f"{fam}.error", Status.ERROR, f"{fam} could not be computed: "
-                                    f"{e.__class__.__name__}: {e}"))
+                                    f"{err.__class__.__name__}: {err}"))
             continue
         fam_results[fam] = results[fam]
         d = defs[fam]
         if expect is not None and d.check is not None and d.expect_key is not None:
-            e = expect.family(d.expect_key)
-            if e is not None:
-                outcomes += d.check(results[fam], e, ctx)
+            want = expect.family(d.expect_key)
+            if want is not None:
+                outcomes += d.check(results[fam], want, ctx)
     return Evaluation(info=info, results=fam_results, outcomes=tuple(outcomes), seconds=seconds,
                       keyframes=results.get("keyframes"), cached=cached,
                       extras={c.name: results.get(c.name) for c in extras},

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @pytest.hookspec(historic=False)
-def pytest_ltx_register_families(registry: "FamilyRegistry") -> None:
+def pytest_ltx_register_families(registry: FamilyRegistry) -> None:
     """Register metric families for this run: they are computed when a spec's ``expect:`` names their key,
     checked, written to ``results.json`` under their name and kept in golden baselines like the built-ins.
 

@@ -21,9 +21,9 @@ scalars beyond its tolerance. Every step's pytest output is kept in the returned
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pytest
@@ -50,7 +50,7 @@ def _spec(item: str, card: Mapping[str, Any], expect: Mapping[str, Any]) -> str:
 
 
 def check_family_lifecycle(
-    pytester: "pytest.Pytester",
+    pytester: pytest.Pytester,
     *,
     family: str,
     expect: Mapping[str, Any],
@@ -75,7 +75,7 @@ def check_family_lifecycle(
     life = Lifecycle()
     argv = ("specs/", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
 
-    def go(step: str, *more: str, passed: int = 0, failed: int = 0) -> "pytest.RunResult":
+    def go(step: str, *more: str, passed: int = 0, failed: int = 0) -> pytest.RunResult:
         r = (pytester.runpytest_subprocess if subprocess else pytester.runpytest)(*argv, *more)
         out = r.stdout.str() + r.stderr.str()
         life.outputs[step] = out

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -99,15 +99,16 @@ def luma_installed(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def warm() -> None:
     """In-process pytester runs drop the modules an inner run imported: load the heavy ones first."""
     import numpy.fft  # noqa: F401
-    import pytest_ltx.baseline  # noqa: F401
-    import pytest_ltx.collect  # noqa: F401
-    import pytest_ltx.metrics.motion  # noqa: F401
-    import pytest_ltx.media  # noqa: F401
-    import pytest_ltx.metrics.audio  # noqa: F401
-    import pytest_ltx.metrics.structural  # noqa: F401
-    import pytest_ltx.report.page  # noqa: F401
-    import pytest_ltx.report.plots as plots
+
+    import pytest_ltx.baseline
+    import pytest_ltx.collect
+    import pytest_ltx.media
+    import pytest_ltx.metrics.audio
+    import pytest_ltx.metrics.motion
+    import pytest_ltx.metrics.structural
+    import pytest_ltx.report.page
     import pytest_ltx.testcard  # noqa: F401
+    from pytest_ltx.report import plots
 
     plots._mpl()
 

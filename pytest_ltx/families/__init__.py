@@ -27,8 +27,9 @@ The built-in families (:mod:`pytest_ltx.families.builtin`) are registered throug
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -63,7 +64,7 @@ class MetricFamily:
     name: str
     consumer: ConsumerFactory
     expect_key: str | None = None
-    expect_model: "type[BaseModel] | None" = None
+    expect_model: type[BaseModel] | None = None
     check: CheckFn | None = None
     #: result -> flat ``{key: number}`` golden baselines store and compare (as ``<name>.<key>``)
     scalars: Callable[[Any], Mapping[str, Any]] | None = None
@@ -164,7 +165,7 @@ class FamilyRegistry:
     def __len__(self) -> int:
         return len(self._by_name)
 
-    def copy(self) -> "FamilyRegistry":
+    def copy(self) -> FamilyRegistry:
         new = FamilyRegistry()
         new._by_name = dict(self._by_name)
         new._by_key = dict(self._by_key)
@@ -199,13 +200,13 @@ class FamilyRegistry:
             origin = f"entry point {ep.name} = {ep.value!r} ({ENTRY_POINT_GROUP}" + (f", {dist})" if dist else ")")
             try:
                 obj = ep.load()
-            except Exception as e:  # noqa: BLE001 - any import failure: named, with the entry point
+            except Exception as e:
                 raise FamilyError(f"{origin} cannot be loaded: {e.__class__.__name__}: {e}") from e
             try:
                 self.load(obj, origin)
             except FamilyError:
                 raise
-            except Exception as e:  # noqa: BLE001 - a register() that raised
+            except Exception as e:
                 raise FamilyError(f"{origin} failed: {e.__class__.__name__}: {e}") from e
 
 

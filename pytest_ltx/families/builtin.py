@@ -9,7 +9,8 @@ here and nowhere else: its canonical name (results section ``clip_similarity``, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pytest_ltx.expect import (
     ArtifactsExpect,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["FAMILIES", "register", "sample_fps"]
 
 
-def sample_fps(expect: "Expectations | None") -> float:
+def sample_fps(expect: Expectations | None) -> float:
     """Keyframes per second for keyframe metrics and pictures: ``expect.clip.sample_fps`` (default 2)."""
     return expect.clip.sample_fps if expect is not None and expect.clip is not None else 2.0
 
@@ -50,13 +51,13 @@ def _numbers(d: Mapping[str, Any]) -> str:
 # ---- motion ------------------------------------------------------------------------------------------
 
 
-def _motion(expect: "Expectations | None", ctx: "MetricContext") -> "Consumer":
+def _motion(expect: Expectations | None, ctx: MetricContext) -> Consumer:
     from pytest_ltx.metrics.motion import MotionConsumer
 
     return MotionConsumer()
 
 
-def _motion_check(result: Any, e: MotionExpect, ctx: "MetricContext") -> "Sequence[Outcome]":
+def _motion_check(result: Any, e: MotionExpect, ctx: MetricContext) -> Sequence[Outcome]:
     from pytest_ltx.expect.motion import check
 
     return check(result, e)
@@ -80,13 +81,13 @@ def _motion_summary(m: Mapping[str, Any]) -> str:
 # ---- av_sync -----------------------------------------------------------------------------------------
 
 
-def _av_sync(expect: "Expectations | None", ctx: "MetricContext") -> "Consumer":
+def _av_sync(expect: Expectations | None, ctx: MetricContext) -> Consumer:
     from pytest_ltx.metrics.avsync import AVSyncConsumer
 
     return AVSyncConsumer()
 
 
-def _av_sync_check(result: Any, e: AVSyncExpect, ctx: "MetricContext") -> "Sequence[Outcome]":
+def _av_sync_check(result: Any, e: AVSyncExpect, ctx: MetricContext) -> Sequence[Outcome]:
     from pytest_ltx.expect.avsync import check
 
     return check(result, e)
@@ -103,14 +104,14 @@ def _av_sync_summary(a: Mapping[str, Any]) -> str:
 # ---- text --------------------------------------------------------------------------------------------
 
 
-def _text(expect: "Expectations | None", ctx: "MetricContext") -> "Consumer":
+def _text(expect: Expectations | None, ctx: MetricContext) -> Consumer:
     from pytest_ltx.metrics.ocr import TextConsumer
 
     e = expect.text if expect is not None else None
     return TextConsumer(sample_fps=e.sample_fps if e is not None else 2.0)
 
 
-def _text_check(result: Any, e: TextExpect, ctx: "MetricContext") -> "Sequence[Outcome]":
+def _text_check(result: Any, e: TextExpect, ctx: MetricContext) -> Sequence[Outcome]:
     from pytest_ltx.expect.text import check
 
     return check(result, e)
@@ -144,7 +145,7 @@ def _clip_summary(cs: Mapping[str, Any]) -> str:
 # ---- structural (always: baselines compare it; everything baseline-relative is golden.py's) ------------
 
 
-def _structural(expect: "Expectations | None", ctx: "MetricContext") -> "Consumer":
+def _structural(expect: Expectations | None, ctx: MetricContext) -> Consumer:
     from pytest_ltx.metrics.structural import StructuralConsumer
 
     return StructuralConsumer(sample_fps=sample_fps(expect))
@@ -153,7 +154,7 @@ def _structural(expect: "Expectations | None", ctx: "MetricContext") -> "Consume
 # ---- audio (always: baselines keep the soundtrack's fingerprints) --------------------------------------
 
 
-def _audio(expect: "Expectations | None", ctx: "MetricContext") -> "Consumer":
+def _audio(expect: Expectations | None, ctx: MetricContext) -> Consumer:
     from pytest_ltx.metrics.audio import AudioConsumer
 
     a = expect.audio if expect is not None else None
@@ -161,7 +162,7 @@ def _audio(expect: "Expectations | None", ctx: "MetricContext") -> "Consumer":
                          **({"min_silence_s": a.min_silence_s, "silence_dbfs": a.silence_dbfs} if a else {}))
 
 
-def _audio_check(result: Any, e: AudioExpect, ctx: "MetricContext") -> "Sequence[Outcome]":
+def _audio_check(result: Any, e: AudioExpect, ctx: MetricContext) -> Sequence[Outcome]:
     from pytest_ltx.expect.audio import check
 
     return check(result, e)
@@ -170,14 +171,14 @@ def _audio_check(result: Any, e: AudioExpect, ctx: "MetricContext") -> "Sequence
 # ---- artifacts ---------------------------------------------------------------------------------------
 
 
-def _artifacts(expect: "Expectations | None", ctx: "MetricContext") -> "Consumer":
+def _artifacts(expect: Expectations | None, ctx: MetricContext) -> Consumer:
     from pytest_ltx.metrics.artifacts import ArtifactsConsumer
 
     e = expect.artifacts if expect is not None else None
     return ArtifactsConsumer(tail_s=e.tail_s if e is not None else 1.0, conditioning_image=ctx.conditioning_image)
 
 
-def _artifacts_check(result: Any, e: ArtifactsExpect, ctx: "MetricContext") -> "Sequence[Outcome]":
+def _artifacts_check(result: Any, e: ArtifactsExpect, ctx: MetricContext) -> Sequence[Outcome]:
     from pytest_ltx.expect.artifacts import check
 
     return check(result, e, conditioned=ctx.conditioning_image is not None)
