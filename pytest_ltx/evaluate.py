@@ -69,7 +69,11 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"clip": self.info.to_dict()}
         for fam, r in self.results.items():
-            d[fam] = jsonable(r.to_dict())
+            sec = r.to_dict()
+            f = self._family(fam)
+            if f.report_scalars and f.scalars is not None and isinstance(sec, dict) and "scalars" not in sec:
+                sec = {**sec, "scalars": f.result_scalars(r)}
+            d[fam] = jsonable(sec)
         d["outcomes"] = [o.to_dict() for o in self.outcomes]
         d["metric_seconds"] = {k: round(v, 4) for k, v in self.seconds.items()}
         d["cached_metrics"] = list(self.cached)

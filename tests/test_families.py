@@ -144,8 +144,12 @@ def test_third_party_family_end_to_end(pytester: pytest.Pytester, luma_installed
     doc = json.loads((pytester.path / "ltx-report" / "results.json").read_text())
     items = {i["item"]: i for i in doc["items"]}
     for name, truth in (("bright", bright), ("dim", dim)):
-        measured = items[name]["evaluation"]["mean_luma"]["mean"]
+        section = items[name]["evaluation"]["mean_luma"]
+        measured = section["mean"]
+        assert section["scalars"] == {"mean": measured}  # what the HTML report's measurements list
         assert measured == pytest.approx(truth, abs=3.0)  # H.264 at crf 18 moves the mean by a level or two
+    page = (pytester.path / "ltx-report" / "index.html").read_text()
+    assert "mean_luma" in page and f"{items['bright']['evaluation']['mean_luma']['mean']:.4g}"[:4] in page
     status = {n: {o["check"]: o["status"] for o in i["outcomes"]}["mean_luma.range"] for n, i in items.items()}
     assert status == {"bright": "passed", "dim": "failed"}
     rec = json.loads((pytester.path / "baselines/specs/luma/bright/testcard/record.json").read_text())
@@ -313,3 +317,14 @@ def test_hook_registers_families_for_one_run(pytester: pytest.Pytester, warm: No
     r = pytester.runpytest("specs/", "-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     assert "pytest-ltx: metric family 'motion' from " in r.stderr.str() + r.stdout.str()
+
+
+@pytest.mark.slow
+def test_hook_family_lifecycle_under_xdist(pytester: pytest.Pytester, warm: None) -> None:
+    """The same lifecycle with the family from a conftest hook and two xdist workers (each worker
+    registers it in its own pytest_configure; the controller writes the baselines)."""
+    pytester.makeconftest(LUMA_MODULE + "\n\ndef pytest_ltx_register_families(registry):\n"
+                          "    registry.register(FAMILY)\n")
+    life = check_family_lifecycle(pytester, family="mean_luma", expect={"mean_luma": {}}, card=CARD,
+                                  changed_card=DIM, args=("-n", "2"))
+    assert life.updated["mean_luma.mean"] < life.created["mean_luma.mean"] - 20

@@ -74,6 +74,9 @@ class MetricFamily:
     summary: Callable[[Mapping[str, Any]], str] | None = None
     #: computed for every clip, expectation or not (baselines keep it)
     always: bool = False
+    #: the results section carries ``scalars`` (added from ``scalars(result)`` when ``to_dict()`` has none):
+    #: what the HTML report's measurements table lists
+    report_scalars: bool = True
     #: who registered it (filled in by the registry: "pytest-ltx", an entry point, a plugin)
     origin: str = ""
 

@@ -188,14 +188,15 @@ FAMILIES: tuple[MetricFamily, ...] = (
     MetricFamily("motion", _motion, "motion", MotionExpect, _motion_check, scalars=_scalars,
                  summary=_motion_summary),
     MetricFamily("av_sync", _av_sync, "av_sync", AVSyncExpect, _av_sync_check, scalars=_scalars,
-                 summary=_av_sync_summary),
+                 summary=_av_sync_summary, report_scalars=False),
     MetricFamily("text", _text, "text", TextExpect, _text_check, scalars=_scalars, summary=_text_summary),
     MetricFamily("clip_similarity", _clip, "clip", ClipScoreExpect, _clip_check, scalars=_scalars, arrays=_arrays,
                  summary=_clip_summary),
-    MetricFamily("structural", _structural, scalars=_scalars, arrays=_arrays, always=True),
+    MetricFamily("structural", _structural, scalars=_scalars, arrays=_arrays, always=True, report_scalars=False),
     MetricFamily("audio", _audio, "audio", AudioExpect, _audio_check, scalars=_scalars, arrays=_arrays,
-                 always=True),
-    MetricFamily("artifacts", _artifacts, "artifacts", ArtifactsExpect, _artifacts_check, scalars=_scalars),
+                 always=True, report_scalars=False),
+    MetricFamily("artifacts", _artifacts, "artifacts", ArtifactsExpect, _artifacts_check, scalars=_scalars,
+                 report_scalars=False),
 )
 
 
