@@ -201,6 +201,12 @@ def test_spec_validates_third_party_keys(tmp_path: Path, luma_installed: Path) -
     e = clip.expectations.family("mean_luma")
     assert (e.min, e.max) == (10.0, 255.0)
     assert clip.expectations.model_dump(mode="json")["mean_luma"] == {"min": 10.0, "max": 255.0}
+    # merged per family like a built-in: file defaults, replaced whole by a clip's own
+    p.write_text("defaults:\n  expect: {mean_luma: {max: 90}}\nclips:\n"
+                 "  - id: a\n    testcard: {width: 64, height: 64, frames: 9}\n"
+                 "  - id: b\n    testcard: {width: 64, height: 64, frames: 9}\n    expect: {mean_luma: {min: 3}}\n")
+    a, b = load_spec_file(p).clips
+    assert (a.expectations.family("mean_luma").max, b.expectations.family("mean_luma").max) == (90.0, 255.0)
 
 
 def test_evaluate_and_cli_use_registered_families(tmp_path: Path, luma_installed: Path,
