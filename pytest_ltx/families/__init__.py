@@ -10,7 +10,8 @@ A :class:`MetricFamily` says everything pytest-ltx needs to compute, check, stor
   clip's :class:`~pytest_ltx.expect.Expectations` (or None) and the :class:`~pytest_ltx.evaluate.MetricContext`;
 - ``check``: ``(result, expectation, context) -> outcomes``, called when the spec sets ``expect_key``;
 - ``scalars`` / ``arrays``: what golden baselines keep of a result (flat numbers; small per-keyframe arrays);
-- ``summary``: optionally, a one-line text of a result's ``to_dict()`` for ``pytest-ltx evaluate`` and reports.
+- ``summary``: optionally, its line (from the result's ``to_dict()``) in ``pytest-ltx evaluate``'s output;
+- ``report_scalars``: the results section carries ``scalars`` (the HTML report's measurements table).
 
 The built-in families (:mod:`pytest_ltx.families.builtin`) are registered through the same
 :meth:`FamilyRegistry.register` as third-party ones, which come from
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
     from pytest_ltx.outcome import Outcome
     from pytest_ltx.stream import Consumer
 
-__all__ = ["ENTRY_POINT_GROUP", "FamilyError", "FamilyRegistry", "MetricFamily", "activate", "default_registry",
-           "registry"]
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "FamilyError", "FamilyRegistry", "MetricFamily", "activate",
+           "activate_for_run", "builtin_registry", "deactivate_for_run", "default_registry", "registry"]
 
 #: the entry-point group third-party metric families are published in
 ENTRY_POINT_GROUP = "pytest_ltx.families"
