@@ -117,7 +117,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        code = pytest.main(argv, plugins=[grab])
+        pytest.main(argv, plugins=[grab])
     if grab.invalid:
         for nodeid, message in grab.invalid:
             print(f"{nodeid}: invalid clip spec:\n{message}", file=sys.stderr)
@@ -203,7 +203,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     except Exception as e:
         line(False, "model profiles", str(e))
         profiles = {}
-    for name, prof in sorted(profiles.items()):
+    for _name, prof in sorted(profiles.items()):
         for status, what, detail in doctor_profile(prof):
             if status is None:
                 print(f"--  {what:24} {detail}")

@@ -40,7 +40,7 @@ class PathPolicy:
     @classmethod
     def from_settings(cls, settings: object) -> "PathPolicy":
         return cls(
-            root=Path(getattr(settings, "rootdir")),
+            root=Path(settings.rootdir),
             allow_dirs=tuple(getattr(settings, "allow_dirs", ()) or ()),
             anywhere=bool(getattr(settings, "allow_outside_root", False)),
         )

@@ -20,10 +20,9 @@ from pytest_ltx.families import builtin as _builtin
 from pytest_ltx.outcome import Outcome, Status, jsonable
 
 if TYPE_CHECKING:
-    from pytest_ltx.expect import Expectations
-    from pytest_ltx.media import ClipInfo
     from pytest_ltx.evalcache import EvaluationCache
-    from pytest_ltx.media import Clip
+    from pytest_ltx.expect import Expectations
+    from pytest_ltx.media import Clip, ClipInfo
     from pytest_ltx.stream import Consumer, Keyframes, MediaSource
 
 __all__ = ["FAMILIES", "Evaluation", "MetricContext", "evaluate", "families_for"]

@@ -174,7 +174,7 @@ class DigestCache:
                 with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
                     hashed = list(pool.map(lambda t: _sha256(Path(t[1])), todo))
                 self.misses += len(todo)
-                for (p, real, st), digest in zip(todo, hashed):
+                for (p, _real, _st), digest in zip(todo, hashed):
                     out[p] = digest
                 if con is not None:
                     try:

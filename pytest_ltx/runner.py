@@ -74,10 +74,9 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any 
     from pytest_ltx.devices import cuda_available, cuda_device_count
     from pytest_ltx.media import X264_PARAMS
     from pytest_ltx.render.encode import DEFAULT_ENCODE
+    from pytest_ltx.render.gpu import gpu_identity, pin_device
     from pytest_ltx.render.ltx2 import plan_placement
     from pytest_ltx.versions import package_versions
-
-    from pytest_ltx.render.gpu import gpu_identity, pin_device
 
     model = {k: v for k, v in profile.to_dict().items() if k not in ("path", "loras", "distilled_lora", "upsampler")}
     extras = profile.extras_identity()  # LoRAs and upsampler by content, not by path

@@ -8,7 +8,6 @@ render cache's integrity, LRU size limit and shared (fsspec) tier; shards; the w
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace

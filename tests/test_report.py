@@ -16,8 +16,15 @@ import pytest
 from pytest_ltx.report.files import ReportWriteError, file_mode, media_name, write_atomic
 from pytest_ltx.report.html import outcome_table
 from pytest_ltx.report.results import ItemResult, read_results, write_results
-from pytest_ltx.report.summary import (environment_line, junit_properties, markdown, md_text, pr_comment,
-                                       regressions, terminal_lines)
+from pytest_ltx.report.summary import (
+    environment_line,
+    junit_properties,
+    markdown,
+    md_text,
+    pr_comment,
+    regressions,
+    terminal_lines,
+)
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>'
 HOSTILE_FILE = 'specs/x<details open ontoggle="alert(1)">.yaml'

@@ -112,7 +112,7 @@ def test_full_baseline_volume_writes_whole_records_or_none(small_volume: Path) -
     assert store.flush().created
     before = _snapshot(store.root)
     _fill(small_volume, 40_000)  # room for about one more record
-    for i, item in enumerate([ITEM] + [f"specs/life/b{i}" for i in range(5)]):
+    for item in [ITEM] + [f"specs/life/b{i}" for i in range(5)]:
         store.queue(_record(item, version=1.0))
     summary = store.flush()
     _check_partial_flush(store, before, summary)

@@ -6,8 +6,8 @@ Backends: ``ltx2`` (diffusers ``LTX2Pipeline`` for real checkpoints and the embe
 
 from pytest_ltx.render.base import (
     GUIDANCE_KEYS,
-    RenderError,
     Renderer,
+    RenderError,
     RenderRequest,
     RenderResult,
     clear_renderers,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from pytest_ltx.media import Clip, ClipReadError

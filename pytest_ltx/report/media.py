@@ -40,6 +40,11 @@ MAX_OCR_FRAMES = 6
 ENVELOPE_HOP_S = 0.005
 
 
+def _upscale(a: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor (keeps thumbnail pixels crisp)."""
+    return np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
+
+
 def item_media_dir(report_dir: Path, nodeid: str) -> Path:
     return Path(report_dir) / MEDIA_DIR / media_name(nodeid)
 
@@ -104,10 +109,9 @@ def _golden_rows(frames: "ReportFrames", base: "BaselineRecord") -> dict[str, An
         d = np.abs(n.astype(np.int16) - g.astype(np.int16)).max(axis=2)
         heat = cv2.applyColorMap(np.clip(d * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1]
         scale = max(1, int(np.ceil(144 / h)))  # the baseline keeps 72 px thumbnails: show them at ≥ 144 px
-        up = (lambda a: np.repeat(np.repeat(a, scale, axis=0), scale, axis=1))
-        golden.append(up(g))
-        now.append(up(n))
-        diff.append(up(np.ascontiguousarray(heat)))
+        golden.append(_upscale(g, scale))
+        now.append(_upscale(n, scale))
+        diff.append(_upscale(np.ascontiguousarray(heat), scale))
         shown.append({"frame": int(f), "time_s": round(f / frames.fps, 3) if frames.fps else None,
                       "mean_abs_diff": round(float(d.mean()), 2)})
     if not shown:

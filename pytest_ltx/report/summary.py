@@ -161,7 +161,7 @@ def pr_comment(results: Iterable[ItemResult], *, report_url: str | None = None, 
     regs = regressions(rs)
     if regs:
         out += ["| | clip | check | what |", "|---|---|---|---|"]
-        for sev, r, o in regs[:limit]:
+        for _sev, r, o in regs[:limit]:
             name = md_text(r.nodeid)
             if report_url:
                 name = f"[{name}]({report_url}#{_anchor(r)})"

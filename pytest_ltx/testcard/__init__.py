@@ -249,7 +249,7 @@ class TestCardSpec(_Model):
             spans.append((f.start, f.start + f.length - 1, f"flicker {f.start}+{f.length}"))
         problems = [f"{name} is outside frames 1..{n - 1}" for a, b, name in spans if a < 1 or b > n - 1]
         spans.sort()
-        for (a0, b0, n0), (a1, b1, n1) in zip(spans, spans[1:]):
+        for (_a0, b0, n0), (a1, _b1, n1) in zip(spans, spans[1:]):
             if a1 <= b0 + 1:
                 problems.append(f"{n0} and {n1} overlap or touch (leave a frame between defects)")
         for name, items in (("exposure", self.exposure), ("strobe", self.strobe), ("corrupt", self.corrupt)):

@@ -133,8 +133,8 @@ def _burn_pil(frame, text, x0, y0, size, color, outline):
     while True:
         font = _font(size)
         stroke = max(1, size // 14) if outline is not None else 0
-        l, t, r, b = font.getbbox(text, stroke_width=stroke)
-        tw, th = r - l, b - t
+        left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+        tw, th = right - left, bottom - top
         if (tw <= w - 2 and th <= h - 2) or size <= 6:
             break
         size = max(6, int(size * min((w - 2) / max(tw, 1), (h - 2) / max(th, 1)) * 0.98))
@@ -146,7 +146,7 @@ def _burn_pil(frame, text, x0, y0, size, color, outline):
     region = Image.fromarray(np.ascontiguousarray(frame[iy0 : iy0 + ch, ix0 : ix0 + cw]))
     draw = ImageDraw.Draw(region)
     draw.text(
-        (-l, -t), text, font=font, fill=tuple(int(c) for c in color),
+        (-left, -top), text, font=font, fill=tuple(int(c) for c in color),
         stroke_width=stroke, stroke_fill=None if outline is None else tuple(int(c) for c in outline),
     )
     frame[iy0 : iy0 + ch, ix0 : ix0 + cw] = np.asarray(region)
