@@ -306,7 +306,7 @@ class RenderCache:
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last use, bytes, dir) of every entry."""
-        out = []
+        out: list[tuple[float, int, Path]] = []
         base = self.root / "renders"
         if not base.is_dir():
             return out

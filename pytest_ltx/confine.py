@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["PathPolicy", "OutsideRoot", "escaping_symlink"]
 
@@ -38,7 +39,7 @@ class PathPolicy:
     anywhere: bool = False
 
     @classmethod
-    def from_settings(cls, settings: object) -> "PathPolicy":
+    def from_settings(cls, settings: Any) -> "PathPolicy":
         return cls(
             root=Path(settings.rootdir),
             allow_dirs=tuple(getattr(settings, "allow_dirs", ()) or ()),

@@ -170,7 +170,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

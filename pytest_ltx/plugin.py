@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for it in items:
             if models[id(it)]:
                 it.add_marker(pytest.mark.xdist_group(name=f"ltx-model-{models[id(it)]}"))
-        first = {}
+        first: dict[str | None, int] = {}
         for n, it in enumerate(items):
             first.setdefault(models[id(it)], n)
         items.sort(key=lambda it: first[models[id(it)]])  # stable: a model's items together, in order

@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 from functools import lru_cache
-from typing import Any
+from typing import Any, Mapping
 
 from pytest_ltx.render.base import RenderError
 
@@ -28,7 +28,7 @@ class WorkerGpuError(RenderError):
     """More xdist workers than visible GPUs (or a worker whose GPU is not there)."""
 
 
-def worker_index(env: dict[str, str] | None = None) -> int | None:
+def worker_index(env: Mapping[str, str] | None = None) -> int | None:
     """0 for ``gw0``…; None outside xdist."""
     env = os.environ if env is None else env
     wid = env.get("PYTEST_XDIST_WORKER", "")
@@ -37,7 +37,7 @@ def worker_index(env: dict[str, str] | None = None) -> int | None:
     return None
 
 
-def worker_count(env: dict[str, str] | None = None) -> int | None:
+def worker_count(env: Mapping[str, str] | None = None) -> int | None:
     env = os.environ if env is None else env
     n = env.get("PYTEST_XDIST_WORKER_COUNT")
     return int(n) if n and n.isdigit() else None
@@ -68,7 +68,7 @@ def pin_device(device: str, cuda_available: bool, device_count: int, env: dict[s
 
 def _driver_version() -> str | None:
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
 
         pynvml.nvmlInit()
         v = pynvml.nvmlSystemGetDriverVersion()

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Any, Callable, TypeVar
+from typing import IO, Any, Callable, Mapping, TypeVar
 
 from pytest_ltx.render.base import RenderError
 
@@ -108,7 +108,7 @@ def retry_io(fn: Callable[[], T], *, attempts: int = 3, backoff_s: float = 1.0,
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def progress_enabled(stream: IO[str] | None = None, env: dict[str, str] | None = None) -> bool:
+def progress_enabled(stream: IO[str] | None = None, env: Mapping[str, str] | None = None) -> bool:
     """Progress lines only on an interactive terminal, never in CI logs (``CI`` set) or captured output."""
     env = os.environ if env is None else env
     if env.get("CI") or env.get("PYTEST_LTX_NO_PROGRESS"):

@@ -58,7 +58,11 @@ def _atomic(dst: Path, fill: Callable[[BinaryIO], None]) -> Path:
 def write_atomic(path: Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically; raise :class:`ReportWriteError`."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    return _atomic(path, lambda out: out.write(raw))
+
+    def write(out: BinaryIO) -> None:
+        out.write(raw)
+
+    return _atomic(path, write)
 
 
 def copy_atomic(src: Path, dst: Path) -> Path:

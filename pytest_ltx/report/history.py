@@ -60,7 +60,8 @@ def load_history(paths: Sequence[Path], *, current: tuple[dict[str, Any], Sequen
                  exclude: Path | None = None) -> dict[str, Any]:
     """``{"runs": [{"label", "created", "items": {nodeid: {metric: value}}}], "skipped": [why]}``, oldest
     first, the current run last. Unreadable files are skipped and named, never fatal."""
-    runs, skipped = [], []
+    runs: list[dict[str, Any]] = []
+    skipped: list[str] = []
     ex = Path(exclude).resolve() if exclude is not None else None
     for f in _files(paths):
         if ex is not None and f.resolve() == ex:

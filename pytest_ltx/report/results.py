@@ -66,7 +66,8 @@ def write_results(path: Path, items: Iterable[ItemResult], *, meta: dict[str, An
         if r.get("failure_kind") is None and r["status"] != "passed":  # records made without one
             from pytest_ltx.outcome import failure_kind
 
-            r["failure_kind"] = failure_kind(r["status"], r.get("outcomes") or []).value
+            kind = failure_kind(r["status"], r.get("outcomes") or [])
+            r["failure_kind"] = kind.value if kind is not None else None
         if r.get("failure_kind") in kinds:
             kinds[r["failure_kind"]] += 1
     from pytest_ltx import __version__

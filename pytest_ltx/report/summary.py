@@ -105,7 +105,9 @@ def _severity(o: dict[str, Any]) -> float:
     def num(x: Any) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool)
 
-    m, a, b = o.get("measured"), o.get("allowed"), o.get("baseline")
+    m: Any = o.get("measured")
+    a: Any = o.get("allowed")
+    b: Any = o.get("baseline")
     if num(m) and num(a) and num(b):  # a baseline move: how many tolerances it moved
         return abs(m - b) / max(abs(a), 1e-9)
     if num(m) and num(a):  # a bound: 1 + how far past it, relative (at most 2)

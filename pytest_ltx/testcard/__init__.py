@@ -245,8 +245,8 @@ class TestCardSpec(_Model):
             spans.append((j.at, j.at, f"jump at {j.at}"))
         for f in self.freezes:
             spans.append((f.start, f.start + f.length - 1, f"freeze {f.start}+{f.length}"))
-        for f in self.flickers:
-            spans.append((f.start, f.start + f.length - 1, f"flicker {f.start}+{f.length}"))
+        for fl in self.flickers:
+            spans.append((fl.start, fl.start + fl.length - 1, f"flicker {fl.start}+{fl.length}"))
         problems = [f"{name} is outside frames 1..{n - 1}" for a, b, name in spans if a < 1 or b > n - 1]
         spans.sort()
         for (_a0, b0, n0), (a1, _b1, n1) in zip(spans, spans[1:]):

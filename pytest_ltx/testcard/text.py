@@ -79,8 +79,8 @@ def garbled(n: int, seed: int) -> str:
         raise ValueError(f"garbled: n must be >= 0, got {n}")
     rng = random.Random(seed)
     if font_path() is not None:
-        pools = (_LATIN, _CYRILLIC, _SYMBOLS)
-        weights = (0.4, 0.35, 0.25)
+        pools: tuple[str, ...] = (_LATIN, _CYRILLIC, _SYMBOLS)
+        weights: tuple[float, ...] = (0.4, 0.35, 0.25)
     else:
         pools = (_ASCII_LOOKALIKES,)
         weights = (1.0,)
