@@ -19,9 +19,9 @@ __all__ = ["ItemEnvelope", "collect_envelopes"]
 @dataclass(frozen=True)
 class ItemEnvelope:
     nodeid: str
-    profile: str
+    profile: str | None
     size: str
-    plan: Any | None
+    plan: Any  # the VRAM plan; None when ``error`` says why there is none
     error: str | None = None
 
     @property
@@ -91,7 +91,7 @@ def collect_envelopes(args: Sequence[str], *, free_gb: float | None = None, mode
                     dev = pin_device(profile.device if profile.device != "cpu" else "cuda", True,
                                      torch.cuda.device_count())
                     free = free_memory_gb(dev if dev.startswith("cuda") else "cuda")
-            budget = c.expect.budget.vram_gb_max if c.expect.budget is not None else None
+            budget = c.expect.budget.vram_gb_max if c.expect is not None and c.expect.budget is not None else None
             plan = choose(sizes, shape_of(req, max_sequence_length=profile.max_sequence_length),
                           start=profile.offload, vae_tiling=True if profile.vae_tiling is None else profile.vae_tiling,
                           free_gb=free, vram_gb_max=budget,

@@ -353,7 +353,7 @@ DIFFUSERS_REPOS: dict[str, str] = {
 
 
 def _how_to_provide(profile: ModelProfile) -> str:
-    hub = profile.hub_id or DIFFUSERS_REPOS.get(profile.variant, DIFFUSERS_REPOS["2.3"])
+    hub = profile.hub_id or DIFFUSERS_REPOS.get(profile.variant or "2.3", DIFFUSERS_REPOS["2.3"])
     local = f"/models/{hub.split('/')[-1]}"
     return (
         "Provide the model as a diffusers folder (model_index.json + the component folders it names: "

@@ -66,7 +66,7 @@ def check(result: "ArtifactsResult", expect: ArtifactsExpect, *, conditioned: bo
     fps = result.fps
     exp = expect.expected
 
-    def expected_outcome(kind: str, found: "list[ArtifactEvent]", present: bool, what: str) -> Outcome:
+    def expected_outcome(kind: DefectName, found: "list[ArtifactEvent]", present: bool, what: str) -> Outcome:
         want = exp[kind]
         hit = _found_at(found, want, expect.frame_tolerance) if present else None
         where = f"frame {want} ({want / fps:.2f} s)"

@@ -141,7 +141,8 @@ def _check(result: "AudioResult", expect: AudioExpect) -> list[Outcome]:
         out.append(Outcome("audio.dc_offset", _ok(v <= expect.dc_offset_max),
                            f"DC offset {v:.4f} of full scale, at most {expect.dc_offset_max:g} allowed",
                            round(v, 5), expect.dc_offset_max))
-    if expect.max_tempo_error is not None and result.duration_ratio is not None and result.video_duration_s > 0:
+    if (expect.max_tempo_error is not None and result.duration_ratio is not None and result.video_duration_s > 0
+            and result.sample_rate):
         from pytest_ltx.metrics.avsync import AAC_PADDING_SAMPLES
 
         err = result.duration_ratio - 1.0
@@ -160,7 +161,7 @@ def _check(result: "AudioResult", expect: AudioExpect) -> list[Outcome]:
                                     "bandwidth_hz": result.bandwidth_hz}))
     if expect.min_bandwidth_hz is not None:
         v = result.bandwidth_hz
-        if v is None:
+        if v is None or not result.sample_rate:
             out.append(unmeasured("audio.bandwidth", "bandwidth not measurable (silent or too short)",
                                   expect.min_bandwidth_hz))
         else:

@@ -367,10 +367,10 @@ def check_export(facts: ExportFacts, expect: ExportExpect) -> list[Outcome]:
                            f.audio_sample_rate, e.audio_sample_rate))
         if e.audio_channels is not None:
             ok = f.audio_channels == e.audio_channels
-            names = {1: "mono", 2: "stereo"}
-            got = names.get(f.audio_channels or 0, f"{f.audio_channels} channels")
-            out.append(_ok("audio_channels", ok, f"audio {got}" + ("" if ok else
-                           f", {tag}needs {names.get(e.audio_channels, f'{e.audio_channels} channels')}: "
+            channel_names = {1: "mono", 2: "stereo"}
+            layout = channel_names.get(f.audio_channels or 0, f"{f.audio_channels} channels")
+            out.append(_ok("audio_channels", ok, f"audio {layout}" + ("" if ok else
+                           f", {tag}needs {channel_names.get(e.audio_channels, f'{e.audio_channels} channels')}: "
                            f"(ffmpeg: -ac {e.audio_channels})"), f.audio_channels, e.audio_channels))
     if e.av_duration_max_frames is not None and f.audio_duration_s is not None and f.video_duration_s is not None:
         frame = 1.0 / f.fps if f.fps else 0.0

@@ -265,7 +265,7 @@ class _Signals:
         self._flow_side = flow_side
         self._flow_scale = 0.0  # analysis px per flow px
         self._prev_flow: np.ndarray | None = None
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # type: ignore[attr-defined]
         self._prev: dict[str, Any] | None = None
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
         self.size: tuple[int, int] | None = None

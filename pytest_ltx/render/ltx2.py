@@ -810,7 +810,7 @@ class LTX2Renderer:
                     if pl.is_cuda:
                         torch.cuda.reset_peak_memory_stats(dev)
                     gen = torch.Generator("cpu").manual_seed(req.seed)
-                    self._monitor = StepMonitor(guard, req.steps)
+                    self._monitor = StepMonitor(guard, req.steps or 0)
                     t0 = time.perf_counter()
                     base = plan.stages[0]
                     lkey = self._latent_key(req, manifest)
@@ -876,12 +876,13 @@ class LTX2Renderer:
                     if pl.threads:
                         torch.set_num_threads(old_threads)
             # the placement really used (the planner may have offloaded), the plan and every attempt
-            prov = {**self.provenance(req), "manifest": manifest,
+            prov: dict[str, Any] = {**self.provenance(req), "manifest": manifest,
                     "attempts": [a.to_dict() for a in guard.attempts]}
             if getattr(self, "vram_plan", None) is not None:
                 prov["vram_plan"] = self.vram_plan.to_dict()
-            if getattr(self, "gpu", None) is not None:
-                prov["gpu"] = dict(self.gpu)
+            gpu = getattr(self, "gpu", None)
+            if gpu is not None:
+                prov["gpu"] = dict(gpu)
 
         frames = _to_uint8(frames_f[0])
         audio_np = audio_t[0].float().cpu().numpy().astype(np.float32, copy=False)

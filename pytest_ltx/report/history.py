@@ -76,9 +76,9 @@ def load_history(paths: Sequence[Path], *, current: tuple[dict[str, Any], Sequen
     runs.sort(key=lambda r: r["created"])
     runs = runs[-MAX_RUNS:]
     if current is not None:
-        doc, items = current
+        doc, results = current
         runs.append({"label": "this run", "created": str(doc.get("created", "")),
-                     "items": {i.nodeid: flat_scalars(i) for i in items}})
+                     "items": {r.nodeid: flat_scalars(r) for r in results}})
     return {"runs": runs, "skipped": skipped}
 
 

@@ -18,7 +18,7 @@ def keyframe_indices(num_frames: int, count: int = 8) -> list[int]:
     return sorted({round(i * (num_frames - 1) / (count - 1)) for i in range(count)})
 
 
-def keyframe_strip(frames: np.ndarray, indices: Sequence[int] | None = None, *, height: int = 96,
+def keyframe_strip(frames: np.ndarray | Sequence[np.ndarray], indices: Sequence[int] | None = None, *, height: int = 96,
                    labels: bool = True, frame_numbers: Sequence[int] | None = None,
                    fps: float | None = None) -> np.ndarray:
     """A horizontal strip of keyframes, each scaled to ``height`` px, with its frame number (and time when

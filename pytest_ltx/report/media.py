@@ -212,22 +212,23 @@ def media_consumer(baseline: "BaselineRecord | None") -> ReportMediaConsumer:
     return ReportMediaConsumer(list(baseline.keyframe_frames)[: len(baseline.thumbnails)], (int(w), int(h)))
 
 
-def write_item_media(report_dir: Path, nodeid: str, frames: "ReportFrames | Clip", *, mp4: Path | None,
+def write_item_media(report_dir: Path, nodeid: str, source: "ReportFrames | Clip", *, mp4: Path | None,
                      evaluation: dict[str, Any] | None = None, baseline: "BaselineRecord | None" = None,
                      ocr_images: Mapping[int, bytes] | None = None) -> dict[str, Any]:
     """Write the item's media; return the manifest stored as the result's ``artifacts``.
 
-    ``frames`` is what the streaming pass collected (:class:`ReportFrames`), or an in-memory clip (run
+    ``source`` is what the streaming pass collected (:class:`ReportFrames`), or an in-memory clip (run
     through the same consumer here). ``ocr_images`` are the JPEGs of the frames where OCR found text
     (kept by the OCR metric in the same pass). Raises :class:`ReportWriteError` (one line) when the report
     folder cannot take them; the caller records it and the item's verdict is unaffected.
     """
     from pytest_ltx.media import Clip
 
-    if isinstance(frames, Clip):
+    frames: ReportFrames
+    if isinstance(source, Clip):
         from pytest_ltx.stream import run_stream
 
-        clip = frames
+        clip = source
         frames = run_stream(clip, [media_consumer(baseline)]).results["report_media"]
         if ocr_images is None:
             ocr_images = {}
@@ -236,6 +237,8 @@ def write_item_media(report_dir: Path, nodeid: str, frames: "ReportFrames | Clip
                 pos = [i for i in range(clip.num_frames) if clip.original_index(i) == f]
                 if pos and f not in ocr_images:
                     ocr_images[f] = _jpeg(clip.frames[pos[0]], 92)
+    else:
+        frames = source
     report_dir = Path(report_dir)
     d = item_media_dir(report_dir, nodeid)
     out: dict[str, Any] = {"dir": _rel(d, report_dir) if d.exists() else f"{MEDIA_DIR}/{d.name}"}

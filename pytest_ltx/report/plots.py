@@ -201,7 +201,10 @@ def _ocr(item: dict[str, Any], report_dir: Path) -> tuple[Callable[[], bytes], A
         for ax in axes.flat:
             ax.axis("off")
         for ax, f in zip(axes.flat, frames):
-            img = cv2.imread(str(report_dir / f["file"]))[..., ::-1]
+            bgr = cv2.imread(str(report_dir / f["file"]))
+            if bgr is None:
+                raise OSError(f"cannot read keyframe {report_dir / f['file']}")
+            img = bgr[..., ::-1]
             ax.imshow(img)
             for d in dets:
                 if d.get("frame") != f["frame"] or not d.get("box"):

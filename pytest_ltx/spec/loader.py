@@ -12,7 +12,7 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -364,7 +364,7 @@ def _missing_paths(spec: SpecFile, path: Path | None, confine: "PathPolicy | Non
 # --- pydantic errors → one readable line --------------------------------------------------------
 
 
-def _to_spec_error(d: dict[str, Any], lines: dict[Loc, int], path: Path | None) -> SpecError:
+def _to_spec_error(d: Mapping[str, Any], lines: dict[Loc, int], path: Path | None) -> SpecError:
     loc: Loc = tuple(d["loc"])
     ctx = d.get("ctx") or {}
     kind = d["type"]
@@ -425,7 +425,7 @@ _BOUNDS = {
 }
 
 
-def _message(kind: str, loc: Loc, d: dict[str, Any], ctx: dict[str, Any], lines: dict[Loc, int]) -> tuple[str, Loc]:
+def _message(kind: str, loc: Loc, d: Mapping[str, Any], ctx: dict[str, Any], lines: dict[Loc, int]) -> tuple[str, Loc]:
     """(message, loc of the field the line names)."""
     value = d.get("input")
     if kind == "spec":

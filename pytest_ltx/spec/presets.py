@@ -278,7 +278,8 @@ def apply_presets(
     project = project or Project()
     errors: list[SpecError] = []
     clips = data.get("clips")
-    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    raw_defaults = data.get("defaults")
+    defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
     if not isinstance(clips, list):
         return data, [], errors
     shown = "" if path is None else _rel(Path(path), project.root) if project.root else str(path)

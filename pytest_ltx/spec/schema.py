@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -66,7 +66,7 @@ __all__ = [
     "nearest_multiple",
 ]
 
-SPEC_VERSION = 1
+SPEC_VERSION: Final = 1
 
 #: top-level keys starting with this are ignored: a place for YAML anchors (`x-common: &common {...}`).
 EXTENSION_PREFIX = "x-"

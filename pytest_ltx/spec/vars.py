@@ -348,14 +348,14 @@ def plan_variants(
             out.append(Variant(template=template, label=label, prompt_index=index, values=values,
                                parts=((label,) if label is not None else ()) + tuple(parts), sources=src))
     seen: dict[tuple[str, ...], Variant] = {}
-    for v in out:
-        if v.parts in seen:
-            a, b = seen[v.parts], v
-            err(("vars",), f"two rows give the same item id [{','.join(v.parts)}] "
+    for variant in out:
+        if variant.parts in seen:
+            a, b = seen[variant.parts], variant
+            err(("vars",), f"two rows give the same item id [{','.join(variant.parts)}] "
                            f"({_describe_row(a)} and {_describe_row(b)}); make the values distinct "
                            f"or add a {LABEL!r} column")
             return [], errors
-        seen[v.parts] = v
+        seen[variant.parts] = variant
     return out, errors
 
 
@@ -555,7 +555,8 @@ def _yaml_rows(text: str, shown: Path) -> tuple[list[tuple[int, dict[str, Any]]]
     if errs:
         return [], errs
     if isinstance(data, dict) and set(data) == {"rows"}:
-        data, prefix = data["rows"], ("rows",)
+        data = data["rows"]
+        prefix: tuple[str, ...] = ("rows",)
     else:
         prefix = ()
     if not isinstance(data, list):

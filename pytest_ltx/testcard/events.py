@@ -95,7 +95,7 @@ def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray) -> np.n
     """Band-limited colour noise around ``base`` (float32 [h, w, 3], 0–255)."""
     import cv2
 
-    n = rng.standard_normal((h, w, 3)).astype(np.float32)
+    n: np.ndarray = rng.standard_normal((h, w, 3)).astype(np.float32)
     sigma = float(rng.uniform(2.0, 6.0))
     n = cv2.GaussianBlur(n, (0, 0), sigma)
     n /= float(n.std()) + 1e-6
@@ -261,9 +261,9 @@ def _sound(kind: str, sr: int, rng: np.random.Generator) -> np.ndarray:
     elif kind == "tonal":
         n = round(rng.uniform(0.12, 0.3) * sr)
         tt = np.arange(n) / sr
-        f = rng.uniform(300, min(3000, 0.4 * sr))
+        tone = rng.uniform(300, min(3000, 0.4 * sr))
         att = np.minimum(1.0, (np.arange(n) + 1) / max(1.0, rng.uniform(0.001, 0.006) * sr))
-        sig = (np.cos(2 * np.pi * f * tt) + 0.4 * np.cos(2 * np.pi * 2.01 * f * tt)) * att
+        sig = (np.cos(2 * np.pi * tone * tt) + 0.4 * np.cos(2 * np.pi * 2.01 * tone * tt)) * att
         sig *= np.exp(-tt / rng.uniform(0.04, 0.12))
     else:  # noise burst, band-passed
         n = round(rng.uniform(0.02, 0.08) * sr)
@@ -412,8 +412,8 @@ def generate(seed: int, *, kind: EventClipKind | str = EventClipKind.CLEAR, fps:
         if s0 < 0 or s0 >= n:
             continue
         wave = _sound(snd, sr, rng) * rng.uniform(0.3, 0.8)
-        m = min(len(wave), n - s0)
-        mono[s0 : s0 + m] += wave[:m]
+        take = min(len(wave), n - s0)
+        mono[s0 : s0 + take] += wave[:take]
     mono = np.clip(mono, -1, 1).astype(np.float32)
     channels = int(rng.integers(1, 3))
     audio = np.repeat(mono[None, :], channels, axis=0)
