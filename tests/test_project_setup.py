@@ -76,6 +76,18 @@ def test_ci_runs_the_readme_commands_verbatim(which: str) -> None:
     assert _readme_commands()[which] in ci, f".ci/run does not run the README's {which} command verbatim"
 
 
+def test_ci_runs_the_readme_static_checks_verbatim() -> None:
+    text = (ROOT / "README.md").read_text()
+    cmds = re.findall(r"^(\.venv/bin/ruff check.*)$", text, flags=re.M)
+    assert cmds, "the README must show the static-checks command"
+    assert "mypy" in cmds[0], cmds[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert cmds[0] in ci, ".ci/run does not run the README's static-checks command verbatim"
+    # the tools are in the test extra, so the test-suite venv that runs the command has them
+    extra = {canonicalize_name(r.name) for where, r in _requirements() if where == "optional-dependencies.test"}
+    assert {"ruff", "mypy"} <= extra, extra
+
+
 def test_ci_starts_from_a_fresh_venv_and_fails_on_no_tests() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "rm -rf .venv" in ci  # never a warm venv, even on a machine that ran CI before

@@ -95,10 +95,10 @@ def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray) -> np.n
     """Band-limited colour noise around ``base`` (float32 [h, w, 3], 0–255)."""
     import cv2
 
-    n: np.ndarray = rng.standard_normal((h, w, 3)).astype(np.float32)
+    noise = rng.standard_normal((h, w, 3)).astype(np.float32)
     sigma = float(rng.uniform(2.0, 6.0))
-    n = cv2.GaussianBlur(n, (0, 0), sigma)
-    n /= float(n.std()) + 1e-6
+    blurred = cv2.GaussianBlur(noise, (0, 0), sigma)
+    n = blurred / (float(blurred.std()) + 1e-6)
     amp = float(rng.uniform(12, 35))
     return np.clip(base[None, None, :] + amp * n, 0, 255).astype(np.float32)
 
