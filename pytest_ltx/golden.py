@@ -13,10 +13,8 @@ import numpy as np
 from pytest_ltx.outcome import Outcome, Status
 
 if TYPE_CHECKING:
-    from pytest_ltx.baseline import BaselineRecord
+    from pytest_ltx.baseline import BaselineRecord, BaselineStore
     from pytest_ltx.evaluate import Evaluation
-    from pytest_ltx.media import Clip
-    from pytest_ltx.baseline import BaselineStore
     from pytest_ltx.item import ItemKey
     from pytest_ltx.options import Settings
     from pytest_ltx.runner import ClipRun

@@ -108,7 +108,7 @@ class LtxSession:
                 f"<specs>/presets.yaml or [tool.pytest-ltx.presets]" + (f". Problems: {detail}" if detail else ""))
 
     # -- models (see item/context.ProjectModels) ------------------------------------------------------
-    def profile(self, name: str, *, device: str | None = None) -> "ModelProfile":
+    def profile(self, name: str | None, *, device: str | None = None) -> "ModelProfile":
         return self.models.profile(name, device=device)
 
     def fingerprint(self, profile: "ModelProfile") -> str:

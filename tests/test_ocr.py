@@ -180,8 +180,8 @@ def test_reader_detector_holds_exactly_the_checkpoint_weights(models_ocr_reader)
     """The reader is built with parameter init skipped (:func:`ocr.skipped_parameter_init`): every tensor
     of the detector must then come from the checkpoint, bit for bit (a tensor left unfilled would hold
     whatever the allocator returned)."""
-    import torch
     import easyocr_en_models
+    import torch
 
     ckpt = torch.load(Path(easyocr_en_models.model_dir()) / "craft_mlt_25k.pth", map_location="cpu", weights_only=False)
     ckpt = {k.removeprefix("module."): v for k, v in ckpt.items()}

@@ -24,7 +24,7 @@ __all__ = ["ItemContext", "ModelSource", "ProjectModels", "Scratch", "Stores"]
 class ModelSource(Protocol):
     """Where an item's model profile, its identity and the CLIP model come from."""
 
-    def profile(self, name: str, *, device: str | None = None) -> "ModelProfile": ...
+    def profile(self, name: str | None, *, device: str | None = None) -> "ModelProfile": ...
 
     def identity(self, profile: "ModelProfile") -> "ModelIdentity": ...
 
@@ -52,7 +52,7 @@ class ProjectModels:
                 raise RenderError(f"invalid model profile configuration: {e}") from None
         return self._profiles
 
-    def profile(self, name: str, *, device: str | None = None) -> "ModelProfile":
+    def profile(self, name: str | None, *, device: str | None = None) -> "ModelProfile":
         from pytest_ltx.render import RenderError
 
         profiles = self.profiles()
