@@ -73,11 +73,28 @@ def test_schema_prints_a_json_schema(capsys) -> None:
     assert "clips" in schema["properties"]
 
 
-def test_doctor_reports_each_piece(capsys) -> None:
-    main(["doctor"])
+def test_doctor_reports_each_piece(tmp_path: Path, monkeypatch, capsys) -> None:
+    """This environment has everything the tiny model needs: every line is ok (or information) and the exit
+    code says so."""
+    monkeypatch.chdir(tmp_path)  # no pyproject: the embedded tiny profile only
+    rc = main(["doctor"])
     out = capsys.readouterr().out
     for piece in ("torch", "diffusers", "OCR weights", "mp4 encoding", "model profiles", "device"):
-        assert piece in out
+        assert any(line[4:].startswith(piece) for line in out.splitlines()), (piece, out)
+    lines = out.splitlines()
+    assert lines and all(line.startswith(("ok  ", "--  ")) for line in lines), out
+    assert rc == 0, out
+
+
+def test_doctor_fails_on_a_broken_piece(tmp_path: Path, monkeypatch, capsys) -> None:
+    """One unusable declared profile is a NO line and exit code 1, the rest still reported."""
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest-ltx.models.gone]\npath = "/nonexistent/ltx"\n')
+    monkeypatch.chdir(tmp_path)
+    rc = main(["doctor"])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert any(line.startswith("NO  gone:") for line in out.splitlines()), out
+    assert "ok  torch" in out and "ok  mp4 encoding" in out
 
 
 def test_doctor_reports_a_declared_checkpoints_variant_and_recipes(render_tiny_dir: Path, render_tiny_extras,
