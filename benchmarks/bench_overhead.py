@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pytest_ltx.models import TINY_PROFILE
-    from pytest_ltx.render import RenderRequest, get_renderer
+    from pytest_ltx.render import RenderRequest
     from pytest_ltx.render.ltx2 import exact_zero_kwargs
+    from pytest_ltx.render.pool import get_renderer
 
     why_no_plugin = ""
     try:

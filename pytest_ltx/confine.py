@@ -14,20 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_ltx.errors import OutsideRoot  # noqa: F401 (re-exported)
+
 __all__ = ["PathPolicy", "OutsideRoot", "escaping_symlink"]
-
-
-class OutsideRoot(ValueError):
-    """A path that resolves outside every allowed folder; ``str()`` says where it points and what to do."""
-
-    def __init__(self, path: Path, resolved: Path, root: Path) -> None:
-        self.path = path
-        self.resolved = resolved
-        self.root = root
-        super().__init__(
-            f"{path} is outside the project root {root} (resolves to {resolved}); move it under the root, "
-            "or allow its folder with --ltx-allow-dirs DIR (ini: ltx_allow_dirs)"
-        )
 
 
 @dataclass(frozen=True)

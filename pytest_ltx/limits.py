@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from pytest_ltx.errors import LimitError  # noqa: F401 (re-exported)
+
 __all__ = ["Limits", "LimitError", "current", "set_limits", "parse_limits", "raise_hint"]
 
 
@@ -43,10 +45,6 @@ class Limits:
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class LimitError(ValueError):
-    """An input over a budget; ``str()`` names the input, the measured size, the limit and the setting."""
 
 
 _DEFAULT = Limits()

@@ -17,6 +17,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from pytest_ltx.errors import ClipReadError  # noqa: F401 (re-exported)
+
 __all__ = [
     "Clip",
     "ClipInfo",
@@ -33,15 +35,6 @@ __all__ = [
     "read_image_rgb",
     "resize_frames",
 ]
-
-
-class ClipReadError(Exception):
-    """A clip file could not be read; the message names the file and what was wrong with it."""
-
-    def __init__(self, path: os.PathLike[str] | str, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from pytest_ltx.errors import IdentityError  # noqa: F401 (re-exported)
+
 __all__ = [
     "BOOKKEEPING_KEYS",
     "CONFIG_FILES",
@@ -58,10 +60,6 @@ CONFIG_FILES: tuple[str, ...] = (
 _WEIGHT_STEMS = ("diffusion_pytorch_model", "model", "pytorch_model")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 _CHUNK = 8 << 20
-
-
-class IdentityError(Exception):
-    """The folder is not a loadable pipeline (a component's config or weights are missing)."""
 
 
 def pytest_ltx_home() -> Path:

@@ -18,7 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from pytest_ltx.render.base import RenderError
+from pytest_ltx.errors import ModelNotFoundError, ProfileError  # noqa: F401 (re-exported)
 from pytest_ltx.render.extras import LoraRef
 
 if TYPE_CHECKING:
@@ -57,14 +57,6 @@ class Offload(str, Enum):
     MODEL = "model"  # enable_model_cpu_offload(): one component on the GPU at a time
     GROUP = "group"  # enable_group_offload(block_level): a block or two on the GPU at a time
     SEQUENTIAL = "sequential"  # enable_sequential_cpu_offload(): smallest VRAM, slowest
-
-
-class ProfileError(ValueError):
-    """A profile declaration in pyproject.toml is wrong; the message names the file, profile and field."""
-
-
-class ModelNotFoundError(RenderError):
-    """The weights a profile points at are not on this machine; the message says how to provide them."""
 
 
 @dataclass(frozen=True)

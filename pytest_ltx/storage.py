@@ -15,24 +15,9 @@ import shutil
 import time
 from pathlib import Path
 
+from pytest_ltx.errors import StoreError  # noqa: F401 (re-exported)
+
 __all__ = ["StoreError", "file_mode", "dir_mode", "make_readable", "describe_os_error", "is_write_fault", "sweep_stale", "stale_before", "LIVE_MARGIN_S"]
-
-
-class StoreError(OSError):
-    """A store could not be written; ``str()`` is one line: store, path, cause, what was kept."""
-
-    def __init__(self, store: str, path: Path | str, cause: str, kept: str) -> None:
-        self.store = store
-        self.path = str(path)
-        self.cause = cause
-        self.kept = kept
-        super().__init__(f"{store}: cannot write {self.path}: {cause}; {kept}")
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-    def __reduce__(self) -> tuple:  # picklable across xdist
-        return (type(self), (self.store, self.path, self.cause, self.kept))
 
 
 def _umask() -> int:

@@ -424,7 +424,7 @@ def test_io_errors_are_retried_with_backoff_others_are_not() -> None:
 
 def test_switching_profile_releases_the_previous_gpu_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     import pytest_ltx.render.ltx2 as ltx2
-    from pytest_ltx.render import base
+    from pytest_ltx.render import pool as base
 
     released: list[str] = []
 

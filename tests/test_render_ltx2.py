@@ -11,8 +11,9 @@ import pytest
 
 from pytest_ltx.models import TINY_PROFILE, ModelKind, ModelProfile, Offload
 from pytest_ltx.render import base as render_base
-from pytest_ltx.render.base import RenderError, RenderRequest, clear_renderers, get_renderer
+from pytest_ltx.render.base import RenderError, RenderRequest
 from pytest_ltx.render.ltx2 import Placement, apply_placement, plan_placement
+from pytest_ltx.render.pool import clear_renderers, get_renderer
 
 LOCAL = ModelProfile(name="ltx23", kind=ModelKind.LOCAL, path=Path("/models/LTX-2.3"))
 

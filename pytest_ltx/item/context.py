@@ -145,7 +145,7 @@ class Scratch:
 
 
 def _get_renderer(profile: "ModelProfile") -> "Renderer":
-    from pytest_ltx.render import get_renderer
+    from pytest_ltx.render.pool import get_renderer
 
     return get_renderer(profile)
 

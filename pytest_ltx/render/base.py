@@ -6,11 +6,12 @@ protocol, so the plugin, the cache and the report never care which one produced 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+
+from pytest_ltx.errors import RenderError  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
@@ -22,8 +23,6 @@ __all__ = [
     "RenderResult",
     "Renderer",
     "RenderError",
-    "get_renderer",
-    "clear_renderers",
 ]
 
 #: guidance knobs a request may set; a missing key means "the profile's / pipeline's default".
@@ -40,13 +39,6 @@ GUIDANCE_KEYS: frozenset[str] = frozenset(
         "audio_rescale",
     }
 )
-
-
-class RenderError(Exception):
-    """An infrastructure problem (missing model, unavailable device, broken pipeline), not a regression.
-
-    The message says what is wrong and how to fix it; the plugin reports it as an error, never a failure.
-    """
 
 
 @dataclass(frozen=True)
@@ -155,44 +147,3 @@ class Renderer(Protocol):
     profile: "ModelProfile"
 
     def render(self, req: RenderRequest) -> RenderResult: ...
-
-
-_RENDERERS: dict[Any, Renderer] = {}
-_LOCK = threading.Lock()
-
-
-def get_renderer(profile: "ModelProfile") -> Renderer:
-    """The process-wide renderer for ``profile``: loading a pipeline costs seconds (minutes for real
-    weights), so it happens once and every later item reuses it. Raises :class:`RenderError` when the
-    model cannot be found or loaded."""
-    with _LOCK:
-        r = _RENDERERS.get(profile)
-        if r is None:
-            from pytest_ltx.render.ltx2 import LTX2Renderer
-
-            _release_gpu_renderers()  # switching profile: the previous GPU pipeline goes first
-            r = LTX2Renderer(profile)
-            _RENDERERS[profile] = r
-        return r
-
-
-def _release_gpu_renderers() -> list[Any]:
-    """Drop every loaded pipeline that lives on a GPU, and give its memory back: a worker holds one
-    GPU pipeline at a time (two 65 GB pipelines do not share an 80 GB card). CPU pipelines stay."""
-    gone = [p for p, r in _RENDERERS.items() if getattr(getattr(r, "placement", None), "is_cuda", False)]
-    for p in gone:
-        r = _RENDERERS.pop(p)
-        release = getattr(r, "release", None)
-        if release is not None:
-            release()
-    if gone:
-        from pytest_ltx.render.guard import free_cuda
-
-        free_cuda()
-    return gone
-
-
-def clear_renderers() -> None:
-    """Forget loaded pipelines (frees memory; tests use it to force a reload)."""
-    with _LOCK:
-        _RENDERERS.clear()

@@ -18,14 +18,10 @@ import subprocess
 from functools import lru_cache
 from typing import Any, Mapping
 
-from pytest_ltx.render.base import RenderError
+from pytest_ltx.errors import WorkerGpuError  # noqa: F401 (re-exported)
 
 __all__ = ["WorkerGpuError", "worker_index", "worker_count", "pin_device", "gpu_identity", "free_memory_gb",
            "device_index"]
-
-
-class WorkerGpuError(RenderError):
-    """More xdist workers than visible GPUs (or a worker whose GPU is not there)."""
 
 
 def worker_index(env: Mapping[str, str] | None = None) -> int | None:

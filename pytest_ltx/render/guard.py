@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any, Callable, Mapping, TypeVar
 
-from pytest_ltx.render.base import RenderError
+from pytest_ltx.errors import RenderTimeout  # noqa: F401 (re-exported)
 
 __all__ = ["ErrorKind", "RenderTimeout", "Attempt", "RenderGuard", "StepMonitor", "classify", "free_cuda",
            "retry_io", "progress_enabled"]
@@ -36,10 +36,6 @@ class ErrorKind(str, Enum):
     IO = "io"
     TIMEOUT = "timeout"
     OTHER = "other"
-
-
-class RenderTimeout(RenderError):
-    """The render ran past its timeout (stopped between steps)."""
 
 
 def classify(exc: BaseException) -> ErrorKind:
@@ -106,6 +102,18 @@ def retry_io(fn: Callable[[], T], *, attempts: int = 3, backoff_s: float = 1.0,
                 log.append(Attempt(what, time.perf_counter() - t0, ErrorKind.IO, f"{e.__class__.__name__}: {e}"))
             sleep(backoff_s * 2**i)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def silence_progress_bars() -> None:
+    """No third-party progress bars in a test run ("Loading pipeline components", "Loading weights",
+    "Writing model shards"): they interleave with pytest's output and say nothing a reviewer needs."""
+    import diffusers.utils.logging as dlog
+    import huggingface_hub.utils as hub_utils
+    import transformers.utils.logging as tlog
+
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    hub_utils.disable_progress_bars()
 
 
 def progress_enabled(stream: IO[str] | None = None, env: Mapping[str, str] | None = None) -> bool:

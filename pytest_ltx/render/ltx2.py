@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from pytest_ltx.cache import sha256_file
 from pytest_ltx.models import ModelProfile, Offload, identity, resolve_model_dir
 from pytest_ltx.render.base import RenderError, RenderRequest, RenderResult
+from pytest_ltx.render.guard import silence_progress_bars
 
 __all__ = [
     "Placement",
@@ -308,18 +309,6 @@ def call_arguments(fn: Any, passed: Mapping[str, Any]) -> dict[str, Any]:
         v = passed[name] if name in passed else (None if p.default is inspect.Parameter.empty else p.default)
         out[name] = _jsonable(v)
     return out
-
-
-def silence_progress_bars() -> None:
-    """No third-party progress bars in a test run ("Loading pipeline components", "Loading weights",
-    "Writing model shards"): they interleave with pytest's output and say nothing a reviewer needs."""
-    import diffusers.utils.logging as dlog
-    import huggingface_hub.utils as hub_utils
-    import transformers.utils.logging as tlog
-
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    hub_utils.disable_progress_bars()
 
 
 def library_versions() -> dict[str, str | None]:

@@ -326,7 +326,7 @@ def save_tiny_model(dest: Path, seed: int = 0) -> Path:
     """Build the tiny pipeline and ``save_pretrained`` it into ``dest`` (a diffusers folder)."""
     from diffusers import LTX2Pipeline
 
-    from pytest_ltx.render.ltx2 import silence_progress_bars
+    from pytest_ltx.render.guard import silence_progress_bars
 
     silence_progress_bars()
     pipe = LTX2Pipeline(**build_tiny_components(seed))

@@ -12,18 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from pytest_ltx.errors import ReportWriteError  # noqa: F401 (re-exported)
 from pytest_ltx.storage import file_mode
 
 __all__ = ["ReportWriteError", "file_mode", "media_name", "write_atomic", "copy_atomic"]
-
-
-class ReportWriteError(OSError):
-    """A report file could not be written. ``str(e)`` is one line: the path, why, and what was kept."""
-
-    def __init__(self, path: Path, err: BaseException) -> None:
-        self.path = Path(path)
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        super().__init__(f"could not write report file {self.path}: {reason} (the run's results are unaffected)")
 
 
 def media_name(nodeid: str, max_slug: int = 48) -> str:
