@@ -27,11 +27,11 @@ import logging
 import os
 import pickle
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from pytest_ltx.cache import canonical_json, sha256_file
+from pytest_ltx.storage import atomic_file
 
 __all__ = ["EvaluationCache", "code_digest", "array_digest", "environment_key", "file_digest"]
 
@@ -205,15 +205,8 @@ class EvaluationCache:
         head = json.dumps({"format": _FORMAT, "key": key, "size": len(payload),
                            "sha256": hashlib.sha256(payload).hexdigest()}, sort_keys=True).encode()
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".part", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + head + b"\n" + payload)
-            with self._lock(key):
-                os.replace(tmp, p)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_file(p, prefix=f".{key[:12]}.", mode="private", rename_lock=self._lock(key)) as tmp:
+            tmp.write_bytes(_MAGIC + head + b"\n" + payload)
 
     # -- metric results ---------------------------------------------------------------------------------
     def get(self, key: str) -> Any:

@@ -9,7 +9,6 @@ pre-rendered one are evaluated the same way (and the metrics see the codec's rea
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from pytest_ltx.errors import ClipReadError  # noqa: F401 (re-exported)
+from pytest_ltx.storage import atomic_file
 
 __all__ = [
     "Clip",
@@ -681,11 +681,8 @@ def write_frames(
     dest = Path(path)
     fmt, vcodec, acodec = _CONTAINERS.get(dest.suffix.lower(), _CONTAINERS[".mp4"])
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f"{dest.suffix or '.mp4'}.part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     it = iter(frames)
-    try:
+    with atomic_file(dest, prefix=f".{dest.stem}.", suffix=f"{dest.suffix or '.mp4'}.part", mode="best-effort") as tmp:
         first = next(it, None)
         if first is None:
             raise ValueError("write_frames: no frames to write")
@@ -751,11 +748,6 @@ def write_frames(
                         out.mux(pkt)
                 for pkt in astream.encode(None):
                     out.mux(pkt)
-        from pytest_ltx.storage import make_readable
-
-        make_readable(tmp)  # mkstemp makes 0600: a report or shared cache must be readable (0644 under umask 022)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        # atomic_file then makes it readable (mkstemp makes 0600; a report or shared cache is 0644 under
+        # umask 022) and renames it into place
     return dest

@@ -21,11 +21,11 @@ the pipeline once; with ``--dist load`` the ordering alone keeps profile switche
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from pytest_ltx.storage import write_atomic_bytes
 
 __all__ = ["assign_shards", "select_shard", "read_durations", "update_durations", "model_of"]
 
@@ -84,11 +84,8 @@ def update_durations(path: Path, results: Iterable[Mapping[str, Any]]) -> dict[s
         data[r["nodeid"]] = round(float(total), 3)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"version": 1, "durations": dict(sorted(data.items()))}, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps({"version": 1, "durations": dict(sorted(data.items()))}, indent=1) + "\n"
+    write_atomic_bytes(path, text.encode("utf-8"), suffix="", mode="private")
     return data
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import ContextManager, Iterator, Literal
 
 from pytest_ltx.errors import StoreError  # noqa: F401 (re-exported)
 
-__all__ = ["StoreError", "file_mode", "dir_mode", "make_readable", "describe_os_error", "is_write_fault", "sweep_stale", "stale_before", "LIVE_MARGIN_S"]
+__all__ = ["StoreError", "atomic_file", "write_atomic_bytes", "file_mode", "dir_mode", "make_readable", "describe_os_error", "is_write_fault", "sweep_stale", "stale_before", "LIVE_MARGIN_S"]
 
 
 def _umask() -> int:
@@ -50,6 +53,47 @@ def make_readable(path: Path | str) -> None:
         os.chmod(p, dir_mode() if p.is_dir() else file_mode())
     except OSError:
         pass
+
+
+@contextmanager
+def atomic_file(dest: Path | str, *, prefix: str | None = None, suffix: str = ".part",
+                mode: Literal["ordinary", "best-effort", "private"] = "ordinary", fsync: bool = False,
+                rename_lock: ContextManager[object] | None = None) -> Iterator[Path]:
+    """The one way the package creates a file atomically: yield a temp path beside ``dest``
+    (``.<name>.<random><suffix>``, swept by :func:`sweep_stale` when a killed run leaves it); when the block
+    ends cleanly, give it its mode, optionally fsync it, and rename it over ``dest`` (under ``rename_lock``
+    when given). A reader sees the old file or the whole new one; on any error the temp file is removed and
+    the error propagates (the caller words it).
+
+    ``mode``: ``"ordinary"`` — :func:`file_mode` (0644 under umask 022), an error if it cannot be set;
+    ``"best-effort"`` — the same, but a chmod failure is ignored; ``"private"`` — ``mkstemp``'s 0600 kept.
+    """
+    dest = Path(dest)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}." if prefix is None else prefix, suffix=suffix,
+                                dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if mode == "ordinary":
+            os.chmod(tmp, file_mode())
+        elif mode == "best-effort":
+            make_readable(tmp)
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        with rename_lock if rename_lock is not None else nullcontext():
+            os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already after the rename
+
+
+def write_atomic_bytes(dest: Path | str, data: bytes, *, suffix: str = ".part",
+                       mode: Literal["ordinary", "best-effort", "private"] = "ordinary", fsync: bool = False) -> Path:
+    """Write ``data`` to ``dest`` through :func:`atomic_file`."""
+    with atomic_file(dest, suffix=suffix, mode=mode, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
 
 
 _CAUSES = {

@@ -5,15 +5,13 @@ is full or not writable — a report must never crash the run."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from pytest_ltx.errors import ReportWriteError  # noqa: F401 (re-exported)
-from pytest_ltx.storage import file_mode
+from pytest_ltx.storage import atomic_file, file_mode
 
 __all__ = ["ReportWriteError", "file_mode", "media_name", "write_atomic", "copy_atomic"]
 
@@ -27,23 +25,15 @@ def media_name(nodeid: str, max_slug: int = 48) -> str:
 
 
 def _atomic(dst: Path, fill: Callable[[BinaryIO], None]) -> Path:
-    """Create ``dst`` through a temp file beside it and a rename, with the report's file mode: a reader
+    """Create ``dst`` through :func:`~pytest_ltx.storage.atomic_file`, with the report's file mode: a reader
     sees the old file or the whole new one. Any OS error is a :class:`ReportWriteError`."""
     dst = Path(dst)
-    tmp: str | None = None
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-        with os.fdopen(fd, "wb") as out:
+        with atomic_file(dst) as tmp, open(tmp, "wb") as out:
             fill(out)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, dst)
-        tmp = None
     except OSError as e:
         raise ReportWriteError(dst, e) from e
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return dst
 
 
