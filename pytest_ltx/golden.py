@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from pytest_ltx.outcome import Outcome, Status
+from pytest_ltx.outcome import BaselineStatus, Outcome, Status
 
 if TYPE_CHECKING:
     from pytest_ltx.baseline import BaselineRecord, BaselineStore
@@ -176,13 +176,13 @@ def load_baseline(item: "ItemSpec", key: "ItemKey", run: "ClipRun",
 
 
 #: why an item's baseline-relative clip checks were not measured, by golden-step status
-_NOT_COMPARED = {
-    "disabled": "baseline comparison is off for this item",
-    "unreadable": "the baseline could not be read",
-    "not written": "the baseline could not be rewritten",
-    "created": "the baseline is created by this run",
-    "updated": "the baseline is rewritten by this run",
-    "missing": "no golden baseline yet",
+_NOT_COMPARED: dict[str, str] = {
+    BaselineStatus.DISABLED: "baseline comparison is off for this item",
+    BaselineStatus.UNREADABLE: "the baseline could not be read",
+    BaselineStatus.NOT_WRITTEN: "the baseline could not be rewritten",
+    BaselineStatus.CREATED: "the baseline is created by this run",
+    BaselineStatus.UPDATED: "the baseline is rewritten by this run",
+    BaselineStatus.MISSING: "no golden baseline yet",
 }
 
 
@@ -198,7 +198,7 @@ def golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", e
     step = _golden_step(item, key, nodeid, run, evaluation, store=store, settings=settings, baseline=baseline,
                         read_error=read_error, calibration=calibration)
     status = step.info.get("status")
-    if status != "compared":
+    if status != BaselineStatus.COMPARED:
         step.outcomes += unmeasured_outcomes(item.expect.clip, _NOT_COMPARED.get(str(status), str(status)),
                                              _Scalars(evaluation.scalars()))
     return step
@@ -224,7 +224,7 @@ def _golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", 
     step = GoldenStep()
     e = item.expect.baseline
     if not e.enabled:
-        step.info = {"status": "disabled"}
+        step.info = {"status": BaselineStatus.DISABLED}
         return step
     # which baseline this item used: an older model identity's baseline of the same profile is then unused
     item_key = key.baseline
@@ -257,7 +257,7 @@ def _golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", 
         # the generic fix names `pytest <spec>`: say exactly which item to rerun
         msg = read_error.replace("`pytest <spec> ", f"`pytest '{nodeid}' ")
         step.outcomes.append(Outcome("baseline.read", Status.ERROR, msg))
-        step.info["status"] = "unreadable"
+        step.info["status"] = BaselineStatus.UNREADABLE
         return step
 
     if st.update_baselines or (base is None and st.create_missing):
@@ -267,12 +267,12 @@ def _golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", 
                 "baseline.update", Status.ERROR,
                 f"baseline {rel_s} not written: {', '.join(broken)} could not be computed in this run "
                 f"(the {'old baseline stays' if base is not None else 'baseline stays missing'})"))
-            step.info["status"] = "not written"
+            step.info["status"] = BaselineStatus.NOT_WRITTEN
             return step
         step.payload = current.to_payload()
         if base is None:
             step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, created=True, nodeid=nodeid))
-            step.info["status"] = "created"
+            step.info["status"] = BaselineStatus.CREATED
         else:
             cmp = compare(current, base, e, clip=item.expect.clip, clip_model=_clip_model(evaluation))
             moved = [d for d in cmp.metrics if not d.ok]
@@ -280,7 +280,7 @@ def _golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", 
             if moved:
                 msg += ": " + "; ".join(d.message() for d in moved[:3]) + (f" (+{len(moved) - 3} more)" if len(moved) > 3 else "")
             step.outcomes.append(Outcome("baseline.update", Status.PASSED, msg))
-            step.info["status"] = "updated"
+            step.info["status"] = BaselineStatus.UPDATED
             step.info["comparison"] = cmp.to_dict()
             if legacy:
                 # removed once the new one is written (finish.py)
@@ -292,7 +292,7 @@ def _golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", 
         others = store.models_for(item_key)
         step.outcomes.append(missing_outcome(item_key, run.model_key, rel_s, nodeid=nodeid, other_models=others,
                                              identity_change=_identity_change(store, item_key, others, run)))
-        step.info["status"] = "missing"
+        step.info["status"] = BaselineStatus.MISSING
         if not broken:
             step.candidate = current.to_payload()
         return step
@@ -316,7 +316,7 @@ def _golden_step(item: "ItemSpec", key: "ItemKey", nodeid: str, run: "ClipRun", 
         step.warnings.append("baseline made from a different request (update it if the change is intended): "
                              + "; ".join(changed))
         step.info["request_changes"] = changed
-    step.info["status"] = "compared"
+    step.info["status"] = BaselineStatus.COMPARED
     step.info["comparison"] = cmp.to_dict()
     if any(o.failed for o in step.outcomes) and not broken:
         step.candidate = current.to_payload()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["FailureKind", "Status", "Outcome", "failure_kind", "jsonable"]
+__all__ = ["BaselineStatus", "FailureKind", "Status", "Outcome", "failure_kind", "jsonable"]
 
 
 class Status(str, Enum):
@@ -18,6 +18,29 @@ class Status(str, Enum):
     UNMEASURED = "unmeasured"
     #: the check itself broke (a missing model, a crash): an infrastructure error, not a regression.
     ERROR = "error"
+
+
+class BaselineStatus(str, Enum):
+    """What an item's golden-baseline step did (``results.json``: ``baseline.status``). A ``str`` enum whose
+    ``str()`` is its value, so it reads and serialises exactly like the strings it replaced."""
+
+    #: measured against the stored baseline
+    COMPARED = "compared"
+    #: no baseline yet (and the run does not create missing ones)
+    MISSING = "missing"
+    #: this run writes the first baseline (``--ltx-update-baselines`` / create-missing)
+    CREATED = "created"
+    #: this run rewrites the stored baseline (``--ltx-update-baselines``)
+    UPDATED = "updated"
+    #: the stored record could not be read (an error outcome names the file)
+    UNREADABLE = "unreadable"
+    #: the new record could not be queued for writing
+    NOT_WRITTEN = "not written"
+    #: baseline comparison is off for this item
+    DISABLED = "disabled"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class FailureKind(str, Enum):
@@ -101,12 +124,12 @@ class Outcome:
 
 def jsonable(x: Any) -> Any:
     """Turn numpy scalars/arrays, enums, tuples and non-finite floats into plain JSON values."""
+    if isinstance(x, Enum):  # first: a str/int enum is also a str/int, but results hold plain values
+        return jsonable(x.value)
     if x is None or isinstance(x, (bool, str, int)):
         return x
     if isinstance(x, float):
         return x if math.isfinite(x) else None
-    if isinstance(x, Enum):
-        return x.value
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
