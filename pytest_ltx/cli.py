@@ -157,7 +157,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         ok &= status
         print(f"{'ok ' if status else 'NO '} {what:24} {detail}")
 
-    for mod in ("torch", "diffusers", "transformers", "av", "cv2", "librosa", "easyocr", "open_clip", "pytest_html"):
+    for mod in ("torch", "diffusers", "transformers", "av", "cv2", "easyocr", "open_clip", "pytest_html"):
         spec = importlib.util.find_spec(mod)
         line(spec is not None, mod, "installed" if spec else f"missing: pip install pytest-ltx[{mod}]")
     cuda = False

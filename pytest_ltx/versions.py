@@ -14,7 +14,7 @@ RENDER_LIBRARIES: tuple[str, ...] = (
     "torch", "diffusers", "transformers", "peft", "av", "opencv-python-headless", "numpy", "pytest-ltx",
 )
 #: also change what the metrics measure on a clip
-METRIC_LIBRARIES: tuple[str, ...] = RENDER_LIBRARIES + ("torchvision", "open-clip-torch", "easyocr", "librosa")
+METRIC_LIBRARIES: tuple[str, ...] = RENDER_LIBRARIES + ("torchvision", "open-clip-torch", "easyocr")
 
 
 def package_versions(names: Iterable[str] = RENDER_LIBRARIES) -> dict[str, str | None]:
