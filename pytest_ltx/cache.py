@@ -16,9 +16,10 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from enum import Enum
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
+
+from pytest_ltx.jsonvalues import canonical_json  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from pytest_ltx.media import Clip
@@ -36,26 +37,6 @@ _META = "meta.json"
 
 def default_cache_root(rootdir: Path) -> Path:
     return Path(rootdir) / CACHE_DIRNAME
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, PurePath):
-        return o.as_posix()
-    if isinstance(o, Enum):
-        return o.value
-    if isinstance(o, (set, frozenset)):
-        return sorted(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    raise TypeError(f"provenance value of type {type(o).__name__} is not JSON-serialisable: {o!r}")
-
-
-def canonical_json(obj: Any) -> str:
-    """Key-sorted, whitespace-free JSON: equal provenance → equal text → equal key."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=_json_default)
 
 
 def sha256_file(p: Path) -> str:

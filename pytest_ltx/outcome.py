@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from pytest_ltx.jsonvalues import jsonable  # noqa: F401 (re-exported)
 
 __all__ = ["BaselineStatus", "FailureKind", "Status", "Outcome", "failure_kind", "jsonable"]
 
@@ -120,29 +121,3 @@ class Outcome:
             baseline=d.get("baseline"),
             details=d.get("details") or {},
         )
-
-
-def jsonable(x: Any) -> Any:
-    """Turn numpy scalars/arrays, enums, tuples and non-finite floats into plain JSON values."""
-    if isinstance(x, Enum):  # first: a str/int enum is also a str/int, but results hold plain values
-        return jsonable(x.value)
-    if x is None or isinstance(x, (bool, str, int)):
-        return x
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if hasattr(x, "to_dict"):
-        return jsonable(x.to_dict())
-    try:
-        import numpy as np
-
-        if isinstance(x, np.generic):
-            return jsonable(x.item())
-        if isinstance(x, np.ndarray):
-            return jsonable(x.tolist())
-    except ImportError:  # pragma: no cover
-        pass
-    return str(x)

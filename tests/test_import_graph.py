@@ -70,8 +70,12 @@ def test_model_profiles_and_renderers_have_no_import_cycle() -> None:
         assert path is None or _reaches(g, b, a) is None, " → ".join(path)
 
 
-def test_errors_module_is_a_leaf() -> None:
-    assert _graph()["pytest_ltx.errors"] == set()
+def test_leaf_modules_import_nothing_from_the_package() -> None:
+    g = _graph()
+    for leaf in ("pytest_ltx.errors", "pytest_ltx.jsonvalues"):
+        assert g[leaf] == set(), (leaf, g[leaf])
+    # storage (atomic writes, file modes) only needs the errors
+    assert g["pytest_ltx.storage"] <= {"pytest_ltx.errors"}, g["pytest_ltx.storage"]
 
 
 def test_the_check_sees_a_lazy_import(tmp_path: Path) -> None:
