@@ -123,10 +123,6 @@ class AudioResult:
     fingerprint: np.ndarray | None = field(default=None, repr=False, compare=False)
     config: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def silent(self) -> bool:
-        return self.present and (self.sample_peak_dbfs is None or self.sample_peak_dbfs <= SILENCE_DBFS)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "present": self.present, "sample_rate": self.sample_rate, "channels": self.channels,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -386,13 +386,6 @@ def choose(sizes: Mapping[str, ComponentSize], shape: RenderShape, *, start: Off
     return VramPlan(chosen=chosen, fits=fits, free_gb=free_gb, limit_gb=limit,
                     margin_gb=margin_gb, vram_gb_max=vram_gb_max, candidates=tuple(candidates),
                     weights_gb=weights, notes=tuple(notes))
-
-
-def with_offload(plan: VramPlan, sizes: Mapping[str, ComponentSize], shape: RenderShape, offload: Offload,
-                 dtype: str = "bfloat16") -> VramPlan:
-    """``plan`` moved to another rung (the out-of-memory retry), with a note."""
-    est = estimate(sizes, shape, offload, plan.chosen.vae_tiling, dtype)
-    return replace(plan, chosen=est, notes=plan.notes + (f"retry placement '{offload.value}'",))
 
 
 _SIZES: dict[tuple[str, str], dict[str, ComponentSize]] = {}

@@ -52,9 +52,6 @@ class ItemResult:
     def from_dict(cls, d: dict[str, Any]) -> "ItemResult":
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
-    def failed_outcomes(self) -> list[dict[str, Any]]:
-        return [o for o in self.outcomes if o.get("status") in ("failed", "error")]
-
 
 def write_results(path: Path, items: Iterable[ItemResult], *, meta: dict[str, Any] | None = None) -> dict:
     """Write ``results.json`` atomically; items sorted by node id so reruns diff cleanly."""
