@@ -118,7 +118,7 @@ def _guard(item: "ItemSpec", ctx: "ItemContext") -> Any:
     """The render guard of an item: timeout (spec budget, else ini), VRAM budget, progress label."""
     from pytest_ltx.render.guard import RenderGuard
 
-    b = item.clip.expect.budget
+    b = item.expect.budget
     timeout = (b.timeout_s if b is not None and getattr(b, "timeout_s", None) else None) or (
         ctx.settings.render_timeout or None)
     return RenderGuard(timeout_s=timeout, label=item.name, vram_gb_max=b.vram_gb_max if b is not None else None,
@@ -182,7 +182,6 @@ def _render(item: "ItemSpec", ctx: "ItemContext") -> ClipRun:
     from pytest_ltx.baseline.record import make_model_key
     from pytest_ltx.render import RenderError
 
-    c = item.clip
     profile, req = _request(item, ctx)
     try:
         ident = ctx.models.identity(profile)
@@ -203,9 +202,9 @@ def _render(item: "ItemSpec", ctx: "ItemContext") -> ClipRun:
     cache = ctx.stores.renders
     key = cache.key(prov)
     proven = None
-    if c.expect.determinism is not None and not (ctx.settings.no_cache or ctx.settings.recheck_determinism):
+    if item.expect.determinism is not None and not (ctx.settings.no_cache or ctx.settings.recheck_determinism):
         proven = ctx.stores.evaluations.get_determinism(key)
-    need_raw = c.expect.determinism is not None and proven is None
+    need_raw = item.expect.determinism is not None and proven is None
     hit = None if (ctx.settings.no_cache or need_raw) else cache.get(key)
     if hit is not None:
         meta = hit.meta
@@ -424,7 +423,7 @@ def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", ctx:
     reuse it instead of rendering twice (``--ltx-recheck-determinism`` or ``--ltx-no-cache`` re-renders)."""
     from pytest_ltx.expect.render import check_budget, check_determinism, determinism_proven
 
-    e = item.clip.expect
+    e = item.expect
     out: list[Outcome] = []
     if e.export is not None:
         from pytest_ltx.expect.export import check_export, probe_export

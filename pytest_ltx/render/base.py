@@ -146,4 +146,7 @@ class Renderer(Protocol):
 
     profile: "ModelProfile"
 
-    def render(self, req: RenderRequest) -> RenderResult: ...
+    def render(self, req: RenderRequest, *, guard: Any = None) -> RenderResult:
+        """Render ``req``; ``guard`` (a ``render.guard.RenderGuard``, or None) bounds time and VRAM and
+        records retries."""
+        ...
