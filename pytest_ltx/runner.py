@@ -18,7 +18,6 @@ from pytest_ltx.outcome import Outcome, Status
 from pytest_ltx.stream import MediaSource
 
 if TYPE_CHECKING:
-    from pytest_ltx.evaluate import Evaluation
     from pytest_ltx.item import ItemContext
     from pytest_ltx.spec import ItemSpec
 
@@ -415,7 +414,7 @@ def obtain_clip(item: "ItemSpec", ctx: "ItemContext", nodeid: str | None = None)
     return run
 
 
-def clip_outcomes(run: ClipRun, item: "ItemSpec", evaluation: "Evaluation", ctx: "ItemContext") -> list[Outcome]:
+def clip_outcomes(run: ClipRun, item: "ItemSpec", ctx: "ItemContext") -> list[Outcome]:
     """Outcomes that depend on how the clip was made rather than on its pixels: budget and determinism.
 
     Determinism: two renders of the request are compared; when they are bit-identical the proof is

@@ -225,7 +225,7 @@ def check(ctx: ItemContext, state: ItemState, *, warn: Callable[[str], None] | N
 
     run, evaluation = state.run, state.evaluation
     assert run is not None and evaluation is not None
-    outcomes = list(evaluation.outcomes) + clip_outcomes(run, state.spec, evaluation, ctx)
+    outcomes = list(evaluation.outcomes) + clip_outcomes(run, state.spec, ctx)
     golden = compare_with_baseline(ctx, state)
     outcomes += golden.outcomes
     warnings = [f"{state.key.name}: {w}" for w in golden.warnings if not w.startswith(_SESSION_WARNINGS)]
