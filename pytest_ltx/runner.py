@@ -117,7 +117,8 @@ def _guard(item: "ItemSpec", ctx: "ItemContext") -> Any:
     """The render guard of an item: timeout (spec budget, else ini), VRAM budget, progress label."""
     from pytest_ltx.render.guard import RenderGuard
 
-    b = item.expect.budget
+    e = item.clip.expect
+    b = e.budget if e is not None else None
     timeout = (b.timeout_s if b is not None and getattr(b, "timeout_s", None) else None) or (
         ctx.settings.render_timeout or None)
     return RenderGuard(timeout_s=timeout, label=item.name, vram_gb_max=b.vram_gb_max if b is not None else None,
