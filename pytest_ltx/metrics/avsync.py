@@ -52,6 +52,8 @@ __all__ = [
     "sample_rate_issue",
 ]
 
+#: the correlation peak and the event-train match agree on the offset within this (ms): corroboration
+CORROBORATE_MS = 3.0
 #: envelope grid rate (Hz): 1 ms bins; the parabola refines below that
 GRID_HZ = 1000
 COMMON_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
@@ -806,9 +808,22 @@ def analyze_signals(
     # ... and the visual partners to be clear events, not the peaks of a cue that is barely event-like
     # (a textured pan leaves only the return cue, which fires a frame before a landing)
     confidence *= match.partner_weight
+    # ... unless the envelope cross-correlation, an independent estimate with 1 ms resolution, puts its
+    # peak on the same offset (within CORROBORATE_MS) and that peak stands clear of its others: two
+    # methods agreeing on one offset is evidence the match's own margin cannot give when each event
+    # shows on two adjacent frames (a one-frame-off alignment then matches almost as well)
+    corroborated = False
+    if len(corr.peaks) >= 1 and corr.best_r > 0:
+        r_other = max((r for _, r in corr.peaks[1:]), default=0.0)
+        corr_conf = min(1.0, (1.0 - r_other / corr.best_r) / 0.5)
+        if abs((corr.best_ms - corr_cal) - best) <= CORROBORATE_MS and corr_conf > confidence:
+            corroborated = match.matched >= MATCH_MIN_EVENTS
+            if corroborated:
+                confidence = corr_conf
     at_edge = abs(match.best_ms) >= max_lag - EDGE_MS
     if at_edge:  # the alignment continues beyond the window: the true offset is probably outside it
         confidence = 0.0
+    config.update(corroborated_by_correlation=corroborated)
     config.update(matched_audio_events=round(match.coverage, 3), matched_events=match.matched,
                   match_score=round(r1, 3), second_score=round(r2, 3),
                   second_offset_ms=None if match.second_ms is None else round(match.second_ms - cal, 1),
@@ -828,7 +843,9 @@ def analyze_signals(
                             message=(f"ambiguous: the events repeat every {per_lag:.0f} ms (periodicity {per:.2f}), "
                                      f"so offsets a period apart fit equally well (best {best:+.0f} ms)"),
                             **common)
-    if r1 > 0 and r2 >= ambiguity_ratio * r1 and match.second_ms is not None:
+    # corroboration settles only the one-frame-off rival; a rival further away is periodic-like content
+    adjacent = match.second_ms is not None and abs(match.second_ms - match.best_ms) <= 1.5 * 1000.0 / fps
+    if r1 > 0 and r2 >= ambiguity_ratio * r1 and match.second_ms is not None and not (corroborated and adjacent):
         return AVSyncResult(status=AVSyncStatus.AMBIGUOUS, offset_ms=None,
                             message=(f"ambiguous: two offsets fit the events about equally well ({best:+.0f} ms, "
                                      f"score {r1:.2f}; {match.second_ms - cal:+.0f} ms, score {r2:.2f}); "
