@@ -23,8 +23,10 @@ lag is *calibrated out* by a zero-offset synthetic run per (sample rate, fps, wi
 cached in-process — no hand-typed constant. Confidence needs the best τ to score twice any other a
 frame or more away, most onsets to be matched, and at least three pairs; periodic content (the
 envelopes repeat) and near-equal alternatives are ``ambiguous``, not a confident wrong number. A
-smoothed-envelope cross-correlation is still computed for diagnosis (``peaks``) and the periodicity
-test. When the offset cannot be measured, ``offset_ms`` is None and ``status`` says why.
+smoothed-envelope cross-correlation is computed too (``peaks``, the periodicity test) and serves as an
+independent second estimate: when its peak lands within 3 ms of the match's offset and stands clear of
+its other peaks, the agreement gives the confidence and settles a one-frame-off rival (events that show
+on two adjacent frames), never a rival further away. When the offset cannot be measured, ``offset_ms`` is None and ``status`` says why.
 """
 
 from __future__ import annotations
