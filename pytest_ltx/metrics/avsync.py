@@ -24,9 +24,9 @@ cached in-process — no hand-typed constant. Confidence needs the best τ to sc
 frame or more away, most onsets to be matched, and at least three pairs; periodic content (the
 envelopes repeat) and near-equal alternatives are ``ambiguous``, not a confident wrong number. A
 smoothed-envelope cross-correlation is computed too (``peaks``, the periodicity test) and serves as an
-independent second estimate: when its peak lands within 3 ms of the match's offset and stands clear of
-its other peaks, the agreement gives the confidence and settles a one-frame-off rival (events that show
-on two adjacent frames), never a rival further away. When the offset cannot be measured, ``offset_ms`` is None and ``status`` says why.
+independent second estimate: when its peak lands within 3 ms of the match's offset, stands clear of its
+other peaks and is strong (r ≥ 0.5), the agreement stands in for the match's margin and coverage and
+settles a one-frame-off rival (events that show on two adjacent frames), never a rival further away. When the offset cannot be measured, ``offset_ms`` is None and ``status`` says why.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ __all__ = [
 
 #: the correlation peak and the event-train match agree on the offset within this (ms): corroboration
 CORROBORATE_MS = 3.0
+#: ... and the correlation itself is strong (the project's cards: 0.59–0.81; foreign sound: far below)
+CORROBORATE_MIN_R = 0.5
 #: envelope grid rate (Hz): 1 ms bins; the parabola refines below that
 GRID_HZ = 1000
 COMMON_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
@@ -801,27 +803,30 @@ def analyze_signals(
     distinct = (r1 - r2) / r1 if r1 > 0 else 0.0
     # full confidence needs the best alignment to score at least twice as high as any other (a frame
     # or more away) ...
-    confidence = min(1.0, distinct / 0.5)
+    margin = min(1.0, distinct / 0.5)
+    # ... unless the envelope cross-correlation, an independent estimate with 1 ms resolution, puts its
+    # peak on the same offset (within CORROBORATE_MS) and that peak stands clear of its others: two
+    # methods agreeing on one offset is the margin the match cannot show when each event shows on two
+    # adjacent frames (a one-frame-off alignment then matches almost as well). It stands in for the
+    # margin only: the coverage, pair-count and partner conditions below still apply.
+    corroborated = False
+    if corr.peaks and corr.best_r > 0 and abs((corr.best_ms - corr_cal) - best) <= CORROBORATE_MS:
+        r_other = max((r for _, r in corr.peaks[1:]), default=0.0)
+        corr_margin = min(1.0, (1.0 - r_other / corr.best_r) / 0.5)
+        if corr_margin > margin and corr.best_r >= CORROBORATE_MIN_R:
+            margin, corroborated = corr_margin, True
+    confidence = margin
     # ... most sounds to land on a visual event (a chance alignment of a few events, e.g. the true
-    # offset lying outside the search window, matches only some of them) ...
-    confidence *= float(np.clip((match.coverage - MATCH_NONE) / (MATCH_FULL - MATCH_NONE), 0.0, 1.0))
+    # offset lying outside the search window, matches only some of them) — or, corroborated, the whole
+    # envelopes to correlate strongly (r ≥ CORROBORATE_MIN_R: chance alignments of foreign or
+    # out-of-window sound stay far below it), which also counts the events the match left unpaired ...
+    coverage = float(np.clip((match.coverage - MATCH_NONE) / (MATCH_FULL - MATCH_NONE), 0.0, 1.0))
+    confidence *= 1.0 if corroborated else coverage
     # ... and at least MATCH_MIN_EVENTS events agreeing: one or two pairs line up by chance
     confidence *= min(1.0, match.matched / MATCH_MIN_EVENTS)
     # ... and the visual partners to be clear events, not the peaks of a cue that is barely event-like
     # (a textured pan leaves only the return cue, which fires a frame before a landing)
     confidence *= match.partner_weight
-    # ... unless the envelope cross-correlation, an independent estimate with 1 ms resolution, puts its
-    # peak on the same offset (within CORROBORATE_MS) and that peak stands clear of its others: two
-    # methods agreeing on one offset is evidence the match's own margin cannot give when each event
-    # shows on two adjacent frames (a one-frame-off alignment then matches almost as well)
-    corroborated = False
-    if len(corr.peaks) >= 1 and corr.best_r > 0:
-        r_other = max((r for _, r in corr.peaks[1:]), default=0.0)
-        corr_conf = min(1.0, (1.0 - r_other / corr.best_r) / 0.5)
-        if abs((corr.best_ms - corr_cal) - best) <= CORROBORATE_MS and corr_conf > confidence:
-            corroborated = match.matched >= MATCH_MIN_EVENTS
-            if corroborated:
-                confidence = corr_conf
     at_edge = abs(match.best_ms) >= max_lag - EDGE_MS
     if at_edge:  # the alignment continues beyond the window: the true offset is probably outside it
         confidence = 0.0
