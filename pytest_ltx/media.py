@@ -575,12 +575,12 @@ def read_image_rgb(path: os.PathLike[str] | str) -> np.ndarray:
                     raise LimitError(f"{p}: the image is {w}x{h} ({w * h / 1e6:.0f} MP), over the {limit} MP limit "
                                      f"for a still image; not decoded; {raise_hint('image_mp')}")
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except LimitError:  # ours, from the header (a ValueError: not to be reworded below)
+        raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:  # PIL's own header check
         raise LimitError(f"{p}: {e}; over the {limit} MP limit for a still image; not decoded; "
                          f"{raise_hint('image_mp')}") from None
     except (OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, LimitError):
-            raise
         raise ClipReadError(p, f"not a readable image ({type(e).__name__}: {e})") from None
 
 

@@ -345,20 +345,16 @@ def _publish(src: Path, dest: Path) -> Path:
     replaced atomically), so the report folder holds the clips it shows."""
     import os
     import shutil
-    import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
-        os.unlink(tmp)
+    from pytest_ltx.storage import atomic_file
+
+    # "private": no chmod — a hard link shares the cache entry's inode (and mode)
+    with atomic_file(dest, prefix=f".{dest.stem}.", mode="private") as tmp:
+        tmp.unlink()
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

@@ -307,17 +307,12 @@ def ensure_tiny_random(seed: int = 0, home: Path | None = None) -> Path:
             torch.manual_seed(seed)
             model = open_clip.create_model(_TINY_ARCH, pretrained=None)
         state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(prefix=".tiny-random-", suffix=".part", dir=home)
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata={"pytest-ltx": "tiny-random CLIP, random weights: plumbing only",
-                                            "seed": str(seed)})
-            from pytest_ltx.storage import make_readable
+        from pytest_ltx.storage import atomic_file
 
-            make_readable(tmp)  # a shared machine cache, not a secret (mkstemp makes it 0600); umask respected
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        # a shared machine cache, not a secret: readable as umask allows ("best-effort", as before)
+        with atomic_file(path, prefix=".tiny-random-", mode="best-effort") as tmp:
+            save_file(state, str(tmp), metadata={"pytest-ltx": "tiny-random CLIP, random weights: plumbing only",
+                                                 "seed": str(seed)})
     return path
 
 
