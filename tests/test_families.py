@@ -5,6 +5,8 @@ checked, in results.json, through the whole golden-baseline lifecycle); and the 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from pytest_ltx import families
 from pytest_ltx.families import FamilyError, FamilyRegistry, MetricFamily
@@ -247,7 +250,7 @@ def test_builtins_registered_like_third_parties() -> None:
 
     for f in reg:  # a built-in's model is the Expectations field of its key
         if f.expect_key is not None:
-            assert Expectations.model_fields[f.expect_key].annotation == f.expect_model | None
+            assert Expectations.model_fields[f.expect_key].annotation == f.model() | None
 
 
 def test_duplicates_are_refused_with_both_origins() -> None:
@@ -267,10 +270,56 @@ def test_duplicates_are_refused_with_both_origins() -> None:
     ({"name": "x", "consumer": 3}, "consumer must be a callable"),
     ({"name": "x", "expect_key": "x"}, "expect_key and expect_model go together"),
     ({"name": "x", "check": lambda r, e, c: []}, "a check needs an expect_key"),
+    ({"name": "x", "expect_key": "x", "expect_model": "not a reference"}, "or a reference 'package.module:Class'"),
+    ({"name": "x", "expect_key": "x", "expect_model": dict}, "must be a pydantic model class"),
 ])
 def test_bad_definitions(kw: dict, msg: str) -> None:
     with pytest.raises(FamilyError, match=msg):
         MetricFamily(**{"consumer": lambda e, c: None, **kw})
+
+
+def test_lazy_expect_model_is_imported_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lazy_expect_xyz.py").write_text(textwrap.dedent("""\
+        from pydantic import BaseModel, ConfigDict
+        class LazyExpect(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            top: float = 1.0
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fam = MetricFamily("lazy", lambda e, c: None, "lazy", "lazy_expect_xyz:LazyExpect")
+    assert "lazy_expect_xyz" not in sys.modules  # declaring it imports nothing
+    reg = families.builtin_registry()
+    reg.register(fam, origin="my-plugin")
+    from pytest_ltx.expect import Expectations
+
+    with families.activate(reg):
+        e = Expectations.model_validate({"lazy": {"top": 0.5}})
+        assert type(e.family("lazy")).__name__ == "LazyExpect" and e.family("lazy").top == 0.5
+        assert Expectations.extra_model("lazy") is fam.model()
+        with pytest.raises(ValidationError, match="lazy.wrong"):
+            Expectations.model_validate({"lazy": {"wrong": 1}})
+
+
+@pytest.mark.parametrize("ref, msg", [
+    ("no_such_module_xyz:E", "expect_model 'no_such_module_xyz:E' cannot be imported: ModuleNotFoundError"),
+    ("json:NoSuchClass", "cannot be imported: AttributeError"),
+    ("json:JSONDecoder", "must be a pydantic model class"),
+])
+def test_broken_lazy_expect_model_names_the_family(ref: str, msg: str) -> None:
+    fam = MetricFamily("lazy", lambda e, c: None, "lazy", ref)
+    with pytest.raises(FamilyError, match=f"metric family 'lazy': .*{msg}"):
+        fam.model()
+
+
+def test_evaluate_without_a_spec_imports_no_expectation_models() -> None:
+    """`pytest-ltx evaluate` start-up: the registry holds the built-ins without importing pydantic's
+    expectation models (PySceneDetect's whole process is the yardstick: benchmarks/bench_cli.py)."""
+    code = ("import sys\n"
+            "from pytest_ltx.evaluate import families_for\n"
+            "families_for(None, ['motion'])\n"
+            "print(','.join(m for m in ('pydantic', 'pytest_ltx.expect') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
 
 
 def _ep(name: str, value: str, dist: str = "acme-metrics") -> SimpleNamespace:

@@ -73,14 +73,15 @@ class Expectations(ExpectModel):
         errors: list[Any] = []
         for k in extra:
             fam = reg.by_expect_key(k) if isinstance(k, str) else None
-            if fam is None or fam.expect_model is None:
+            model = fam.model() if fam is not None else None
+            if model is None:
                 errors.append({"type": "extra_forbidden", "loc": (k,), "input": data[k]})
                 continue
             v = data[k]
-            if v is None or isinstance(v, fam.expect_model):
+            if v is None or isinstance(v, model):
                 continue
             try:
-                data[k] = fam.expect_model.model_validate(v)
+                data[k] = model.model_validate(v)
             except ValidationError as e:
                 for d in e.errors(include_url=False):
                     known = d["type"] in _CORE_TYPES
@@ -104,7 +105,7 @@ class Expectations(ExpectModel):
         from pytest_ltx.families import registry
 
         fam = registry().by_expect_key(key) if key not in cls.model_fields else None
-        return fam.expect_model if fam is not None else None
+        return fam.model() if fam is not None else None
 
     def family(self, key: str) -> Any:
         """The expectation under ``key`` (a built-in field or a registered family's), None when unset."""

@@ -5,7 +5,10 @@ A :class:`MetricFamily` says everything pytest-ltx needs to compute, check, stor
 - ``name``: its one canonical name — the results section in ``results.json``, the prefix of its baseline
   scalars/arrays (``motion.flow_mean``), the name ``pytest-ltx evaluate --metrics`` takes;
 - ``expect_key`` and ``expect_model``: the key under ``expect:`` in a spec that switches it on, and the
-  pydantic model that validates it (strict: unknown keys are spec errors with file, line and field);
+  pydantic model that validates it (strict: unknown keys are spec errors with file, line and field) — the
+  class, or a lazy reference ``"package.module:Class"`` imported the first time a spec needs it (the
+  built-ins use those, so ``pytest-ltx evaluate`` never imports pydantic's expectation models); read it
+  with :meth:`MetricFamily.model`;
 - ``consumer``: a factory of the streaming analysis (:class:`pytest_ltx.stream.Consumer`), called with the
   clip's :class:`~pytest_ltx.expect.Expectations` (or None) and the :class:`~pytest_ltx.evaluate.MetricContext`;
 - ``check``: ``(result, expectation, context) -> outcomes``, called when the spec sets ``expect_key``;
@@ -47,6 +50,9 @@ __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "FamilyError", "FamilyRegistry", "Met
 ENTRY_POINT_GROUP = "pytest_ltx.families"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: a lazy reference to a class: ``package.module:Class``
+_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_RESOLVED: dict[str, Any] = {}
 
 
 class FamilyError(ValueError):
@@ -65,7 +71,7 @@ class MetricFamily:
     name: str
     consumer: ConsumerFactory
     expect_key: str | None = None
-    expect_model: type[BaseModel] | None = None
+    expect_model: type[BaseModel] | str | None = None
     check: CheckFn | None = None
     #: result -> flat ``{key: number}`` golden baselines store and compare (as ``<name>.<key>``)
     scalars: Callable[[Any], Mapping[str, Any]] | None = None
@@ -93,11 +99,12 @@ class MetricFamily:
         if self.expect_key is not None and not _NAME.match(self.expect_key):
             raise FamilyError(f"metric family {self.name!r}: expect_key {self.expect_key!r} must be lower-case "
                               "letters, digits and '_'")
-        if self.expect_model is not None:
-            from pydantic import BaseModel
-
-            if not (isinstance(self.expect_model, type) and issubclass(self.expect_model, BaseModel)):
-                raise FamilyError(f"metric family {self.name!r}: expect_model must be a pydantic model class")
+        if isinstance(self.expect_model, str):
+            if not _REF.match(self.expect_model):
+                raise FamilyError(f"metric family {self.name!r}: expect_model {self.expect_model!r} must be a "
+                                  "pydantic model class or a reference 'package.module:Class'")
+        elif self.expect_model is not None:
+            _check_model(self.name, self.expect_model)
         if self.check is not None and self.expect_key is None:
             raise FamilyError(f"metric family {self.name!r}: a check needs an expect_key to switch it on")
         for what in ("check", "scalars", "arrays", "summary"):
@@ -105,11 +112,38 @@ class MetricFamily:
             if f is not None and not callable(f):
                 raise FamilyError(f"metric family {self.name!r}: {what} must be callable")
 
+    def model(self) -> type[BaseModel] | None:
+        """The pydantic model of ``expect_key`` (a lazy reference is imported and checked once, here; a
+        broken one raises :class:`FamilyError` naming the family)."""
+        ref = self.expect_model
+        if ref is None or not isinstance(ref, str):
+            return ref
+        cls = _RESOLVED.get(ref)
+        if cls is None:
+            import importlib
+
+            module, _, attr = ref.partition(":")
+            try:
+                cls = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as e:
+                raise FamilyError(f"metric family {self.name!r}: expect_model {ref!r} cannot be imported: "
+                                  f"{e.__class__.__name__}: {e}") from e
+            _check_model(self.name, cls)
+            _RESOLVED[ref] = cls
+        return cls
+
     def result_scalars(self, result: Any) -> dict[str, Any]:
         return dict(self.scalars(result)) if self.scalars is not None else {}
 
     def result_arrays(self, result: Any) -> dict[str, Any]:
         return dict(self.arrays(result)) if self.arrays is not None else {}
+
+
+def _check_model(name: str, model: Any) -> None:
+    from pydantic import BaseModel
+
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise FamilyError(f"metric family {name!r}: expect_model must be a pydantic model class")
 
 
 class FamilyRegistry:

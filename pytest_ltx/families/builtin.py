@@ -12,19 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pytest_ltx.expect import (
-    ArtifactsExpect,
-    AudioExpect,
-    AVSyncExpect,
-    ClipScoreExpect,
-    MotionExpect,
-    TextExpect,
-)
 from pytest_ltx.families import MetricFamily
 
 if TYPE_CHECKING:
     from pytest_ltx.evaluate import MetricContext
-    from pytest_ltx.expect import Expectations
+    from pytest_ltx.expect import (
+        ArtifactsExpect,
+        AudioExpect,
+        AVSyncExpect,
+        ClipScoreExpect,
+        Expectations,
+        MotionExpect,
+        TextExpect,
+    )
     from pytest_ltx.outcome import Outcome
     from pytest_ltx.stream import Consumer
 
@@ -184,19 +184,24 @@ def _artifacts_check(result: Any, e: ArtifactsExpect, ctx: MetricContext) -> Seq
     return check(result, e, conditioned=ctx.conditioning_image is not None)
 
 
+#: each expectation model by lazy reference ("module:Class"): imported when a spec uses its key, so
+#: ``pytest-ltx evaluate`` (no spec) never imports pydantic's expectation models
+_E = "pytest_ltx.expect."
+
 FAMILIES: tuple[MetricFamily, ...] = (
-    MetricFamily("motion", _motion, "motion", MotionExpect, _motion_check, scalars=_scalars,
+    MetricFamily("motion", _motion, "motion", _E + "motion:MotionExpect", _motion_check, scalars=_scalars,
                  summary=_motion_summary),
-    MetricFamily("av_sync", _av_sync, "av_sync", AVSyncExpect, _av_sync_check, scalars=_scalars,
+    MetricFamily("av_sync", _av_sync, "av_sync", _E + "avsync:AVSyncExpect", _av_sync_check, scalars=_scalars,
                  summary=_av_sync_summary, report_scalars=False),
-    MetricFamily("text", _text, "text", TextExpect, _text_check, scalars=_scalars, summary=_text_summary),
-    MetricFamily("clip_similarity", _clip, "clip", ClipScoreExpect, _clip_check, scalars=_scalars, arrays=_arrays,
-                 summary=_clip_summary),
+    MetricFamily("text", _text, "text", _E + "text:TextExpect", _text_check, scalars=_scalars,
+                 summary=_text_summary),
+    MetricFamily("clip_similarity", _clip, "clip", _E + "clip_score:ClipScoreExpect", _clip_check,
+                 scalars=_scalars, arrays=_arrays, summary=_clip_summary),
     MetricFamily("structural", _structural, scalars=_scalars, arrays=_arrays, always=True, report_scalars=False),
-    MetricFamily("audio", _audio, "audio", AudioExpect, _audio_check, scalars=_scalars, arrays=_arrays,
-                 always=True, report_scalars=False),
-    MetricFamily("artifacts", _artifacts, "artifacts", ArtifactsExpect, _artifacts_check, scalars=_scalars,
-                 report_scalars=False),
+    MetricFamily("audio", _audio, "audio", _E + "audio:AudioExpect", _audio_check, scalars=_scalars,
+                 arrays=_arrays, always=True, report_scalars=False),
+    MetricFamily("artifacts", _artifacts, "artifacts", _E + "artifacts:ArtifactsExpect", _artifacts_check,
+                 scalars=_scalars, report_scalars=False),
 )
 
 
