@@ -240,12 +240,13 @@ def _shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
     return plane
 
 
-def _downscale_i420(yuv: np.ndarray, fw: int, fh: int, w: int, h: int) -> np.ndarray:
+def _downscale_i420(yuv: np.ndarray, fw: int, fh: int, w: int, h: int, *, bt709: bool = False) -> np.ndarray:
     """Downscale a decoded yuv420p frame (PyAV's ``[H*3/2, W]`` layout) to RGB ``[h, w, 3]``.
 
     Scaling the planes with OpenCV and converting at the small size is about twice as fast as
     swscale's area filter to rgb24 (which costs as much as decoding), and it is what the streaming
-    metrics read every frame through. Same BT.601 limited-range matrix as swscale's default.
+    metrics read every frame through. Limited range, with the BT.601 matrix (swscale's and OpenCV's
+    default, what an untagged stream means here) or, for a stream tagged BT.709, the BT.709 matrix.
     """
     import cv2
 
@@ -255,22 +256,46 @@ def _downscale_i420(yuv: np.ndarray, fw: int, fh: int, w: int, h: int) -> np.nda
     y = _shrink(flat[:ny].reshape(fh, fw), ew, eh)
     u = _shrink(flat[ny : ny + nc].reshape(fh // 2, fw // 2), ew // 2, eh // 2)
     v = _shrink(flat[ny + nc : ny + 2 * nc].reshape(fh // 2, fw // 2), ew // 2, eh // 2)
-    i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(eh * 3 // 2, ew)
-    rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+    if bt709:
+        rgb = _yuv_to_rgb_bt709(y, cv2.resize(u, (ew, eh), interpolation=cv2.INTER_NEAREST),
+                                cv2.resize(v, (ew, eh), interpolation=cv2.INTER_NEAREST))
+    else:
+        i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(eh * 3 // 2, ew)
+        rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
     if (ew, eh) != (w, h):
         rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
     return rgb
 
 
+#: limited-range BT.709 YUV -> RGB (ITU-R BT.709-6 Kr = 0.2126, Kb = 0.0722; Y 16-235, C 16-240)
+_BT709_TO_RGB = np.array([[255 / 219, 0.0, 255 / 112 * (1 - 0.2126)],
+                          [255 / 219, -255 / 112 * (1 - 0.0722) * 0.0722 / 0.7152,
+                           -255 / 112 * (1 - 0.2126) * 0.2126 / 0.7152],
+                          [255 / 219, 255 / 112 * (1 - 0.0722), 0.0]], dtype=np.float32)
+
+
+def _yuv_to_rgb_bt709(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    yuv = np.stack([y, u, v], axis=-1).astype(np.float32) - np.array([16, 128, 128], np.float32)
+    return np.clip(yuv @ _BT709_TO_RGB.T + 0.5, 0, 255).astype(np.uint8)
+
+
+#: AVColorSpace codes whose matrix is not swscale's default, by swscale's name (``frame.colorspace``)
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 7: "SMPTE240M"}
+
+
 def frame_rgb(frame, max_side: int | None = None) -> np.ndarray:
     """A decoded PyAV video frame as RGB uint8 ``[h, w, 3]``, downscaled so its longer side is at most
-    ``max_side`` (the conversion every reader and the streaming pass use, so they agree to the bit)."""
+    ``max_side`` (the conversion every reader and the streaming pass use, so they agree to the bit).
+    The YUV matrix is the one the stream is tagged with (BT.709: every render's default, see
+    :func:`write_frames`); untagged streams are read as BT.601, as players read SD video."""
     w, h = _scaled_size(frame.width, frame.height, max_side)
+    matrix = _SWS_MATRIX.get(int(getattr(frame, "colorspace", 2) or 2))
+    kw = {"src_colorspace": matrix} if matrix else {}
     if (w, h) == (frame.width, frame.height):
-        return frame.to_ndarray(format="rgb24")
-    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-        return _downscale_i420(frame.to_ndarray(), frame.width, frame.height, w, h)
-    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+        return frame.to_ndarray(format="rgb24", **kw)
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0 and matrix in (None, "ITU709"):
+        return _downscale_i420(frame.to_ndarray(), frame.width, frame.height, w, h, bt709=matrix == "ITU709")
+    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA", **kw).to_ndarray()
 
 
 def _expected_frames(c, vs) -> int | None:
@@ -600,6 +625,11 @@ _CONTAINERS: dict[str, tuple[str, str, str]] = {
 #: changes the output; tests/test_media.py proves it gone). Without it the encode is a pure function of
 #: the frames and the settings; the cost is a few percent of file size at the same CRF.
 X264_PARAMS = "mbtree=0"
+#: how RGB becomes YUV in :func:`write_frames`: with the matrix the stream is tagged with (BT.709 for
+#: ``color="bt709"``, every render's default), BT.601 when untagged. Recorded in a render's provenance: it
+#: changed the bits of every BT.709-tagged encode (before, they were converted with BT.601 and tagged 709,
+#: so a browser showed them off-colour)
+YUV_MATRIX = "as-tagged"
 
 
 def _fps_fraction(fps: float) -> Fraction:
@@ -720,6 +750,8 @@ def write_frames(
                 if ph or pw:
                     f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f, dtype=np.uint8), format="rgb24")
+                if color == "bt709":  # convert with the matrix the tags promise (the encoder's own is BT.601)
+                    vf = vf.reformat(format=vs.pix_fmt, dst_colorspace="ITU709")
                 for pkt in vs.encode(vf):
                     out.mux(pkt)
                 f = next(it, None)

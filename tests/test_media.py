@@ -190,3 +190,39 @@ def test_encode_is_a_function_of_the_frames_alone(tmp_path: Path) -> None:
                              capture_output=True, text=True, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1, digests
+
+
+#: saturated and neutral patches: where the BT.601 and BT.709 matrices disagree most (reds, greens, yellows)
+_PATCHES = [(200, 40, 40), (30, 180, 60), (40, 60, 220), (128, 128, 128), (240, 230, 30)]
+
+
+def _patch_card() -> np.ndarray:
+    card = np.zeros((64, 64 * len(_PATCHES), 3), np.uint8)
+    for i, c in enumerate(_PATCHES):
+        card[:, 64 * i : 64 * (i + 1)] = c
+    return card
+
+
+@pytest.mark.parametrize("color", ["bt709", "none"])
+def test_encoded_colours_are_what_the_tags_say(tmp_path: Path, color: str) -> None:
+    """A stream tagged BT.709 is converted with the BT.709 matrix (a player decoding it by its tags shows
+    the frames' colours), and every reader of ours — full size and the downscaled streaming path — reads
+    it back with the same matrix. Untagged streams stay BT.601 both ways."""
+    import av
+
+    from pytest_ltx.media import frame_rgb
+
+    p = write_frames([_patch_card()] * 3, tmp_path / f"{color}.mp4", fps=24, color=color, crf=0)
+    with av.open(str(p)) as c:
+        f = next(c.decode(video=0))
+        assert f.colorspace == (1 if color == "bt709" else 2)
+        as_player = f.to_ndarray(format="rgb24", src_colorspace="ITU709" if color == "bt709" else "ITU601")
+        wrong = f.to_ndarray(format="rgb24", src_colorspace="ITU601" if color == "bt709" else "ITU709")
+        full, small = frame_rgb(f), frame_rgb(f, 160)
+    for i, c in enumerate(_PATCHES):
+        want = np.array(c, float)
+        assert np.abs(as_player[32, 64 * i + 32] - want).max() <= 3, (c, as_player[32, 64 * i + 32])
+        assert np.abs(full[32, 64 * i + 32] - want).max() <= 3, (c, full[32, 64 * i + 32])
+        assert np.abs(small[16, 32 * i + 16] - want).max() <= 3, (c, small[16, 32 * i + 16])
+    # the other matrix is visibly off on the saturated patches: the check above can fail
+    assert np.abs(wrong[32, 32].astype(float) - np.array(_PATCHES[0])).max() > 8
