@@ -129,14 +129,13 @@ def _guard(item: "ItemSpec", ctx: "ItemContext") -> Any:
 def preflight_plan(profile: Any, req: Any, vram_gb_max: float | None, margin_gb: float) -> Any:
     """Plan VRAM before loading anything (CUDA only; None on CPU). Raises :class:`BudgetUnmet` when no
     placement meets ``vram_gb_max``."""
-    import torch
-
+    from pytest_ltx.devices import cuda_available, cuda_device_count
     from pytest_ltx.models import resolve_model_dir
     from pytest_ltx.render.ltx2 import plan_placement
     from pytest_ltx.render.plan import choose, shape_of, sizes_for
 
-    cuda = torch.cuda.is_available()
-    count = torch.cuda.device_count() if cuda else 0
+    cuda = cuda_available()  # no torch import on a machine without GPU nodes (a warm rerun renders nothing)
+    count = cuda_device_count() if cuda else 0
     placement = plan_placement(profile, cuda, device_count=count)
     if not placement.is_cuda:
         return None

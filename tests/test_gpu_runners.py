@@ -682,3 +682,23 @@ def test_failure_kind_per_item() -> None:
     assert failure_kind("failed", [{"check": "text.none", "status": "error"}]) is FailureKind.INFRASTRUCTURE
     # an unreadable baseline record is the repository's (a bad merge): fixed in the PR, not by a rerun
     assert failure_kind("failed", [{"check": "baseline.read", "status": "error"}]) is FailureKind.REGRESSION
+
+
+def test_vram_preflight_on_a_machine_without_gpus_imports_no_torch() -> None:
+    """A warm rerun of a spec with ``budget.vram_gb_max`` renders nothing: asking whether there is a GPU
+    must not cost a torch import (2-3 s) where no GPU device node exists."""
+    import glob
+    import os
+    import subprocess
+    import sys
+
+    if glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/kfd") or not sys.platform.startswith("linux"):
+        pytest.skip("this machine has GPU device nodes")
+    code = ("import sys\n"
+            "from pytest_ltx.models import TINY_PROFILE\n"
+            "from pytest_ltx.render.base import RenderRequest\n"
+            "from pytest_ltx.runner import preflight_plan\n"
+            "req = RenderRequest(prompt='p', width=64, height=64, frames=9)\n"
+            "print(preflight_plan(TINY_PROFILE, req, 20.0, 2.0), 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "False"], out.stdout + out.stderr
