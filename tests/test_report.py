@@ -345,3 +345,60 @@ def test_pytest_html_results_table_test_id_is_escaped() -> None:
     assert cells[1] == ('<td class="col-testId">specs/x&lt;details open ontoggle=&quot;alert(1)&quot;&gt;.yaml'
                         '::x::setup</td>')
     assert cells[0] == '<td class="col-result">Passed</td>'
+
+
+# ---- a warm rerun's report: nothing redrawn, nothing rewritten ----------------------------------------------
+
+
+def test_report_file_holding_the_same_bytes_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = write_atomic(tmp_path / "a.json", "{}")
+    renames: list[object] = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append(b), real(a, b)))
+    write_atomic(p, "{}")
+    assert renames == [] and p.read_text() == "{}"
+    write_atomic(p, "{} ")  # same length or not: other bytes are written
+    write_atomic(p, "[]")
+    assert len(renames) == 2 and p.read_text() == "[]"
+
+
+def test_item_media_are_drawn_once_per_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_ltx.report import media
+    from pytest_ltx.stream import run_stream
+
+    report = tmp_path / "ltx-report"
+    clip, golden = _clip(), _baseline(_clip(seed=1))
+    frames = run_stream(clip, [media.media_consumer(golden)]).results["report_media"]
+    mp4 = tmp_path / "clip.mp4"
+    mp4.write_bytes(b"not really an mp4")
+    first = media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=golden)
+    assert first["keyframes"] and first["baseline_keyframes"] and first["clip"]
+    drawn: list[int] = []
+    real = media._jpeg
+    monkeypatch.setattr(media, "_jpeg", lambda *a, **k: (drawn.append(1), real(*a, **k))[1])
+    again = media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=golden)
+    assert again == first and drawn == []  # the same inputs: the manifest is read back
+    # any input that changes a picture redraws: another baseline, another clip file, a lost file
+    media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=_baseline(_clip(seed=2)))
+    assert drawn
+    for change in ("baseline", "clip", "lost file"):
+        media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=golden)
+        drawn.clear()
+        if change == "baseline":
+            media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=_baseline(_clip(seed=3)))
+        elif change == "clip":
+            mp4.write_bytes(b"another clip, another size")
+            media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=golden)
+        else:
+            (report / first["keyframes"][0]["file"]).unlink()
+            out = media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=golden)
+            assert (report / out["keyframes"][0]["file"]).is_file()
+        assert drawn, change
+    # a manifest naming a file outside the report is never trusted
+    d = media.item_media_dir(report, "specs/a.yaml::a")
+    rec = json.loads((d / media.MANIFEST).read_text())
+    rec["artifacts"]["strip"] = "../../etc/passwd"
+    (d / media.MANIFEST).write_text(json.dumps(rec))
+    drawn.clear()
+    out = media.write_item_media(report, "specs/a.yaml::a", frames, mp4=mp4, baseline=golden)
+    assert drawn and out["strip"] != "../../etc/passwd"

@@ -241,6 +241,88 @@ def write_item_media(report_dir: Path, nodeid: str, source: "ReportFrames | Clip
         frames = source
     report_dir = Path(report_dir)
     d = item_media_dir(report_dir, nodeid)
+    key = _media_key(nodeid, frames, mp4, evaluation, baseline, ocr_images)
+    done = _written(d, report_dir, key)
+    if done is not None:  # a warm rerun: this folder already holds exactly these pictures
+        return done
+    out = _write_media(report_dir, d, frames, mp4, evaluation, baseline, ocr_images)
+    write_atomic(d / MANIFEST, json.dumps({"key": key, "artifacts": out}, sort_keys=True))
+    return out
+
+
+#: the item's media folder's record of what it holds (the inputs' key and the manifest returned)
+MANIFEST = "media.json"
+#: bump when what write_item_media draws changes (the key then misses and every picture is redrawn)
+MEDIA_FORMAT = 1
+
+
+def _media_key(nodeid: str, frames: ReportFrames, mp4: Path | None, evaluation: Mapping[str, Any] | None,
+               baseline: "BaselineRecord | None", ocr_images: Mapping[int, bytes] | None) -> str:
+    """Everything the pictures are drawn from: the collected frames and envelopes, the clip file (path,
+    size, modification time), the detections, the OCR frames and the baseline's thumbnails."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def add(x: Any) -> None:
+        if isinstance(x, np.ndarray):
+            a = np.ascontiguousarray(x)
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes())
+        elif isinstance(x, (bytes, bytearray)):
+            h.update(bytes(x))
+        else:
+            h.update(json.dumps(x, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+
+    add([MEDIA_FORMAT, nodeid, frames.fps, frames.num_frames, frames.signals])
+    for f, img in frames.keyframes:
+        add(int(f))
+        add(img)
+    for f in sorted(frames.golden_now):
+        add(int(f))
+        add(frames.golden_now[f])
+    if mp4 is None:
+        add(None)
+    else:
+        try:
+            st = Path(mp4).stat()
+            add([str(Path(mp4).resolve()), st.st_size, st.st_mtime_ns])
+        except OSError:
+            add("no clip")
+    add(((evaluation or {}).get("text") or {}).get("detections", []))
+    for f in sorted(ocr_images or {}):
+        add(int(f))
+        add((ocr_images or {})[f])
+    if baseline is not None and baseline.thumbnails is not None:
+        add(list(map(int, baseline.keyframe_frames)))
+        add(np.asarray(baseline.thumbnails))
+    return h.hexdigest()
+
+
+def _written(d: Path, report_dir: Path, key: str) -> dict[str, Any] | None:
+    """The manifest of ``d`` when it was written from the same inputs and every file it names is there."""
+    try:
+        rec = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("key") != key or not isinstance(rec.get("artifacts"), dict):
+        return None
+    out: dict[str, Any] = rec["artifacts"]
+    names: list[Any] = [v for k, v in out.items() if k in ("clip", "strip", "signals") and isinstance(v, str)]
+    names += [e.get("file") for k in ("keyframes", "ocr_frames") for e in out.get(k) or [] if isinstance(e, dict)]
+    names += [v for k, v in (out.get("baseline_keyframes") or {}).items() if k != "frames" and isinstance(v, str)]
+    root = report_dir.resolve()
+    for n in names:
+        p = (report_dir / str(n)).resolve()
+        if not isinstance(n, str) or not p.is_relative_to(root) or not p.is_file():
+            return None
+    return out
+
+
+def _write_media(report_dir: Path, d: Path, frames: ReportFrames, mp4: Path | None,
+                 evaluation: dict[str, Any] | None, baseline: "BaselineRecord | None",
+                 ocr_images: Mapping[int, bytes] | None) -> dict[str, Any]:
     out: dict[str, Any] = {"dir": _rel(d, report_dir) if d.exists() else f"{MEDIA_DIR}/{d.name}"}
 
     if mp4 is not None and Path(mp4).is_file():
