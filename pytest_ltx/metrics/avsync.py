@@ -267,7 +267,7 @@ def onset_function(bands: np.ndarray, sr: int, hop: int) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------------- visual
 
-VISUAL_METHOD = "gated-return+lagrangian-flow-accel+halt"
+VISUAL_METHOD = "gated-return+lagrangian-flow-accel+local-halt/pan-compensated"
 #: how the offset is found (recorded in the result's config and keyed into the calibration cache)
 SYNC_METHOD = "onset-train-match/band-rise-onsets/arrival-absorbs"
 ANALYSIS_SIDE = 96
@@ -294,6 +294,11 @@ RETURN_GATE_SIGMA = 4.0
 RETURN_GATE_IOU = 0.45
 #: flow acceleration below this (px/frame at the analysis size) is flow noise, not an event
 ACCEL_TAU = 0.5
+#: scale (px at the analysis size) of the local change maps the halt cue compares: about an object's
+#: size, so its own leading and trailing edges average out while a far-away mover does not mask it
+HALT_SIGMA = 14.0
+#: a camera moving less than this (median flow, px/frame at the analysis size) is static
+PAN_MIN_PX = 0.05
 
 
 def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[str, np.ndarray]:
@@ -306,9 +311,12 @@ def visual_envelope(frames: np.ndarray, *, side: int = ANALYSIS_SIDE) -> dict[st
     ``flow_accel`` (pixels/frame): mean per-pixel velocity change along the motion (Farneback flow of
     (i−1, i) vs the flow of (i, i+1) sampled where each pixel went), above a noise threshold: starts,
     stops and direction flips of trackable motion.
-    ``halt`` (gray levels): the abrupt drop of the mean frame difference from (i−1, i) to (i, i+1)
-    (``E(i) − 2·E(i+1)``: gradual deceleration does not count), scaled by
-    how much frame i differs from frame i−2 (a one-frame flash ends by undoing its change: no halt).
+    ``halt`` (gray levels): the abrupt drop of the *local* frame difference from (i−1, i) to (i, i+1)
+    (``E(i) − 2·E(i+1)`` on change maps blurred at :data:`HALT_SIGMA`: gradual deceleration does not
+    count, and another object still moving elsewhere does not mask it), scaled by how much frame i
+    differs from frame i−2 (a one-frame flash ends by undoing its change: no halt).
+    All frame differences are compensated for the camera's motion (the median dense flow): a pan over a
+    textured background no longer changes every pixel and hides the objects' halts.
     """
     return visual_envelope_gray(_gray_small(frames, side))
 
@@ -323,8 +331,10 @@ def visual_envelope_gray(g: np.ndarray) -> dict[str, np.ndarray]:
     if t < 3:
         return {"return": ret, "flow_accel": accel, "halt": np.zeros(t)}
     gb = np.stack([cv2.GaussianBlur(x, (0, 0), 1.0) for x in g.astype(np.float32)])
-    d1 = np.abs(np.diff(gb, axis=0))  # d1[k]: frame k -> k+1
-    d2 = np.abs(gb[2:] - gb[:-2])  # centred on frame k+1
+    # dense flow of every consecutive pair (frame k -> k+1): the flow cue below, and its median — the
+    # camera's motion, when a textured background moves — for the motion-compensated differences
+    flows = [cv2.calcOpticalFlowFarneback(g[k], g[k + 1], None, 0.5, 3, 9, 3, 5, 1.1, 0) for k in range(t - 1)]
+    d1, d2, back2 = _frame_differences(gb, np.array([np.median(f.reshape(-1, 2), axis=0) for f in flows]))
     rp = np.maximum(0.0, d1[:-1] + d1[1:] - 2.0 * d2)  # per-pixel return of frames 1..t-2
     # A fast object passing through (faster than its own size per frame) is a per-pixel "return" too:
     # each pixel it covers at frame i is background at i-1 and i+1. Unlike a real return (a flash,
@@ -339,29 +349,63 @@ def visual_envelope_gray(g: np.ndarray) -> dict[str, np.ndarray]:
         gate = np.clip((inter / (union + 1e-6) - RETURN_GATE_IOU) / 0.3, 0.0, 1.0)
         rp[k] *= gate
     ret[1:-1] = rp.reshape(t - 2, -1).mean(axis=1)
-    # a halt (or an appearance): motion energy arriving at frame i that does not continue after it
-    energy = np.zeros(t)
-    energy[1:] = d1.reshape(t - 1, -1).mean(axis=1)
+    # a halt (or an appearance): motion energy arriving at frame i that does not continue after it,
+    # judged locally (change maps blurred at HALT_SIGMA px), so an object coming to rest halts even while
+    # another one still moves elsewhere in the frame: abruptly (the change out of frame i under half the
+    # change into it: a ball slowing down on its way up is no halt), and not undoing the change before
+    # it (the end of a one-frame flash is no halt)
     halt = np.zeros(t)
-    # abruptly: the energy after frame i is under half of it (a ball slowing down on its way up is no halt)
-    halt[:-1] = np.maximum(0.0, energy[:-1] - 2.0 * energy[1:])
-    # … and that does not undo the change before it (the end of a one-frame flash is no halt)
-    back = np.zeros(t)
-    back[2:] = np.abs(gb[2:] - gb[:-2]).reshape(t - 2, -1).mean(axis=1)
-    halt[:2] = 0.0
-    halt *= np.clip(back / (energy + 1e-6), 0.0, 1.0)
+    loc = [cv2.GaussianBlur(d, (0, 0), HALT_SIGMA) for d in d1]  # loc[k]: change into frame k+1, locally
+    for i in range(2, t - 1):
+        arrive, leave = loc[i - 1], loc[i]
+        undo = cv2.GaussianBlur(back2[i - 2], (0, 0), HALT_SIGMA)
+        hm = np.maximum(0.0, arrive - 2.0 * leave) * np.clip(undo / (arrive + 1e-6), 0.0, 1.0)
+        halt[i] = float(hm.mean())
 
     h, w = g.shape[1:]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    prev = cv2.calcOpticalFlowFarneback(g[0], g[1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
+    prev = flows[0]
     for i in range(1, t - 1):
-        nxt = cv2.calcOpticalFlowFarneback(g[i], g[i + 1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        nxt = flows[i]
         warped = cv2.remap(nxt, xx + prev[..., 0], yy + prev[..., 1], cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         acc = np.linalg.norm(warped - prev, axis=-1)
         accel[i] = np.maximum(0.0, acc - ACCEL_TAU).mean()
         prev = nxt
     return {"return": ret, "flow_accel": accel, "halt": halt}
+
+
+def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    import cv2
+
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _frame_differences(gb: np.ndarray, shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(d1, d2, d2)``: |frame k+1 − frame k| and |frame k+2 − frame k| per pixel (blurred gray frames
+    ``gb``), motion-compensated: ``shifts[k]`` is the camera's motion from frame k to k+1 (the median of
+    the dense flow, px); where it moves, each pixel's difference is the smaller of the plain one and the
+    one after shifting frame k by the camera's motion. A panning texture then changes (almost) nowhere,
+    while an object that moves against the background still does; a static camera (median flow under
+    :data:`PAN_MIN_PX`) is left alone. Taking the smaller of the two keeps a bad shift estimate from
+    ever adding change."""
+    d1 = np.abs(np.diff(gb, axis=0))
+    d2 = np.abs(gb[2:] - gb[:-2])
+    t = gb.shape[0]
+    if shifts.size == 0 or np.abs(shifts).max() < PAN_MIN_PX:
+        return d1, d2, d2
+    sh = shifts
+    c1 = np.stack([np.abs(gb[k + 1] - _shift(gb[k], *sh[k])) for k in range(t - 1)])
+    c2 = np.stack([np.abs(gb[k + 2] - _shift(gb[k], *(sh[k] + sh[k + 1]))) for k in range(t - 2)])
+    return np.minimum(d1, c1), np.minimum(d2, c2), np.minimum(d2, c2)
+
+
+def cv2_window(shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
 
 
 #: below these peak levels a visual component is codec noise, not an event
@@ -560,6 +604,8 @@ def _visual_events(env: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if cue <= 0:
             continue
         pk = _event_indices(x, 1, rel=VISUAL_PEAK_REL, k_mad=3.0)
+        if key == "halt":  # a halt under the floor is codec or tracking noise, and must not absorb a real event
+            pk = pk[x[pk] > FLOORS[key]]
         if pk.size == 0:
             continue
         ref = VISUAL_WEIGHT_REF * float(np.percentile(x[pk], 90))
@@ -813,8 +859,10 @@ def analyze_signals(
     if corr.peaks and corr.best_r > 0 and abs((corr.best_ms - corr_cal) - best) <= CORROBORATE_MS:
         r_other = max((r for _, r in corr.peaks[1:]), default=0.0)
         corr_margin = min(1.0, (1.0 - r_other / corr.best_r) / 0.5)
-        if corr_margin > margin and corr.best_r >= CORROBORATE_MIN_R:
-            margin, corroborated = corr_margin, True
+        # (whether or not the match's own margin is lower: a match that already stands clear is no less
+        # corroborated — it was, before issue 13's second pass, which cost it the coverage waiver)
+        if corr_margin > 0 and corr.best_r >= CORROBORATE_MIN_R:
+            margin, corroborated = max(margin, corr_margin), True
     confidence = margin
     # ... most sounds to land on a visual event (a chance alignment of a few events, e.g. the true
     # offset lying outside the search window, matches only some of them) — or, corroborated, the whole
