@@ -10,7 +10,11 @@ fps × sample rate, the number of confident wrong numbers (measured, |error| > 2
 periodic and eventless clips how many abstained (the right answer) and with which status.
 
     .venv/bin/python benchmarks/bench_avsync_generalize.py [--range report|tune] [--clear 200]
-        [--periodic 30] [--eventless 30] [--no-mp4] [--json out.json]
+        [--periodic 30] [--eventless 30] [--cards 40] [--no-mp4] [--json out.json]
+
+``--cards N`` also measures the project's own default test cards (``pytest_ltx.testcard``: 256×256,
+73 frames at 24 fps, 48 kHz clicks; seeds 0…N−1, offsets cycling through 0, +120, −80, +200, −160 ms),
+content neither range was drawn from: the guard against tuning the metric onto the generator alone.
 """
 
 from __future__ import annotations
@@ -49,6 +53,29 @@ def measure(kind: str, seeds: range, mp4: bool, tmp: Path) -> list[dict]:
                      "status": res.status.value, "error_ms": err, "confidence": round(res.confidence, 3),
                      "motions": list(tr.motions), "sounds": sorted(set(tr.sounds)), "background": tr.background,
                      "pan": tr.pan, "events": len(tr.event_frames), "seconds": time.perf_counter() - t0})
+    return rows
+
+
+#: offsets of the project's own cards, cycled over their seeds
+CARD_OFFSETS = (0.0, 120.0, -80.0, 200.0, -160.0)
+
+
+def measure_cards(n: int, mp4: bool, tmp: Path) -> list[dict]:
+    from pytest_ltx import testcard as tc
+    from pytest_ltx.media import read_clip, write_clip
+    from pytest_ltx.metrics.avsync import analyze
+
+    rows = []
+    for s in range(n):
+        off = CARD_OFFSETS[s % len(CARD_OFFSETS)]
+        spec = tc.TestCardSpec(width=256, height=256, frames=73, fps=24, seed=s,
+                               audio={"sample_rate": 48000, "offset_ms": off})
+        clip = tc.draw(spec).clip
+        if mp4:
+            clip = read_clip(write_clip(clip, tmp / "card.mp4", preset="ultrafast"))
+        res = analyze(clip)
+        rows.append({"seed": s, "kind": "card", "offset_ms": off, "status": res.status.value,
+                     "error_ms": None if res.offset_ms is None else float(res.offset_ms - off)})
     return rows
 
 
@@ -98,6 +125,7 @@ def main() -> None:
     ap.add_argument("--clear", type=int, default=200)
     ap.add_argument("--periodic", type=int, default=30)
     ap.add_argument("--eventless", type=int, default=30)
+    ap.add_argument("--cards", type=int, default=0, help="also the project's own 256×256 cards, seeds 0…N−1")
     ap.add_argument("--no-mp4", action="store_true")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--verbose", action="store_true", help="print every clip that was not measured within 10 ms")
@@ -109,7 +137,13 @@ def main() -> None:
         clear = measure("clear", range(base, base + a.clear), not a.no_mp4, tmp)
         periodic = measure("periodic", range(base + 50_000, base + 50_000 + a.periodic), not a.no_mp4, tmp)
         eventless = measure("eventless", range(base + 70_000, base + 70_000 + a.eventless), not a.no_mp4, tmp)
+        cards = measure_cards(a.cards, not a.no_mp4, tmp)
     s = summary(clear, periodic, eventless)
+    if cards:
+        errs = [abs(r["error_ms"]) for r in cards if r["error_ms"] is not None]
+        s["cards"] = {"measured": f"{len(errs)}/{len(cards)}", "max_abs_error_ms": round(max(errs), 2) if errs else None,
+                      "confident_wrong": sum(e > 20 for e in errs),
+                      "declined": dict(Counter(r["status"] for r in cards if r["error_ms"] is None))}
     print(f"== A/V sync on random event clips, {a.range} range (seeds from {base}), "
           f"{'through mp4' if not a.no_mp4 else 'no mp4'}; {time.perf_counter() - t0:.0f} s ==")
     print("clear clips: measured/total and worst |error| by fps × rate")
@@ -123,7 +157,7 @@ def main() -> None:
                 print("  ", {k: r[k] for k in ("seed", "kind", "fps", "sr", "status", "error_ms", "confidence",
                                                 "motions", "sounds", "background", "pan", "events")})
     if a.json:
-        a.json.write_text(json.dumps({"summary": s, "rows": clear + periodic + eventless}, indent=1))
+        a.json.write_text(json.dumps({"summary": s, "rows": clear + periodic + eventless + cards}, indent=1))
 
 
 if __name__ == "__main__":

@@ -300,7 +300,7 @@ def test_big_buck_bunny_shifts_move_the_estimate_or_are_unmeasured(avsync_bbb_cl
         assert abs((res.offset_ms - base.offset_ms) - shift) <= 20.0, (shift, base.offset_ms, res.offset_ms)
 
 
-@pytest.mark.parametrize(("seed", "offset"), [(1, 0.0), (12, 0.0), (20, 120.0), (3, -80.0)])
+@pytest.mark.parametrize(("seed", "offset"), [(1, 0.0), (12, 0.0), (20, 120.0), (3, -80.0), (32, -80.0)])
 def test_square_default_cards_are_measured_with_the_correlation_as_corroboration(seed: int, offset: float) -> None:
     """The project's default cards at 256×256 (not the content the onset-train match was tuned on): each
     event shows on two adjacent frames there, so a one-frame-off alignment matches almost as well and the
@@ -321,3 +321,6 @@ def test_square_default_cards_are_measured_with_the_correlation_as_corroboration
     assert abs(res.offset_ms - offset) <= 3.0, res.offset_ms
     if seed in (1, 12):  # the two the match alone declined (ambiguous; low confidence)
         assert res.config["corroborated_by_correlation"] is True
+    # seed 3: a clearer match (more events paired once halts were judged locally) lost its corroboration
+    # and abstained, until corroboration stopped depending on beating the match's own margin; seed 32:
+    # weak halt peaks under the floor absorbed real flashes and put the offset 2 frames off (-164 ms)

@@ -164,3 +164,73 @@ def test_eventless_clips_abstain_with_their_reason(seed):
     r = analyze(ev.generate(seed, kind="eventless").clip)
     assert r.offset_ms is None
     assert r.status in (AVSyncStatus.NO_VISUAL_EVENTS, AVSyncStatus.NO_AUDIO_EVENTS), r.message
+
+
+# ------------------------------------------------------------------- local, motion-compensated halt
+
+
+@pytest.mark.slow
+def test_a_stop_while_another_object_moves_is_a_halt():
+    """Seed 184 (tuning range): a square glides and stops (a thud) at frames 13, 40 and 57 while a ball
+    bounces elsewhere. The whole-frame halt cue saw the ball's motion go on and found none of the three
+    stops (the clip abstained, ``low_confidence``); judged locally, each stop is a candidate."""
+    from pytest_ltx.metrics import avsync as m
+
+    c = ev.generate(184)
+    stops = c.truth.params["object_events"][c.truth.motions.index("stop")]
+    env = m.visual_envelope(c.clip.frames)
+    cand, _ = m._visual_events(env)
+    for f in (13, 40, 57):
+        assert f in stops and f in cand, (f, cand)
+        # the halt cue itself peaks there, above its floor
+        assert env["halt"][f] > m.FLOORS["halt"] and env["halt"][f] >= env["halt"][f - 1], (f, env["halt"][f - 2:f + 2])
+    r = analyze(c.clip)
+    assert r.status is AVSyncStatus.MEASURED and abs(r.offset_ms - c.truth.offset_ms) <= 2.0, r.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [150, 49])
+def test_drops_on_a_textured_pan_land_on_their_frames(seed):
+    """A camera pan over a textured background changes every pixel, which hid the landings' halt: seed
+    150's candidates sat a frame early (return cue), and the clip was *measured 40 ms off* (a confident
+    wrong number, without the mp4 round trip); seed 49 had no visual event at all. With the frame
+    differences compensated for the camera's motion, every landing is a candidate on its own frame."""
+    from pytest_ltx.metrics import avsync as m
+
+    c = ev.generate(seed)
+    assert c.truth.pan and c.truth.background == "texture" and c.truth.motions == ("drop",)
+    cand, w = m._visual_events(m.visual_envelope(c.clip.frames))
+    weight = dict(zip(cand.tolist(), w.tolist()))
+    for f in c.truth.event_frames:
+        assert weight.get(f, 0.0) >= 0.7, (f, weight)
+        assert weight.get(f - 1, 0.0) < 0.5, (f, weight)
+    r = analyze(c.clip)
+    assert r.status is AVSyncStatus.MEASURED and abs(r.offset_ms - c.truth.offset_ms) <= 2.0, r.message
+
+
+def test_frame_differences_are_compensated_for_the_camera_only():
+    """A sub-pixel pan over a texture: the plain difference is large everywhere, the compensated one
+    small; an object moving against the background keeps its change; a static camera is left alone."""
+    import cv2
+
+    from pytest_ltx.metrics import avsync as m
+
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.standard_normal((90, 120)).astype(np.float32), (0, 0), 1.5)
+    tex = 128 + 25 * tex / tex.std()
+    frames = []
+    for k in range(6):
+        f = m._shift(tex, 0.6 * k, 0.2 * k)[10:74, 10:106].copy()
+        f[20:32, 10 + 8 * k:22 + 8 * k] = 250.0  # a square moving right at 8 px/frame on screen
+        frames.append(f)
+    gb = np.stack([cv2.GaussianBlur(f, (0, 0), 1.0) for f in frames])
+    pan = np.tile([0.6, 0.2], (5, 1))
+    d1, d2, _ = m._frame_differences(gb, pan)
+    plain = np.abs(np.diff(gb, axis=0))
+    bg = np.ones(gb.shape[1:], bool)
+    bg[16:36, :] = False
+    inner = (slice(None), slice(4, -4), slice(4, -4))
+    assert plain[inner][:, bg[4:-4, 4:-4]].mean() > 4 * d1[inner][:, bg[4:-4, 4:-4]].mean()
+    assert d1[:, 20:32].max() > 100  # the square's own change stays
+    assert np.array_equal(m._frame_differences(gb, np.zeros((5, 2)))[0], plain)  # static camera
+    assert np.all(d1 <= plain + 1e-6) and np.all(d2 <= np.abs(gb[2:] - gb[:-2]) + 1e-6)  # never adds change

@@ -410,6 +410,8 @@ def cv2_window(shape: tuple[int, int]) -> np.ndarray:
 
 #: below these peak levels a visual component is codec noise, not an event
 FLOORS = {"return": 0.3, "flow_accel": 0.004, "halt": 0.3}
+#: a single cue alone shows clear visual events when it peaks at this many times its floor
+CLEAR_CUE_FLOORS = 3.0
 
 
 def _peakiness_weight(x: np.ndarray, floor: float) -> float:
@@ -620,6 +622,18 @@ def _visual_events(env: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return cand, weight[cand]
 
 
+def _clear_visual_events(env: dict[str, np.ndarray], combined: np.ndarray) -> np.ndarray:
+    """Frames with a clear visual event (what ``no_visual_events`` and the count are about): the peaks of
+    the combined envelope, and those of any one cue that is fully event-like (spiky) and stands well
+    above its noise floor (a landing's halt on a textured pan, where the return cue is noisy everywhere
+    and flattens the combined envelope's peaks)."""
+    ev = set(_event_indices(combined, 2, rel=0.3, k_mad=3.0).tolist()) if np.any(combined > 0) else set()
+    for key, x in env.items():
+        if _peakiness_weight(x, FLOORS[key]) >= 1.0 and float(x.max()) >= CLEAR_CUE_FLOORS * FLOORS[key]:
+            ev.update(_event_indices(x, 2, rel=0.3, k_mad=3.0).tolist())
+    return np.array(sorted(ev), int)
+
+
 @dataclass(frozen=True)
 class _Match:
     """Best alignment of the audio onset train with the visual event train."""
@@ -827,7 +841,7 @@ def analyze_signals(
     corr, match, parts = _offsets_raw(mono, int(sr), gray, fps, n_fft, hop, max_lag)
     aenv, v = parts["audio_env"], parts["visual"]
     a_ev, a_on = parts["audio_idx"], parts["audio_onsets_s"]
-    v_ev = _event_indices(v, 2, rel=0.3, k_mad=3.0) if np.any(v > 0) else np.zeros(0, int)
+    v_ev = _clear_visual_events(parts["visual_parts"], v)
     base.update(audio_events=int(len(a_ev)), visual_events=int(len(v_ev)),
                 audio_event_times_s=tuple(float(t) for t in a_on),
                 visual_event_times_s=tuple(float(i / fps) for i in v_ev), calibration_lag_ms=cal)
