@@ -12,7 +12,10 @@ Two event trains, matched:
   flow), kept only where the change into frame i and the change out of it overlap locally; the
   *per-pixel velocity change along the motion* (Farneback flow): starts, stops and direction flips;
   and a *halt* score (motion energy that arrives at frame i and does not go on: a landing, an object
-  coming to rest, a pop-in). Steady motion and camera pans score zero. The candidates are the peaks
+  coming to rest, a pop-in), judged locally (change maps at an object's scale) so another object moving
+  elsewhere does not mask it. Frame differences are compensated for the camera's motion (the median of
+  the dense flow), so a pan over a textured background does not change every pixel and hide the
+  events. Steady motion and camera pans score zero. The candidates are the peaks
   of every cue that is event-like at all; an arrival (halt) takes over the cues of the two frames
   before it, so one landing is one candidate at the frame it lands on.
 
@@ -26,7 +29,8 @@ envelopes repeat) and near-equal alternatives are ``ambiguous``, not a confident
 smoothed-envelope cross-correlation is computed too (``peaks``, the periodicity test) and serves as an
 independent second estimate: when its peak lands within 3 ms of the match's offset, stands clear of its
 other peaks and is strong (r ≥ 0.5), the agreement stands in for the match's margin and coverage and
-settles a one-frame-off rival (events that show on two adjacent frames), never a rival further away. When the offset cannot be measured, ``offset_ms`` is None and ``status`` says why.
+settles a one-frame-off rival (events that show on two adjacent frames), never a rival further away.
+When the offset cannot be measured, ``offset_ms`` is None and ``status`` says why.
 """
 
 from __future__ import annotations
