@@ -628,10 +628,12 @@ def _visual_events(env: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _clear_visual_events(env: dict[str, np.ndarray], combined: np.ndarray) -> np.ndarray:
     """Frames with a clear visual event (what ``no_visual_events`` and the count are about): the peaks of
-    the combined envelope, and those of any one cue that is fully event-like (spiky) and stands well
-    above its noise floor (a landing's halt on a textured pan, where the return cue is noisy everywhere
-    and flattens the combined envelope's peaks)."""
+    the combined envelope — or, when it has none, those of any one cue that is fully event-like (spiky)
+    and stands well above its noise floor (a landing's halt on a textured pan, where the return cue is
+    noisy everywhere and flattens the combined envelope's peaks)."""
     ev = set(_event_indices(combined, 2, rel=0.3, k_mad=3.0).tolist()) if np.any(combined > 0) else set()
+    if ev:
+        return np.array(sorted(ev), int)
     for key, x in env.items():
         if _peakiness_weight(x, FLOORS[key]) >= 1.0 and float(x.max()) >= CLEAR_CUE_FLOORS * FLOORS[key]:
             ev.update(_event_indices(x, 2, rel=0.3, k_mad=3.0).tolist())
