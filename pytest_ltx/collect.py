@@ -137,6 +137,14 @@ class LtxItem(pytest.Item):
             self.add_marker(m)
 
     @property
+    def plain_nodeid(self) -> str:
+        """The node id without the ``@group`` suffix ``--dist loadgroup`` adds: what results.json, the media
+        folder and the durations are keyed by, the same in every kind of run."""
+        from pytest_ltx.shard import plain_nodeid
+
+        return plain_nodeid(self.nodeid)
+
+    @property
     def item_key(self) -> str:
         """The baseline key (``specs/a/clip[seed=0]``)."""
         return self.key.baseline
@@ -168,7 +176,7 @@ class LtxItem(pytest.Item):
         from pytest_ltx.runner import InfraError
 
         ctx = self._context()
-        self.state = state = ItemState.start(self.spec, self.key, self.nodeid)
+        self.state = state = ItemState.start(self.spec, self.key, self.plain_nodeid)
         try:
             prepare(ctx, state)
         except InfraError as e:
@@ -201,7 +209,7 @@ class LtxItem(pytest.Item):
         if not (report.when == "call" or (report.when == "setup" and report.failed)):
             return
         if self.state is None:
-            self.state = ItemState.start(self.spec, self.key, self.nodeid)
+            self.state = ItemState.start(self.spec, self.key, self.plain_nodeid)
         state = self.state
         if state.result is None or (report.when == "call" and report.failed and state.result.status == "passed"):
             # the item crashed before producing a result (a bug in a metric, say)

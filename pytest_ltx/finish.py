@@ -59,7 +59,10 @@ class SessionReporter:
 
         self._xdist_collected = True
         note_collection(self.session)  # whole-suite check (-k/-m/node ids); its items are empty here
-        self.s.collected_keys = {k for k in map(ItemKey.from_nodeid, ids) if k is not None}
+        from pytest_ltx.shard import plain_nodeid
+
+        # under --dist loadgroup a grouped item's id ends in "@<group>": not part of its key
+        self.s.collected_keys = {k for k in (ItemKey.from_nodeid(plain_nodeid(i)) for i in ids) if k is not None}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "ltx", None)

@@ -380,6 +380,7 @@ def iter_frames(
             raise ClipReadError(p, "contains no video stream")
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
+        vs.thread_count = _decode_threads()
         expected = _expected_frames(c, vs)
         exact = bool(vs.frames)
         i = 0
@@ -439,6 +440,7 @@ def iter_media(path: os.PathLike[str] | str, *, video: bool = True,
         expected = exact = None
         if video and vs is not None:
             vs.thread_type = "AUTO"
+            vs.thread_count = _decode_threads()
             expected, exact = _expected_frames(c, vs), bool(vs.frames)
         res = None
         max_samples = 0.0
@@ -631,6 +633,20 @@ X264_PARAMS = "mbtree=0"
 #: so a browser showed them off-colour)
 YUV_MATRIX = "as-tagged"
 
+#: x264's threads, fixed. Its default (``threads=auto``) follows the CPUs the process may use, and frame
+#: threading changes the bytes: the same frames encoded with 1 CPU and with 2 gave different files, so a
+#: clip encoded on a 2-core CI runner was not the one a 16-core workstation made, nor one made under a
+#: per-worker CPU budget (``worker.py``). Recorded in a render's provenance next to ``X264_PARAMS``; 2 is
+#: what the default gave on the 2-CPU machines the project's clips were made on (the same bytes there).
+X264_THREADS = 2
+
+
+def _decode_threads() -> int:
+    """FFmpeg decoder threads: this process's CPU budget (decoding is exact whatever the count)."""
+    from pytest_ltx.worker import cpu_budget
+
+    return cpu_budget()
+
 
 def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
@@ -728,7 +744,8 @@ def write_frames(
                 cc = vs.codec_context
                 cc.color_primaries, cc.color_trc, cc.colorspace = 1, 1, 1  # ITU-R BT.709
             if vcodec == "libx264":
-                vs.options = {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS}
+                vs.options = {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS,
+                              "threads": str(X264_THREADS)}
                 if gop is not None:
                     vs.codec_context.gop_size = gop
                     vs.options = {**vs.options, "keyint_min": str(min(gop, 25))}

@@ -30,6 +30,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ltx_file: the clip is a pre-rendered file")
     config.addinivalue_line("markers", "ltx_testcard: the clip is a synthetic test card")
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup: run on one worker")
+    from pytest_ltx.worker import apply_thread_budget, freeze_at_exit
+
+    if hasattr(config, "workerinput"):  # an xdist worker: its share of the CPUs, before torch is imported
+        apply_thread_budget()
+    freeze_at_exit()
     from pytest_ltx.families import activate_for_run
 
     activate_for_run(config)
@@ -49,28 +54,28 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order clip items by model (and mark their xdist group), then keep only this run's ``--ltx-shard``."""
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> Generator[None, None, None]:
+    """Before every other plugin: under ``--dist loadgroup``, mark each GPU model's items with its xdist group
+    (xdist's own hook turns the mark into the group it schedules by). After all of them: order clip items
+    by model, then keep only this run's ``--ltx-shard``. See ``shard.py``."""
     from pytest_ltx.session import get_session
+    from pytest_ltx.shard import group_node_ids, mark_gpu_groups, order_by_model, read_durations, select_shard
 
     s = get_session(config)
-    from pytest_ltx.shard import model_of, read_durations, select_shard
-
-    models = {id(it): model_of(it, s.settings.model) for it in items}
-    if any(models.values()):
-        for it in items:
-            if models[id(it)]:
-                it.add_marker(pytest.mark.xdist_group(name=f"ltx-model-{models[id(it)]}"))
-        first: dict[str | None, int] = {}
-        for n, it in enumerate(items):
-            first.setdefault(models[id(it)], n)
-        items.sort(key=lambda it: first[models[id(it)]])  # stable: a model's items together, in order
+    if getattr(config.option, "loadgroup", False):  # set by xdist on its workers; nothing else reads the mark
+        mark_gpu_groups(items, s)
+    result = yield
+    if getattr(config.option, "loadgroup", False):
+        group_node_ids(items)  # where xdist's own suffix did not take (pytest >= 9)
+    order_by_model(items, s.settings.model)
     if s.settings.shard is not None:
         kept, dropped = select_shard(items, s.settings.shard, read_durations(s.settings.durations))
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    return result
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> None:

@@ -71,7 +71,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any 
     mp4 encode settings; the renderer's defaults when None) is in it too: the cache holds the encoded file.
     """
     from pytest_ltx.devices import cuda_available, cuda_device_count
-    from pytest_ltx.media import X264_PARAMS, YUV_MATRIX
+    from pytest_ltx.media import X264_PARAMS, X264_THREADS, YUV_MATRIX
     from pytest_ltx.render.encode import DEFAULT_ENCODE
     from pytest_ltx.render.gpu import gpu_identity, pin_device
     from pytest_ltx.render.ltx2 import plan_placement
@@ -94,7 +94,7 @@ def render_provenance(profile: Any, fingerprint: str, request: Any, encode: Any 
         "placement": {k: v for k, v in placement.to_dict().items() if k != "notes"},
         "versions": package_versions(),
         "encode": {**(encode if encode is not None else DEFAULT_ENCODE).to_dict(), "x264_params": X264_PARAMS,
-                   "yuv_matrix": YUV_MATRIX},
+                   "x264_threads": X264_THREADS, "yuv_matrix": YUV_MATRIX},
         **({"gpu": {k: v for k, v in gpu.items() if k != "total_gb"}} if gpu else {}),
     }
 

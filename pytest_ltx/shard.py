@@ -13,21 +13,31 @@ one copy per run and hands it to all shards (see ``.github/workflows/ltx-gate.ym
 → seconds of the last run that really rendered it (a cache hit does not overwrite a render's duration).
 CI restores and saves it with the render cache.
 
-**Grouping by model.** Items are ordered by model profile (stable within a model) and marked
-``xdist_group(<profile>)``: with ``--dist loadgroup`` every model's items go to one worker, which loads
-the pipeline once; with ``--dist load`` the ordering alone keeps profile switches rare.
+**Grouping by model.** Items are ordered by model profile (stable within a model). Under
+``--dist loadgroup`` the items of a model that renders on a **GPU** are also marked
+``xdist_group(ltx-model-<profile>)``, so each such model goes to one worker, which loads its pipeline
+once onto its own GPU. A model that renders on the **CPU** (the embedded ``tiny`` one, or ``device =
+"cpu"``) is not grouped: it loads in a fraction of a second, and one group would put every one of its
+items on one worker, so ``-n 2`` could not run two of them at once. The mark must be in place before
+xdist's own collection hook turns it into the node-id suffix (``…::item@ltx-model-x``) it schedules by;
+what pytest-ltx records (results.json, durations, shards, the collected keys) uses the node id without it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pytest_ltx.storage import write_atomic_bytes
 
-__all__ = ["assign_shards", "select_shard", "read_durations", "update_durations", "model_of"]
+__all__ = ["assign_shards", "select_shard", "read_durations", "update_durations", "model_of", "order_by_model",
+           "mark_gpu_groups", "group_node_ids", "renders_on_gpu", "group_name", "plain_nodeid"]
+
+#: prefix of the xdist group of a model's items (``ltx-model-<profile>``)
+GROUP_PREFIX = "ltx-model-"
 
 
 def assign_shards(nodeids: Sequence[str], n: int, durations: Mapping[str, float] | None = None) -> dict[str, int]:
@@ -52,9 +62,9 @@ def select_shard(items: Sequence[Any], shard: tuple[int, int], durations: Mappin
                  ) -> tuple[list[Any], list[Any]]:
     """(kept, deselected) items of shard ``(i, n)``; the items keep their order."""
     i, n = shard
-    where = assign_shards([it.nodeid for it in items], n, durations)
-    kept = [it for it in items if where[it.nodeid] == i]
-    dropped = [it for it in items if where[it.nodeid] != i]
+    where = assign_shards([plain_nodeid(it.nodeid) for it in items], n, durations)
+    kept = [it for it in items if where[plain_nodeid(it.nodeid)] == i]
+    dropped = [it for it in items if where[plain_nodeid(it.nodeid)] != i]
     return kept, dropped
 
 
@@ -95,3 +105,84 @@ def model_of(item: Any, override: str | None) -> str | None:
     if spec is None or getattr(getattr(spec, "source_kind", None), "value", None) != "render":
         return None
     return override or spec.clip.model
+
+
+def order_by_model(items: list[Any], override: str | None) -> None:
+    """Reorder ``items`` in place so each model's clip items are together (stable: first appearance)."""
+    models = {id(it): model_of(it, override) for it in items}
+    if not any(models.values()):
+        return
+    first: dict[str | None, int] = {}
+    for n, it in enumerate(items):
+        first.setdefault(models[id(it)], n)
+    items.sort(key=lambda it: first[models[id(it)]])
+
+
+def mark_gpu_groups(items: Sequence[Any], session: Any) -> list[str]:
+    """Mark the clip items of every model that renders on a GPU with its xdist group; returns the groups.
+    ``session`` resolves profiles (``profile(name, device=...)``, ``settings.model``/``settings.device``)."""
+    import pytest
+
+    from pytest_ltx.devices import cuda_available
+
+    on_gpu: dict[str, bool] = {}
+    for it in items:
+        model = model_of(it, session.settings.model)
+        if model is None:
+            continue
+        if model not in on_gpu:
+            try:
+                device = session.profile(model, device=session.settings.device).device
+            except Exception:  # noqa: BLE001 - an unknown or broken profile: the item reports it when it runs
+                device = "cpu"
+            on_gpu[model] = renders_on_gpu(device, cuda_available)
+        if on_gpu[model]:
+            it.add_marker(pytest.mark.xdist_group(name=group_name(model)))
+    return sorted(group_name(m) for m, gpu in on_gpu.items() if gpu)
+
+
+def group_node_ids(items: Sequence[Any]) -> int:
+    """Give each item marked with an ``ltx-model-`` xdist group the ``…@<group>`` node id that
+    ``--dist loadgroup`` schedules by, where xdist's own collection hook could not (it sets
+    ``item._nodeid``, which pytest 9 no longer reads: the id comes from ``item._id``, so with pytest 9.2 and
+    xdist 3.8 ``--dist loadgroup`` groups nothing at all). Items that already carry a suffix are left alone;
+    returns how many were changed."""
+    changed = 0
+    for it in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in it.iter_markers("xdist_group")})
+        if not any(n.startswith(GROUP_PREFIX) for n in names) or plain_nodeid(it.nodeid) != it.nodeid:
+            continue
+        ident = getattr(it, "_id", None)
+        parse = getattr(type(ident), "parse", None)
+        if parse is None:  # not a pytest whose ids we know how to extend: xdist's own way is all there is
+            continue
+        it._id = parse(f"{it.nodeid}@{'_'.join(names)}")
+        changed += 1
+    return changed
+
+
+def renders_on_gpu(device: str, cuda_available: Callable[[], bool]) -> bool:
+    """Whether a profile asking for ``device`` (after ``--ltx-device``) renders on a GPU in this process:
+    ``cuda``/``cuda:N`` always, ``auto`` when CUDA is available (``cuda_available`` is only asked then),
+    ``cpu`` never."""
+    if device == "cuda" or device.startswith("cuda:"):
+        return True
+    return device == "auto" and bool(cuda_available())
+
+
+def group_name(model: str) -> str:
+    return f"{GROUP_PREFIX}{model}"
+
+
+# xdist --dist loadgroup appends "@<group names joined by _>" to a grouped item's node id. An item name ends
+# with "]" or is a clip id ([a-z0-9._-]), so an "@" after the last "::" with no "]" behind it is xdist's.
+_XDIST_SUFFIX = re.compile(r"@[^@\]:/]*\Z")
+
+
+def plain_nodeid(nodeid: str) -> str:
+    """``nodeid`` without the ``@group`` suffix xdist's ``--dist loadgroup`` gives grouped items."""
+    head, sep, name = nodeid.rpartition("::")
+    if not sep or "@" not in name:
+        return nodeid
+    return f"{head}::{_XDIST_SUFFIX.sub('', name)}"

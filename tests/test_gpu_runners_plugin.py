@@ -5,6 +5,7 @@ without rendering, shards, grouping by model."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -126,25 +127,86 @@ def test_shards_split_the_run_and_durations_are_stored(pytester: pytest.Pytester
     assert r.ret == 4 and "shard 3/2" in r.stderr.str()
 
 
-def test_items_are_grouped_by_model(pytester: pytest.Pytester) -> None:
-    pytester.makepyprojecttoml(textwrap.dedent("""
-        [tool.pytest-ltx.models.other]
-        path = "/nowhere/LTX-2.3"
-    """))
-    write(pytester, "mixed.yaml", textwrap.dedent("""
-        defaults: {width: 64, height: 64, frames: 9, steps: 1}
-        clips:
-          - {id: a, prompt: x, model: tiny}
-          - {id: b, prompt: x, model: other}
-          - {id: card, testcard: {width: 32, height: 32, frames: 9, fps: 24}}
-          - {id: c, prompt: x, model: tiny}
-          - {id: d, prompt: x, model: other}
-    """))
+MIXED_MODELS = textwrap.dedent("""
+    defaults: {width: 64, height: 64, frames: 9, steps: 1}
+    clips:
+      - {id: a, prompt: x, model: gpu}
+      - {id: b, prompt: x, model: cpu}
+      - {id: card, testcard: {width: 32, height: 32, frames: 9, fps: 24}}
+      - {id: c, prompt: x, model: gpu}
+      - {id: d, prompt: x, model: cpu}
+""")
+
+GPU_AND_CPU_PROFILES = textwrap.dedent("""
+    [tool.pytest-ltx.models.gpu]
+    path = "/nowhere/LTX-2.3"
+    device = "cuda"
+    [tool.pytest-ltx.models.cpu]
+    path = "/nowhere/LTX-2.3"
+    device = "cpu"
+""")
+
+
+def test_items_are_ordered_by_model_and_grouped_only_under_loadgroup(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(GPU_AND_CPU_PROFILES)
+    write(pytester, "mixed.yaml", MIXED_MODELS)
     rec = pytester.inline_run("specs/", "--collect-only", "-p", "no:cacheprovider")
     items = rec.getcall("pytest_collection_finish").session.items  # the final order
     assert [i.name for i in items] == ["a[seed=0]", "c[seed=0]", "b[seed=0]", "d[seed=0]", "card"]
-    groups = [m.kwargs.get("name") for i in items for m in i.iter_markers("xdist_group")]
-    assert groups == ["ltx-model-tiny", "ltx-model-tiny", "ltx-model-other", "ltx-model-other"]
+    # without --dist loadgroup nothing reads an xdist group: none is computed (no CUDA probe at collection)
+    assert not [m for i in items for m in i.iter_markers("xdist_group")]
+
+
+def test_gpu_models_are_grouped_cpu_models_are_not(pytester: pytest.Pytester) -> None:
+    """The mark is visible to xdist's own collection hook (it was not, when pytest-ltx marked items last:
+    ``--dist loadgroup`` then grouped nothing), only GPU models are grouped, and what pytest-ltx records
+    keeps the plain node ids."""
+    from pytest_ltx.shard import mark_gpu_groups
+
+    pytester.makepyprojecttoml(GPU_AND_CPU_PROFILES)
+    write(pytester, "mixed.yaml", MIXED_MODELS)
+    rec = pytester.inline_run("specs/", "--collect-only", "-p", "no:cacheprovider")
+    items = rec.getcall("pytest_collection_finish").session.items
+    from pytest_ltx.session import get_session
+
+    s = get_session(items[0].config)
+    assert mark_gpu_groups(items, s) == ["ltx-model-gpu"]
+    groups = {i.name: [m.kwargs.get("name") for m in i.iter_markers("xdist_group")] for i in items}
+    assert groups == {"a[seed=0]": ["ltx-model-gpu"], "c[seed=0]": ["ltx-model-gpu"], "b[seed=0]": [],
+                      "d[seed=0]": [], "card": []}
+
+    # a real -n 2 --dist loadgroup run: both GPU items on one worker, the CPU items and cards spread
+    body = MIXED_MODELS + "".join(f"  - {{id: e{i}, prompt: x, model: cpu}}\n" for i in range(4))
+    write(pytester, "mixed.yaml", body)
+    r = run(pytester, "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:randomly")
+    where: dict[str, set[str]] = {}
+    for line in r.stdout.lines:
+        m = re.match(r"\[(gw\d+)\] .*?(specs/mixed\.yaml::\S+)", line)
+        if m:
+            where.setdefault(m.group(2), set()).add(m.group(1))
+    gpu = {k: v for k, v in where.items() if k.split("::")[1].startswith(("a[", "c["))}
+    cpu = {k: v for k, v in where.items() if k.split("::")[1].startswith(("b[", "d[", "e"))}
+    assert sorted(gpu) == ["specs/mixed.yaml::a[seed=0]@ltx-model-gpu", "specs/mixed.yaml::c[seed=0]@ltx-model-gpu"], \
+        r.stdout.str()
+    assert len(set().union(*gpu.values())) == 1, gpu  # one worker has the GPU model
+    assert len(cpu) == 6 and not any("@" in k for k in cpu), cpu
+    assert set().union(*cpu.values()) == {"gw0", "gw1"}, cpu  # the CPU model's items run on both
+    ids = {it["nodeid"] for it in results(pytester)["items"]}
+    assert "specs/mixed.yaml::a[seed=0]" in ids and not any("@" in i for i in ids), ids
+
+
+def test_plain_nodeid_strips_only_the_xdist_group_suffix() -> None:
+    from pytest_ltx.shard import plain_nodeid, renders_on_gpu
+
+    assert plain_nodeid("specs/a.yaml::x[seed=0]@ltx-model-tiny") == "specs/a.yaml::x[seed=0]"
+    assert plain_nodeid("specs/a.yaml::x@ltx-model-a_b") == "specs/a.yaml::x"
+    assert plain_nodeid("specs/a.yaml::x[v=a@b]") == "specs/a.yaml::x[v=a@b]"  # an "@" in a value is kept
+    assert plain_nodeid("specs/a.yaml::x[v=a@b]@g") == "specs/a.yaml::x[v=a@b]"
+    assert plain_nodeid("specs/a@b.yaml::x") == "specs/a@b.yaml::x"
+    never = lambda: pytest.fail("CUDA must not be probed for an explicit device")  # noqa: E731
+    assert renders_on_gpu("cuda", never) and renders_on_gpu("cuda:1", never)
+    assert not renders_on_gpu("cpu", never)
+    assert renders_on_gpu("auto", lambda: True) and not renders_on_gpu("auto", lambda: False)
 
 
 def test_plan_command_prints_each_items_envelope(pytester: pytest.Pytester, capsys) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import wave
 from pathlib import Path
 
@@ -226,3 +227,37 @@ def test_encoded_colours_are_what_the_tags_say(tmp_path: Path, color: str) -> No
         assert np.abs(small[16, 32 * i + 16] - want).max() <= 3, (c, small[16, 32 * i + 16])
     # the other matrix is visibly off on the saturated patches: the check above can fail
     assert np.abs(wrong[32, 32].astype(float) - np.array(_PATCHES[0])).max() > 8
+
+
+_ENCODE_ON_CPUS = """
+import hashlib, os, sys
+import numpy as np
+os.sched_setaffinity(0, {int(c) for c in sys.argv[2].split(",")})
+from pytest_ltx.media import write_frames
+r = np.random.default_rng(0)
+base = r.integers(0, 255, (192, 192, 3), dtype=np.uint8)
+frames = [np.roll(base, 3 * t, axis=1) // 2 + r.integers(0, 128, (192, 192, 3), dtype=np.uint8) for t in range(25)]
+write_frames(iter(frames), sys.argv[1], fps=24)
+print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs to compare an encode on one with an encode on two")
+def test_encode_does_not_depend_on_the_cpus_the_process_may_use(tmp_path: Path) -> None:
+    """x264's default thread count follows the CPU set (1.5 threads per CPU) and frame threading changes the
+    bytes: on one CPU and on two the same frames gave different files, so a CI runner, a workstation and an
+    xdist worker under a CPU budget would not share clips. ``X264_THREADS`` fixes it (and is in provenance)."""
+    import subprocess
+    import sys
+
+    from pytest_ltx.media import X264_THREADS
+
+    cpus = sorted(os.sched_getaffinity(0))
+    digests = {}
+    for name, allowed in (("one", cpus[:1]), ("two", cpus[:2])):
+        out = subprocess.run([sys.executable, "-c", _ENCODE_ON_CPUS, str(tmp_path / f"{name}.mp4"),
+                              ",".join(map(str, allowed))], capture_output=True, text=True, check=True)
+        digests[name] = out.stdout.strip()
+    assert digests["one"] == digests["two"], digests
+    assert X264_THREADS >= 1

@@ -271,7 +271,10 @@ def make_result(ctx: ItemContext, state: ItemState, status: str, *, outcomes: li
     from pytest_ltx.outcome import failure_kind
 
     run = state.run
-    t: dict[str, Any] = {"total_s": round(time.perf_counter() - state.started, 4)}
+    from pytest_ltx.worker import cpu_budget
+
+    # the CPU threads this process had (its share under xdist): explains the seconds, never the bits
+    t: dict[str, Any] = {"total_s": round(time.perf_counter() - state.started, 4), "cpu_budget": cpu_budget()}
     if run is not None:
         t.update({k: round(v, 4) for k, v in run.timings.items()})
         t["cached"] = run.cached

@@ -47,6 +47,7 @@ import numpy as np
 
 from pytest_ltx.media import Clip
 from pytest_ltx.stream import Consumer, StreamFrame, StreamInfo, prefetch
+from pytest_ltx.worker import cpu_budget
 
 __all__ = [
     "MotionConsumer",
@@ -549,7 +550,7 @@ def analyze_frames(
         raise ValueError(f"fps must be positive, got {fps}")
     p = params or MotionParams()
     prev_threads = cv2.getNumThreads()
-    cv2.setNumThreads(min(2, os.cpu_count() or 1))
+    cv2.setNumThreads(min(2, cpu_budget()))
     try:
         sig = _Signals(flow_side)
         n = 0
@@ -616,7 +617,7 @@ class MotionConsumer(Consumer):
         import cv2
 
         prev = cv2.getNumThreads()
-        cv2.setNumThreads(min(2, os.cpu_count() or 1))
+        cv2.setNumThreads(min(2, cpu_budget()))
         try:
             self._sig.add(frame.rgb(self.frame_side))
         finally:
