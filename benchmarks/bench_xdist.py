@@ -1,22 +1,35 @@
-"""Speed-up of 2 pytest-xdist workers over 1 on CPU-bound spec items, measured in the same run.
+"""Speed-up of 2 pytest-xdist workers over 1 on CPU-bound spec items, and where the time goes, in one run.
 
-A temporary project holds one spec of N rendered items on the embedded tiny model (each a few seconds of
-CPU: render, mp4 encode/decode, motion metrics) plus N test cards; the render cache is off so every
-item does its work. ``pytest specs/ -n 1`` and ``-n 2`` run alternately (repeats), so a noisy neighbour on
-a shared machine hits both alike; the ratio of median wall times is the speed-up. Both use xdist (same
-start-up: worker processes import torch once each), so the ratio is the parallel efficiency of the
-plugin: per-worker renderer, one torch thread per process, results shipped to the controller.
+A temporary project holds one spec of N rendered items on the embedded tiny model (each ~1 s of CPU:
+render, mp4 encode/decode, motion metrics) plus N test cards; the render cache is off so every item does
+its work. Each repeat runs, interleaved (a noisy neighbour on a shared machine hits all alike):
 
-    .venv/bin/python benchmarks/bench_xdist.py [--items 8] [--repeats 2] [--size 192x192x49] [--steps 4]
+- ``work -n 1``, ``work -n 2`` and ``work -n 2 --dist loadgroup`` (the tiny model renders on the CPU, so
+  it must not be grouped onto one worker);
+- ``start -n 1`` / ``start -n 2``: the same project with one 64×64×9, 1-step tiny render per worker and
+  nothing else — what a run costs before and after its items: controller and worker start-up, each
+  worker's import of torch + diffusers + transformers and tiny-model load, results shipping, report
+  writing, worker exit;
+- a **machine reference**: the same pure-Python CPU work done by one process twice vs two processes at
+  once — the speed-up this box gives two processes right now (2.0 on two idle cores; less when other
+  jobs hold the cores).
 
-The goal is ≥ 1.7× on 2 free cores; on a box whose cores are shared the figure is lower, and the script
-prints the load average next to it so the reader can judge.
+It prints the end-to-end speed-up (the ratio of median walls), the **item-phase speed-up**
+``(work1 − start1) / (work2 − start2)`` (the part that parallelises), the CPU seconds of each process tree
+(user + sys of all children: ``-n 1``'s CPU/wall tells whether one worker already uses more than one core)
+and the load average before and after. Amdahl: with fixed seconds F (mostly per-process imports, which
+every worker pays at the same time) and parallel seconds P, end-to-end = (F + P) / (F + P/2).
+
+    .venv/bin/python benchmarks/bench_xdist.py [--items 8] [--repeats 3] [--size 192x192x49] [--steps 4]
+
+Goal (issue 10): ≥ 1.7× on 2 free cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,8 +38,10 @@ import textwrap
 import time
 from pathlib import Path
 
+_SPIN = "import sys\nn=0\nfor i in range(int(sys.argv[1])): n += i * i\n"
 
-def _spec(n: int, w: int, h: int, f: int, steps: int) -> str:
+
+def _spec(n: int, w: int, h: int, f: int, steps: int, cards: bool = True) -> str:
     seeds = list(range(n))
     return textwrap.dedent(f"""\
         defaults:
@@ -47,46 +62,87 @@ def _spec(n: int, w: int, h: int, f: int, steps: int) -> str:
         """) + "".join(
         f"  - id: card{i}\n"
         f"    testcard: {{width: {w}, height: {h}, frames: {f}, fps: 24, seed: {i}, pan: [0.4, 0.2]}}\n"
-        f"    expect: {{motion: {{}}, baseline: {{enabled: false}}}}\n" for i in seeds)
+        f"    expect: {{motion: {{}}, baseline: {{enabled: false}}}}\n" for i in (seeds if cards else []))
 
 
-def run(project: Path, workers: int) -> float:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run(project: Path, workers: int, *extra: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole process tree) of one ``pytest specs/ -n workers`` run."""
     cmd = [sys.executable, "-m", "pytest", "specs/", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--ltx-no-cache", "-n", str(workers)]
-    t0 = time.perf_counter()
+           "--ltx-no-cache", "-n", str(workers), *extra]
+    c0, t0 = _children_cpu(), time.perf_counter()
     r = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if r.returncode != 0:
         raise SystemExit(f"pytest -n {workers} failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
-    return dt
+    return dt, cpu
+
+
+def machine_reference(loops: int) -> float:
+    """Speed-up of two processes over one on the same pure-CPU work, measured now."""
+    one = [sys.executable, "-c", _SPIN, str(2 * loops)]
+    t0 = time.perf_counter()
+    subprocess.run(one, check=True)
+    serial = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ps = [subprocess.Popen([sys.executable, "-c", _SPIN, str(loops)]) for _ in range(2)]
+    for p in ps:
+        p.wait()
+    return serial / (time.perf_counter() - t0)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--items", type=int, default=8, help="rendered items (and as many test cards)")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--size", default="192x192x49")
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--no-loadgroup", action="store_true", help="skip the -n 2 --dist loadgroup runs")
     a = p.parse_args()
     w, h, f = (int(x) for x in a.size.split("x"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-xdist-") as d:
-        project = Path(d)
-        (project / "specs").mkdir()
-        (project / "specs" / "work.yaml").write_text(_spec(a.items, w, h, f, a.steps))
-        (project / "pytest.ini").write_text("[pytest]\n")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        run(project, 1)  # warm-up: builds the tiny model once, warms the page cache
-        one, two = [], []
+        work, start = Path(d) / "work", Path(d) / "start"
+        for project, text in ((work, _spec(a.items, w, h, f, a.steps)), (start, _spec(2, 64, 64, 9, 1, cards=False))):
+            (project / "specs").mkdir(parents=True)
+            (project / "specs" / "work.yaml").write_text(text)
+            (project / "pytest.ini").write_text("[pytest]\n")
+        run(work, 1)  # warm-up: builds the tiny model once, warms the page cache
+        runs: dict[str, list[tuple[float, float]]] = {}
+        configs = [("work -n 1", work, 1, ()), ("work -n 2", work, 2, ()),
+                   *([] if a.no_loadgroup else [("work -n 2 --dist loadgroup", work, 2, ("--dist", "loadgroup"))]),
+                   ("start -n 1", start, 1, ()), ("start -n 2", start, 2, ())]
+        ref: list[float] = []
         for _ in range(a.repeats):
-            one.append(run(project, 1))
-            two.append(run(project, 2))
-        m1, m2 = statistics.median(one), statistics.median(two)
-        load = os.getloadavg()
-        print(f"{2 * a.items} items ({a.items} tiny renders {a.size}, {a.steps} steps + {a.items} test cards), "
-              f"{os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f}")
-        print(f"-n 1: {' '.join(f'{x:.1f}' for x in one)} s (median {m1:.1f})")
-        print(f"-n 2: {' '.join(f'{x:.1f}' for x in two)} s (median {m2:.1f})")
-        print(f"speed-up of 2 workers over 1: {m1 / m2:.2f}× (goal ≥ 1.7× on 2 free cores)")
+            for name, project, n, extra in configs:
+                runs.setdefault(name, []).append(run(project, n, *extra))
+            ref.append(machine_reference(6_000_000))
+    load1 = os.getloadavg()
+    med = {k: statistics.median(t for t, _ in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
+    print(f"{2 * a.items} items ({a.items} tiny renders {a.size}, {a.steps} steps + {a.items} test cards), "
+          f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs, "
+          f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1-min)")
+    for k, v in runs.items():
+        print(f"  {k:28} wall {' '.join(f'{t:5.1f}' for t, _ in v)} s (median {med[k]:.1f}); "
+              f"CPU {cpu[k]:.1f} s = {cpu[k] / med[k]:.2f} cores busy")
+    s_end = med["work -n 1"] / med["work -n 2"]
+    f1, f2 = med["start -n 1"], med["start -n 2"]
+    s_items = (med["work -n 1"] - f1) / max(1e-9, med["work -n 2"] - f2)
+    print(f"machine reference (2 processes vs 1, pure CPU): {statistics.median(ref):.2f}× "
+          f"({' '.join(f'{x:.2f}' for x in ref)})")
+    print(f"fixed cost of a run (start-up, imports, report, exit): {f1:.1f} s with -n 1, {f2:.1f} s with -n 2")
+    print(f"item phase: {med['work -n 1'] - f1:.1f} s with -n 1, {med['work -n 2'] - f2:.1f} s with -n 2 "
+          f"-> speed-up {s_items:.2f}×")
+    if "work -n 2 --dist loadgroup" in med:
+        print(f"-n 2 --dist loadgroup: {med['work -n 1'] / med['work -n 2 --dist loadgroup']:.2f}× "
+              "(CPU models are not grouped onto one worker)")
+    print(f"end-to-end speed-up of 2 workers over 1: {s_end:.2f}× (goal ≥ 1.7× on 2 free cores)")
     return 0
 
 

@@ -110,6 +110,13 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     escape_results_row(report, cells)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from pytest_ltx.worker import freeze_finished_worker
+
+    freeze_finished_worker(hasattr(session.config, "workerinput"))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     s = config.stash.get(SESSION_KEY, None)
     if s is not None:

@@ -41,8 +41,15 @@ _CHECK = textwrap.dedent("""
 """) % (THREAD_ENV_VARS,)
 
 
-def test_an_xdist_worker_gets_its_share_and_items_record_it(pytester: pytest.Pytester) -> None:
+def test_an_xdist_worker_gets_its_share_items_record_it_and_its_heap_is_frozen_at_the_end(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_budget=_CHECK)
+    pytester.makeconftest(textwrap.dedent("""
+        import gc, os
+        def pytest_unconfigure(config):  # a worker's heap is frozen once its session is over
+            if hasattr(config, "workerinput"):
+                with open(f"frozen-{os.environ['PYTEST_XDIST_WORKER']}.txt", "w") as f:
+                    f.write(str(gc.get_freeze_count()))
+    """))
     (pytester.path / "specs").mkdir()
     (pytester.path / "specs" / "c.yaml").write_text(
         "clips:\n  - id: card\n    testcard: {width: 32, height: 32, frames: 9, fps: 24}\n"
@@ -55,6 +62,8 @@ def test_an_xdist_worker_gets_its_share_and_items_record_it(pytester: pytest.Pyt
     # the clip item records the budget it ran with
     items = json.loads((pytester.path / "ltx-report" / "results.json").read_text())["items"]
     assert items[0]["timings"]["cpu_budget"] == expected
+    frozen = [int(f.read_text()) for f in pytester.path.glob("frozen-gw*.txt")]
+    assert len(frozen) == 2 and min(frozen) > 1000, frozen
     r = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider",
                         "-p", "no:randomly", "test_budget.py", "-rP"], cwd=pytester.path, env=env,
                        capture_output=True, text=True)
