@@ -40,6 +40,20 @@ from pathlib import Path
 
 _SPIN = "import sys\nn=0\nfor i in range(int(sys.argv[1])): n += i * i\n"
 
+#: the benchmark project's conftest: each process appends when each item started and ended (wall clock)
+_TIMELINE = textwrap.dedent("""\
+    import os, time
+    def _log(what, nodeid):
+        path = os.environ.get("BENCH_XDIST_TIMELINE")
+        if path and os.environ.get("PYTEST_XDIST_WORKER"):  # the controller relays the same hooks
+            with open(path, "a") as f:
+                f.write(f"{time.time():.4f} {os.environ.get('PYTEST_XDIST_WORKER', '-')} {what} {nodeid}\\n")
+    def pytest_runtest_logstart(nodeid, location):
+        _log("start", nodeid)
+    def pytest_runtest_logfinish(nodeid, location):
+        _log("end", nodeid)
+""")
+
 
 def _spec(n: int, w: int, h: int, f: int, steps: int, cards: bool = True) -> str:
     seeds = list(range(n))
@@ -70,16 +84,43 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(project: Path, workers: int, *extra: str) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the whole process tree) of one ``pytest specs/ -n workers`` run."""
-    cmd = [sys.executable, "-m", "pytest", "specs/", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--ltx-no-cache", "-n", str(workers), *extra]
-    c0, t0 = _children_cpu(), time.perf_counter()
-    r = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
-    dt, cpu = time.perf_counter() - t0, _children_cpu() - c0
-    if r.returncode != 0:
-        raise SystemExit(f"pytest -n {workers} failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
-    return dt, cpu
+class Run:
+    """One ``pytest specs/ -n workers`` run: wall and CPU seconds, and its items' timeline."""
+
+    def __init__(self, project: Path, workers: int, *extra: str) -> None:
+        log = project / "timeline.txt"
+        log.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "pytest", "specs/", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               "--ltx-no-cache", "-n", str(workers), *extra]
+        c0, w0, t0 = _children_cpu(), time.time(), time.perf_counter()
+        r = subprocess.run(cmd, cwd=project, capture_output=True, text=True,
+                           env={**os.environ, "BENCH_XDIST_TIMELINE": str(log)})
+        self.wall, self.cpu = time.perf_counter() - t0, _children_cpu() - c0
+        if r.returncode != 0:
+            raise SystemExit(f"pytest -n {workers} failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n"
+                             f"{r.stderr[-2000:]}")
+        #: (worker, nodeid) -> [start, end] seconds from the launch
+        self.items: dict[tuple[str, str], list[float]] = {}
+        for line in log.read_text().splitlines():
+            t, worker, what, nodeid = line.split(" ", 3)
+            self.items.setdefault((worker, nodeid), [0.0, 0.0])[what == "end"] = float(t) - w0
+
+    def phase(self, cost: dict[str, float]) -> tuple[float, float, float]:
+        """(start-up seconds, item-phase seconds, work done in it): the item phase begins when the last
+        worker has finished its first item (every worker has paid its imports and model load) and ends with
+        the last item; its work is the ``cost`` (the -n 1 seconds) of the items that ended in it."""
+        first: dict[str, float] = {}
+        for (worker, _), (_, end) in self.items.items():
+            first[worker] = min(first.get(worker, end), end)
+        begin = max(first.values())
+        end = max(e for _, e in self.items.values())
+        done = sum(cost.get(n, 0.0) for (_, n), (_, e) in self.items.items() if e > begin)
+        return begin, end - begin, done
+
+
+def item_costs(run: "Run") -> dict[str, float]:
+    """Seconds each item took in a run (use a -n 1 run: one item at a time)."""
+    return {n: e - s for (_, n), (s, e) in run.items.items()}
 
 
 def machine_reference(loops: int) -> float:
@@ -112,36 +153,48 @@ def main() -> int:
             (project / "specs").mkdir(parents=True)
             (project / "specs" / "work.yaml").write_text(text)
             (project / "pytest.ini").write_text("[pytest]\n")
-        run(work, 1)  # warm-up: builds the tiny model once, warms the page cache
-        runs: dict[str, list[tuple[float, float]]] = {}
+            (project / "conftest.py").write_text(_TIMELINE)
+        Run(work, 1)  # warm-up: builds the tiny model once, warms the page cache
+        runs: dict[str, list[Run]] = {}
         configs = [("work -n 1", work, 1, ()), ("work -n 2", work, 2, ()),
                    *([] if a.no_loadgroup else [("work -n 2 --dist loadgroup", work, 2, ("--dist", "loadgroup"))]),
                    ("start -n 1", start, 1, ()), ("start -n 2", start, 2, ())]
         ref: list[float] = []
         for _ in range(a.repeats):
             for name, project, n, extra in configs:
-                runs.setdefault(name, []).append(run(project, n, *extra))
+                runs.setdefault(name, []).append(Run(project, n, *extra))
             ref.append(machine_reference(6_000_000))
     load1 = os.getloadavg()
-    med = {k: statistics.median(t for t, _ in v) for k, v in runs.items()}
-    cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
+    med = {k: statistics.median(r.wall for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r.cpu for r in v) for k, v in runs.items()}
     print(f"{2 * a.items} items ({a.items} tiny renders {a.size}, {a.steps} steps + {a.items} test cards), "
           f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs, "
           f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1-min)")
     for k, v in runs.items():
-        print(f"  {k:28} wall {' '.join(f'{t:5.1f}' for t, _ in v)} s (median {med[k]:.1f}); "
+        print(f"  {k:28} wall {' '.join(f'{r.wall:5.1f}' for r in v)} s (median {med[k]:.1f}); "
               f"CPU {cpu[k]:.1f} s = {cpu[k] / med[k]:.2f} cores busy")
-    s_end = med["work -n 1"] / med["work -n 2"]
-    f1, f2 = med["start -n 1"], med["start -n 2"]
-    s_items = (med["work -n 1"] - f1) / max(1e-9, med["work -n 2"] - f2)
     print(f"machine reference (2 processes vs 1, pure CPU): {statistics.median(ref):.2f}× "
           f"({' '.join(f'{x:.2f}' for x in ref)})")
-    print(f"fixed cost of a run (start-up, imports, report, exit): {f1:.1f} s with -n 1, {f2:.1f} s with -n 2")
-    print(f"item phase: {med['work -n 1'] - f1:.1f} s with -n 1, {med['work -n 2'] - f2:.1f} s with -n 2 "
-          f"-> speed-up {s_items:.2f}×")
+    print(f"start-up + shut-down alone (a 1-step 64×64×9 render per worker): {med['start -n 1']:.1f} s with -n 1, "
+          f"{med['start -n 2']:.1f} s with -n 2 (CPU {cpu['start -n 1']:.1f} / {cpu['start -n 2']:.1f} s)")
+    # the item phase, from each run's own timeline, in units of the -n 1 item seconds of the same repeat
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    heads: dict[int, list[float]] = {1: [], 2: []}
+    for one, two in zip(runs["work -n 1"], runs["work -n 2"]):
+        cost = item_costs(one)
+        for n, r in ((1, one), (2, two)):
+            begin, span, done = r.phase(cost)
+            rates[n].append(done / span)
+            heads[n].append(begin)
+    s_items = statistics.median(rates[2]) / statistics.median(rates[1])
+    print(f"until every worker finished its first item (imports + model load + 1 item): "
+          f"{statistics.median(heads[1]):.1f} s with -n 1, {statistics.median(heads[2]):.1f} s with -n 2")
+    print(f"item phase after that: {statistics.median(rates[1]):.2f} vs {statistics.median(rates[2]):.2f} item-seconds "
+          f"per second -> speed-up {s_items:.2f}×")
     if "work -n 2 --dist loadgroup" in med:
         print(f"-n 2 --dist loadgroup: {med['work -n 1'] / med['work -n 2 --dist loadgroup']:.2f}× "
               "(CPU models are not grouped onto one worker)")
+    s_end = med["work -n 1"] / med["work -n 2"]
     print(f"end-to-end speed-up of 2 workers over 1: {s_end:.2f}× (goal ≥ 1.7× on 2 free cores)")
     return 0
 

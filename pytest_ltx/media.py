@@ -380,7 +380,6 @@ def iter_frames(
             raise ClipReadError(p, "contains no video stream")
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
-        vs.thread_count = _decode_threads()
         expected = _expected_frames(c, vs)
         exact = bool(vs.frames)
         i = 0
@@ -440,7 +439,6 @@ def iter_media(path: os.PathLike[str] | str, *, video: bool = True,
         expected = exact = None
         if video and vs is not None:
             vs.thread_type = "AUTO"
-            vs.thread_count = _decode_threads()
             expected, exact = _expected_frames(c, vs), bool(vs.frames)
         res = None
         max_samples = 0.0
@@ -639,13 +637,6 @@ YUV_MATRIX = "as-tagged"
 #: per-worker CPU budget (``worker.py``). Recorded in a render's provenance next to ``X264_PARAMS``; 2 is
 #: what the default gave on the 2-CPU machines the project's clips were made on (the same bytes there).
 X264_THREADS = 2
-
-
-def _decode_threads() -> int:
-    """FFmpeg decoder threads: this process's CPU budget (decoding is exact whatever the count)."""
-    from pytest_ltx.worker import cpu_budget
-
-    return cpu_budget()
 
 
 def _fps_fraction(fps: float) -> Fraction:

@@ -7,17 +7,17 @@ cores, with OpenMP threads spinning for work that another process holds the core
 not the host's count) divided by the processes of the run (``PYTEST_XDIST_WORKER_COUNT``; 1 outside xdist),
 at least 1. An xdist worker applies it once at start (:func:`apply_thread_budget`): ``OMP_NUM_THREADS``,
 ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` unless the user set them (read by torch and BLAS when they
-are first imported; torch's pool too if it is already loaded); the motion metric's OpenCV threads and
-PyAV's decoder threads take the budget where they run.
+are first imported; torch's pool too if it is already loaded); the motion metric's OpenCV threads take the
+budget where they run. FFmpeg's decoder keeps its own thread count: decoding is a small share of an item,
+and its thread count decides how a truncated stream fails (an error mid-stream, or a short count).
 
 **Nothing that decides a clip's bits depends on it**, so ``-n 1`` and ``-n 2`` (or a 2-core CI box and a
 64-core workstation) render, encode and measure alike: the render's torch threads come from the model
 profile (``threads``, 1 for ``tiny``; in the placement, so in the provenance and the cache key); x264's
 threads are fixed (:data:`pytest_ltx.media.X264_THREADS`, in the provenance: x264's own default follows
-the CPU count and changes the bytes); H.264 decoding is exact whatever the threads; OpenCV's optical flow
-moves by ~1e-10 px between thread counts (as much as between two runs with the same count), far below any
-tolerance. The budget itself is recorded in each item's timings (``cpu_budget``), next to the seconds it
-explains.
+the CPU count and changes the bytes); OpenCV's optical flow moves by ~1e-10 px between thread counts (as
+much as between two runs with the same count), far below any tolerance. The budget itself is recorded in
+each item's timings (``cpu_budget``), next to the seconds it explains.
 
 **Exit.** A process that imported torch, diffusers and transformers spends ~2 s at interpreter exit in the
 cyclic garbage collector walking objects that are about to be freed with the process anyway; an xdist
