@@ -14,11 +14,18 @@ its work. Each repeat runs, interleaved (a noisy neighbour on a shared machine h
   once — the speed-up this box gives two processes right now (2.0 on two idle cores; less when other
   jobs hold the cores).
 
-It prints the end-to-end speed-up (the ratio of median walls), the **item-phase speed-up**
-``(work1 − start1) / (work2 − start2)`` (the part that parallelises), the CPU seconds of each process tree
-(user + sys of all children: ``-n 1``'s CPU/wall tells whether one worker already uses more than one core)
-and the load average before and after. Amdahl: with fixed seconds F (mostly per-process imports, which
-every worker pays at the same time) and parallel seconds P, end-to-end = (F + P) / (F + P/2).
+It prints the end-to-end speed-up (the ratio of median walls) and where the time goes:
+
+- the CPU seconds of each process tree (user + sys of all children; ``-n 1``'s CPU/wall says whether one
+  worker already keeps more than one core busy) and of each worker (its own ``getrusage`` at session end);
+- each run's item timeline (a conftest in the project logs every item's start and end on the workers): how
+  long until every worker has finished its first item (imports + model load + one item), and the **item
+  phase** after that, as item-seconds (each item's ``-n 1`` seconds) done per second of wall;
+- a projection for 2 free cores from CPU seconds: (controller + busiest worker) of ``-n 1`` over ``-n 2``.
+  On a loaded box the measured ratio mostly measures the neighbours; the machine reference says by how much.
+
+Amdahl: with fixed seconds F (mostly each worker's own imports, which two workers pay at the same time)
+and parallel seconds P, the end-to-end speed-up is (F + P) / (F + P/2).
 
     .venv/bin/python benchmarks/bench_xdist.py [--items 8] [--repeats 3] [--size 192x192x49] [--steps 4]
 
