@@ -406,12 +406,6 @@ def _frame_differences(gb: np.ndarray, shifts: np.ndarray) -> tuple[np.ndarray, 
     return np.minimum(d1, c1), np.minimum(d2, c2), np.minimum(d2, c2)
 
 
-def cv2_window(shape: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    return cv2.createHanningWindow((shape[1], shape[0]), cv2.CV_32F)
-
-
 #: below these peak levels a visual component is codec noise, not an event
 FLOORS = {"return": 0.3, "flow_accel": 0.004, "halt": 0.3}
 #: a single cue alone shows clear visual events when it peaks at this many times its floor
