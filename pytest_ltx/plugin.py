@@ -110,17 +110,15 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     escape_results_row(report, cells)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    from pytest_ltx.worker import freeze_finished_worker
-
-    freeze_finished_worker(hasattr(session.config, "workerinput"))
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     s = config.stash.get(SESSION_KEY, None)
     if s is not None:
         s.close()
     from pytest_ltx.families import deactivate_for_run
+    from pytest_ltx.worker import freeze_finished_worker
 
     deactivate_for_run(config)
+    # after the session's terminal summary (where other plugins may still import, e.g. Hypothesis, whose
+    # register_random warns when the heap is already frozen), before pytest's unconfigure GC passes
+    freeze_finished_worker(hasattr(config, "workerinput"))

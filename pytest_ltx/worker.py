@@ -23,9 +23,10 @@ each item's timings (``cpu_budget``), next to the seconds it explains.
 cyclic garbage collector walking objects that are about to be freed with the process anyway; an xdist
 worker's exit is on the run's critical path (the controller waits for it), and so is a plain run's.
 :func:`freeze_at_exit` moves everything still alive at exit into the collector's permanent generation
-(``gc.freeze``), which cuts that to ~0.3 s. An xdist worker freezes already when its session is over
-(:func:`freeze_finished_worker`): pytest's unconfigure then runs ``gc.collect()`` a few times to surface
-unraisable exceptions (0.5 s over torch's heap, for output xdist does not relay from a finished worker).
+(``gc.freeze``), which cuts that to ~0.3 s. An xdist worker freezes already at its unconfigure, once the session and its
+terminal summary are over (:func:`freeze_finished_worker`; earlier, a plugin importing Hypothesis in that
+summary got a spurious ``register_random`` warning): pytest's unconfigure cleanup then runs ``gc.collect()``
+a few times to surface unraisable exceptions (0.5 s over torch's heap, for output xdist does not relay from a finished worker).
 Nothing that happens during the items is affected.
 """
 

@@ -64,6 +64,9 @@ def test_an_xdist_worker_gets_its_share_items_record_it_and_its_heap_is_frozen_a
     assert items[0]["timings"]["cpu_budget"] == expected
     frozen = [int(f.read_text()) for f in pytester.path.glob("frozen-gw*.txt")]
     assert len(frozen) == 2 and min(frozen) > 1000, frozen
+    # frozen after the session's summary: a plugin importing Hypothesis there (which asks the collector who
+    # refers to its PRNGs) must not see a frozen heap and warn on the user's run
+    assert "register_random" not in r.stdout + r.stderr, r.stdout
     r = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider",
                         "-p", "no:randomly", "test_budget.py", "-rP"], cwd=pytester.path, env=env,
                        capture_output=True, text=True)
