@@ -612,12 +612,13 @@ class MotionConsumer(Consumer):
             raise ValueError(f"fps must be positive, got {info.fps}")
         self._sig = _Signals(self.flow_side)
         self._n = 0
+        self._threads = min(2, cpu_budget())  # once per clip: it reads the CPU affinity
 
     def feed(self, frame: StreamFrame) -> None:
         import cv2
 
         prev = cv2.getNumThreads()
-        cv2.setNumThreads(min(2, cpu_budget()))
+        cv2.setNumThreads(self._threads)
         try:
             self._sig.add(frame.rgb(self.frame_side))
         finally:
