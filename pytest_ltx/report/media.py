@@ -63,15 +63,22 @@ def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
-def _fit(frame: np.ndarray, max_side: int = KEYFRAME_MAX_SIDE) -> np.ndarray:
-    """Down-scale a large frame; up-scale a tiny one (nearest, so a 64 px render stays honest) to at least
-    192 px so it can be looked at."""
+def _shrink(frame: np.ndarray, max_side: int = KEYFRAME_MAX_SIDE) -> np.ndarray:
+    """Down-scale a frame larger than ``max_side`` (what the streaming pass keeps, and caches)."""
     import cv2
 
     h, w = frame.shape[:2]
     if max(h, w) > max_side:
         s = max_side / max(h, w)
         return cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def _fit(frame: np.ndarray, max_side: int = KEYFRAME_MAX_SIDE) -> np.ndarray:
+    """Down-scale a large frame; up-scale a tiny one (nearest, so a 64 px render stays honest) to at least
+    192 px so it can be looked at (at the end of the pass: the frames held while streaming stay small)."""
+    frame = _shrink(frame, max_side)
+    h, w = frame.shape[:2]
     if max(h, w) < 192:
         k = int(np.ceil(192 / max(h, w)))
         return np.repeat(np.repeat(frame, k, axis=0), k, axis=1)
@@ -127,11 +134,14 @@ class ReportFrames:
 
     fps: float
     num_frames: int
-    #: (source frame, RGB at most KEYFRAME_MAX_SIDE px), in order
-    keyframes: tuple[tuple[int, np.ndarray], ...]
+    #: (source frame, the keyframe as the report shows it: a JPEG, at most KEYFRAME_MAX_SIDE px), in order —
+    #: encoded here, so the evaluation cache holds kilobytes per clip, not megabytes of pixels
+    keyframes: tuple[tuple[int, bytes], ...]
     #: source frame -> RGB at the baseline thumbnails' size
     golden_now: dict[int, np.ndarray]
     signals: dict[str, Any]
+    #: the keyframe strip (JPEG), None without keyframes
+    strip: bytes | None = None
 
 
 class ReportMediaConsumer(Consumer):
@@ -146,7 +156,7 @@ class ReportMediaConsumer(Consumer):
         self.golden_size = golden_size
 
     def config(self) -> dict[str, Any]:
-        return {"format": 1, "max_side": KEYFRAME_MAX_SIDE, "golden_frames": list(self.golden_frames),
+        return {"format": 2, "max_side": KEYFRAME_MAX_SIDE, "golden_frames": list(self.golden_frames),
                 "golden_size": list(self.golden_size) if self.golden_size else None, "hop_s": ENVELOPE_HOP_S}
 
     def begin(self, info: StreamInfo) -> None:
@@ -171,7 +181,7 @@ class ReportMediaConsumer(Consumer):
         self._prev = g
         src = self._info.original_index(frame.index)
         if frame.index in self._want:
-            self._kf[frame.index] = _fit(np.ascontiguousarray(frame.rgb(KEYFRAME_MAX_SIDE)))
+            self._kf[frame.index] = _shrink(np.ascontiguousarray(frame.rgb(KEYFRAME_MAX_SIDE)))
         else:
             self._last = frame
         if src in self._golden_set and self.golden_size:
@@ -191,7 +201,7 @@ class ReportMediaConsumer(Consumer):
     def finish(self, info: StreamInfo) -> ReportFrames:
         if self._want and max(self._want) >= info.frames and self._last is not None:
             # the headers promised more frames than there were: the last decoded one stands in
-            self._kf[self._last.index] = _fit(np.ascontiguousarray(self._last.rgb(KEYFRAME_MAX_SIDE)))
+            self._kf[self._last.index] = _shrink(np.ascontiguousarray(self._last.rgb(KEYFRAME_MAX_SIDE)))
         self._last = None
         signals: dict[str, Any] = {"fps": info.fps}
         if len(self._change) > 1:
@@ -199,9 +209,11 @@ class ReportMediaConsumer(Consumer):
         if self._rms and self._sr:
             signals["audio_rms"] = self._rms
             signals["audio_hop_s"] = max(1, int(self._sr * ENVELOPE_HOP_S)) / self._sr
-        kfs = tuple((info.original_index(i), self._kf[i]) for i in sorted(self._kf))
+        shown = [(info.original_index(i), _fit(self._kf[i])) for i in sorted(self._kf)]
+        kfs = tuple((f, _jpeg(img)) for f, img in shown)
+        strip = _jpeg(_strip([img for _, img in shown], [f for f, _ in shown], info.fps or None)) if shown else None
         return ReportFrames(fps=float(info.fps), num_frames=info.frames, keyframes=kfs, golden_now=self._golden,
-                            signals=signals)
+                            signals=signals, strip=strip)
 
 
 def media_consumer(baseline: "BaselineRecord | None") -> ReportMediaConsumer:
@@ -276,9 +288,10 @@ def _media_key(nodeid: str, frames: ReportFrames, mp4: Path | None, evaluation: 
         h.update(b"\0")
 
     add([MEDIA_FORMAT, nodeid, frames.fps, frames.num_frames, frames.signals])
-    for f, img in frames.keyframes:
+    for f, jpeg in frames.keyframes:
         add(int(f))
-        add(img)
+        add(jpeg)
+    add(frames.strip)
     for f in sorted(frames.golden_now):
         add(int(f))
         add(frames.golden_now[f])
@@ -340,13 +353,12 @@ def _write_media(report_dir: Path, d: Path, frames: ReportFrames, mp4: Path | No
 
     fps = frames.fps or 0.0
     kfs = []
-    for f, img in frames.keyframes:
-        p = write_atomic(d / f"keyframe-{f:05d}.jpg", _jpeg(img))
+    for f, jpeg in frames.keyframes:
+        p = write_atomic(d / f"keyframe-{f:05d}.jpg", jpeg)
         kfs.append({"frame": int(f), "time_s": round(f / fps, 3) if fps else None, "file": _rel(p, report_dir)})
     out["keyframes"] = kfs
-    if frames.keyframes:
-        out["strip"] = _rel(write_atomic(d / "keyframes.jpg", _jpeg(_strip(
-            [img for _, img in frames.keyframes], [f for f, _ in frames.keyframes], fps or None))), report_dir)
+    if frames.strip is not None:
+        out["strip"] = _rel(write_atomic(d / "keyframes.jpg", frames.strip), report_dir)
 
     if baseline is not None:
         g = _golden_rows(frames, baseline)
