@@ -422,13 +422,14 @@ def clip_outcomes(run: ClipRun, item: "ItemSpec", ctx: "ItemContext") -> list[Ou
     e = item.expect
     out: list[Outcome] = []
     if e.export is not None:
-        from pytest_ltx.expect.export import check_export, probe_export
+        from pytest_ltx.expect.export import check_export, probe_export_cached
 
         if run.mp4 is None:
             out.append(Outcome("export", Status.UNMEASURED, "no clip file to probe"))
         else:
             try:
-                facts = probe_export(run.mp4, audio_path=item.audio_path)
+                facts = probe_export_cached(run.mp4, audio_path=item.audio_path, cache=ctx.stores.evaluations,
+                                            refresh=ctx.settings.no_cache)
             except ClipReadError as err:
                 out.append(Outcome("export.probe", Status.ERROR, str(err)))
             else:

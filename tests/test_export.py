@@ -177,3 +177,40 @@ def test_a_tiny_model_render_encoded_by_the_cache_passes_web(render_tiny_result,
     entry = RenderCache(tmp_path).put("ab" * 32, render_tiny_result.clip, {}, encode=DEFAULT_ENCODE)
     outcomes = check_export(probe_export(entry.clip_path), ExportExpect(preset="web"))
     assert all(o.status is Status.PASSED for o in outcomes), [o.message for o in outcomes if o.failed]
+
+
+def test_probed_facts_are_cached_by_content(clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm rerun does not demux (nor import PyAV): the facts come back from the evaluation cache, for the
+    same bytes only; a file that cannot be probed is an error every time, never a cached answer."""
+    import shutil
+
+    from pytest_ltx.evalcache import EvaluationCache
+    from pytest_ltx.expect import export
+    from pytest_ltx.media import ClipReadError
+
+    cache = EvaluationCache(tmp_path / "cache")
+    first = export.probe_export_cached(clips["good"], cache=cache)
+    assert first == probe_export(clips["good"])
+    copy = shutil.copy(clips["good"], tmp_path / "same-bytes.mp4")
+    probes: list[str] = []
+    real = export.probe_export
+    monkeypatch.setattr(export, "probe_export", lambda p, **k: (probes.append(str(p)), real(p, **k))[1])
+    again = export.probe_export_cached(copy, cache=cache)
+    assert probes == [] and again.path == str(copy)  # a hit, naming the file asked about
+    assert {**again.to_dict(), "path": None} == {**first.to_dict(), "path": None}
+    assert export.probe_export_cached(clips["good"], cache=cache, refresh=True) == first and len(probes) == 1
+    # other bytes, another answer
+    other = export.probe_export_cached(clips["index_at_end"], cache=cache)
+    assert len(probes) == 2 and other.faststart is False
+    # the same bytes under a name that says another container: probed again
+    mov_named = Path(shutil.copy(clips["good"], tmp_path / "same-bytes.mov"))
+    export.probe_export_cached(mov_named, cache=cache)
+    assert len(probes) == 3
+    # an unreadable file raises each time, and leaves no entry
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\0" * 1000)
+    entries = set((tmp_path / "cache").rglob("*.pkl"))
+    for _ in range(2):
+        with pytest.raises(ClipReadError):
+            export.probe_export_cached(bad, cache=cache)
+    assert len(probes) == 5 and set((tmp_path / "cache").rglob("*.pkl")) == entries

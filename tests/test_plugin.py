@@ -299,6 +299,41 @@ clips:
     assert third["r"]["timings"]["metrics_cached"] == ["motion", "structural", "audio"]
 
 
+def test_warm_rerun_loads_no_decoder_no_model_and_no_plotting(pytester: pytest.Pytester) -> None:
+    """A warm rerun reads cached answers only: no PyAV (the export probe's facts are cached too), no
+    OpenCV, matplotlib, torch or OCR — importing them would cost more than the whole cached run."""
+    write_spec(pytester, "w.yaml", """
+defaults:
+  expect:
+    baseline: {enabled: false}
+clips:
+  - id: card
+    testcard: {width: 64, height: 64, frames: 25, fps: 24, cuts: [12], audio: {sample_rate: 48000, channels: 2}}
+    expect:
+      motion: {cuts: 1}
+      export: {preset: web}  # a test card is not faststart nor colour-tagged: fails, the same way twice
+""")
+    pytester.makeconftest(
+        """
+        import sys
+        HEAVY = ("torch", "diffusers", "cv2", "av", "easyocr", "open_clip", "librosa", "matplotlib")
+
+        def pytest_sessionfinish(session):
+            print("\\nHEAVY_LOADED=" + ",".join(sorted(m for m in HEAVY if m in sys.modules)))
+        """
+    )
+    first = pytester.runpytest_subprocess("specs/", "-p", "no:cacheprovider", "-s")
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["HEAVY_LOADED=*av*"])  # the cold run probed and decoded
+    cold = results(pytester)["items"][0]["outcomes"]
+    warm = pytester.runpytest_subprocess("specs/", "-p", "no:cacheprovider", "-s")
+    warm.assert_outcomes(failed=1)
+    warm.stdout.fnmatch_lines(["HEAVY_LOADED="])
+    again = results(pytester)["items"][0]["outcomes"]
+    assert [o for o in again if o["check"].startswith("export.")] == [o for o in cold if o["check"].startswith("export.")]
+    assert {o["check"] for o in again if o["status"] == "failed"} == {"export.faststart", "export.color"}
+
+
 def test_xdist_workers_results_are_merged(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     write_spec(pytester, "x.yaml", TINY + "clips:\n  - id: x\n    prompt: a\n    seeds: [0, 1, 2]\n")

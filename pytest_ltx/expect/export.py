@@ -21,7 +21,7 @@ import os
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -29,7 +29,11 @@ from pytest_ltx.outcome import Outcome, Status
 
 from ._base import ExpectModel
 
-__all__ = ["ColorTags", "ExportExpect", "ExportFacts", "EXPORT_PRESETS", "check_export", "probe_export"]
+if TYPE_CHECKING:
+    from pytest_ltx.evalcache import EvaluationCache
+
+__all__ = ["ColorTags", "ExportExpect", "ExportFacts", "EXPORT_PRESETS", "check_export", "probe_export",
+           "probe_export_cached"]
 
 
 class ColorTags(ExpectModel):
@@ -255,6 +259,32 @@ def probe_export(path: os.PathLike[str] | str, *, audio_path: os.PathLike[str] |
         audio_codec=facts_audio[0], audio_sample_rate=facts_audio[1], audio_channels=facts_audio[2],
         audio_duration_s=facts_audio[3],
     )
+
+
+#: bump when probe_export reads a file differently (cached facts then miss)
+PROBE_FORMAT = 1
+
+
+def probe_export_cached(path: os.PathLike[str] | str, *, audio_path: os.PathLike[str] | str | None = None,
+                        cache: "EvaluationCache | None" = None, refresh: bool = False) -> ExportFacts:
+    """:func:`probe_export` through the evaluation cache: the facts are a function of the files' bytes (and
+    the file name's suffix, which names a container), so a warm rerun neither demuxes nor imports PyAV.
+    A file that cannot be probed raises and is never cached."""
+    if cache is None:
+        return probe_export(path, audio_path=audio_path)
+    from dataclasses import replace
+
+    from pytest_ltx.evalcache import file_digest
+
+    p = Path(path)
+    digest = file_digest(p) + ("" if audio_path is None else "+" + file_digest(audio_path))
+    key = cache.key(digest, "export-probe", {"format": PROBE_FORMAT, "suffix": p.suffix.lower()})
+    hit = None if refresh else cache.get(key)
+    if hit is not None and isinstance(hit[0], ExportFacts):
+        return replace(hit[0], path=str(p))  # the same bytes elsewhere: the facts name this file
+    facts = probe_export(p, audio_path=audio_path)
+    cache.put(key, facts, None)
+    return facts
 
 
 def _audio_facts(c: Any, a: Any) -> tuple[str | None, int | None, int | None, float | None]:
