@@ -58,6 +58,30 @@ def test_results_file_round_trip_sorted_with_counts(tmp_path: Path) -> None:
     assert again == doc
     assert [i.nodeid for i in items] == sorted(i.nodeid for i in _items())
     assert not list(path.parent.glob("*.part"))  # written atomically, no leftovers
+    # one item per line (a rerun's diff names the items that changed), the header indented
+    lines = path.read_text().splitlines()
+    assert [json.loads(line.rstrip(","))["nodeid"] for line in lines if line.startswith("    {")] == \
+        sorted(i.nodeid for i in _items())
+    assert '  "summary": {' in lines
+    write_results(path, [])
+    assert read_results(path)[0]["items"] == []
+
+
+def test_item_result_json_is_computed_once_and_copied_at_the_top(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_ltx.report import results
+
+    item = _items()[0]
+    calls: list[int] = []
+    real = results.jsonable
+    monkeypatch.setattr(results, "jsonable", lambda x: (calls.append(1), real(x))[1])
+    a = item.to_dict()
+    a["status"] = "edited by a caller"
+    b = item.to_dict()
+    assert b["status"] == "failed" and b == real({k: getattr(item, k) for k in item.__dataclass_fields__})
+    assert len(calls) == 1
+    from dataclasses import replace
+
+    assert replace(item, status="passed").to_dict()["status"] == "passed"  # a new value, a new JSON form
 
 
 # ---- terminal ----------------------------------------------------------------------------------------
