@@ -386,6 +386,31 @@ def test_report_file_holding_the_same_bytes_is_left_alone(tmp_path: Path, monkey
     assert len(renames) == 2 and p.read_text() == "[]"
 
 
+def test_report_frames_keep_pictures_encoded_not_pixels() -> None:
+    """What the streaming pass keeps for the report is cached with the metrics and read back by every warm
+    run: JPEGs of the keyframes as shown (and the strip), a tenth of their pixels' size."""
+    import pickle
+
+    import cv2
+
+    from pytest_ltx.media import Clip
+    from pytest_ltx.report import media
+    from pytest_ltx.stream import run_stream
+
+    y, x = np.mgrid[0:192, 0:256]
+    frames = np.stack([np.dstack([(x + 8 * i) % 256, y, (x + y) // 2]).astype(np.uint8) for i in range(16)])
+    rf = run_stream(Clip(frames=frames, fps=24.0), [media.media_consumer(None)]).results["report_media"]
+    assert len(rf.keyframes) == 8 and rf.strip is not None
+    pixels = sum(frames[0].nbytes for _ in rf.keyframes)
+    assert len(pickle.dumps(rf)) < pixels / 10
+    f, jpeg = rf.keyframes[3]
+    shown = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert shown.shape == frames[f].shape and np.abs(shown.astype(int) - frames[f]).mean() < 3
+    # a tiny clip's keyframes are enlarged (nearest) to be looked at
+    tiny = run_stream(Clip(frames=frames[:, :64, :64], fps=24.0), [media.media_consumer(None)]).results["report_media"]
+    assert cv2.imdecode(np.frombuffer(tiny.keyframes[0][1], np.uint8), cv2.IMREAD_COLOR).shape == (192, 192, 3)
+
+
 def test_item_media_are_drawn_once_per_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_ltx.report import media
     from pytest_ltx.stream import run_stream
