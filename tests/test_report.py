@@ -304,6 +304,28 @@ def test_page_shows_everything_a_reviewer_needs_and_escapes_all_of_it(tmp_path: 
     assert all((results.parent / p).stat().st_size > 2000 for p in plots)
 
 
+def test_plots_are_redrawn_only_when_what_they_draw_changes(tmp_path: Path) -> None:
+    """An outcome's message (a render's seconds, "cached") changes from run to run; the keyframe
+    similarity plot only draws values and thresholds, so it is not redrawn (nor a new file left) for it."""
+    from pytest_ltx.report.page import build_report
+
+    results = _hostile_results(tmp_path)
+    build_report(results)
+    media = results.parent / "media"
+    before = sorted(p.name for p in media.rglob("plot-*.png"))
+    doc = json.loads(results.read_text())
+    for o in doc["items"][0]["outcomes"]:
+        o["message"] += " (this run: 0.31 s)"
+    results.write_text(json.dumps(doc))
+    build_report(results)
+    assert sorted(p.name for p in media.rglob("plot-*.png")) == before
+    doc["items"][0]["baseline"]["comparison"]["arrays"][0]["values"] = [0.9, 0.25, 0.3]  # a value drawn
+    results.write_text(json.dumps(doc))
+    build_report(results)
+    after = sorted(p.name for p in media.rglob("plot-*.png"))
+    assert [n.split("-")[1] for n in sorted(set(after) - set(before))] == ["keyframes"]
+
+
 def test_page_is_a_pure_function_of_results_and_media(tmp_path: Path) -> None:
     from pytest_ltx.cli import main
     from pytest_ltx.report.page import build_report

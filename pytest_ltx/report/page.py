@@ -57,15 +57,15 @@ class _Media:
         self.report_dir = report_dir
         self.page_dir = page_dir
         self.self_contained = self_contained
+        self._root = report_dir.resolve()  # resolved once: a page links hundreds of files
+        self._page = page_dir.resolve()
 
     def __call__(self, rel: str | None) -> str | None:
         if not rel:
             return None
-        p = (self.report_dir / rel)
-        try:  # an artifact path in a (possibly edited) results file never leaves the report folder
-            p.resolve().relative_to(self.report_dir.resolve())
-        except ValueError:
-            return None
+        p = (self.report_dir / rel).resolve()
+        if not p.is_relative_to(self._root):  # an artifact path in a (possibly edited) results file never
+            return None                       # leaves the report folder
         if not p.is_file():
             return None
         if self.self_contained:
@@ -73,7 +73,7 @@ class _Media:
             return f"data:{mime};base64," + base64.b64encode(p.read_bytes()).decode()
         import os
 
-        return quote(Path(os.path.relpath(p.resolve(), self.page_dir.resolve())).as_posix())
+        return quote(Path(os.path.relpath(p, self._page)).as_posix())
 
 
 def _params(r: ItemResult) -> list[tuple[str, str]]:

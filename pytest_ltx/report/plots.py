@@ -141,7 +141,7 @@ def _av(item: dict[str, Any], report_dir: Path) -> tuple[Callable[[], bytes], An
     return draw, [av, sig]
 
 
-def _keyframes(item: dict[str, Any]) -> Callable[[], bytes] | None:
+def _keyframes(item: dict[str, Any]) -> tuple[Callable[[], bytes], Any] | None:
     ev = item.get("evaluation") or {}
     series: dict[str, tuple[list[Any], list[Any]]] = {}
     for kf in (ev.get("clip_similarity") or {}).get("keyframes") or []:
@@ -178,7 +178,9 @@ def _keyframes(item: dict[str, Any]) -> Callable[[], bytes] | None:
         ax.grid(alpha=0.3)
         return _save(fig)
 
-    return draw
+    # keyed on what is drawn: not on the whole outcomes, whose messages (a render's seconds, "cached")
+    # change from run to run and would redraw an identical plot
+    return draw, [series, bounds]
 
 
 def _ocr(item: dict[str, Any], report_dir: Path) -> tuple[Callable[[], bytes], Any] | None:
@@ -244,9 +246,7 @@ def item_plots(item: dict[str, Any], report_dir: Path) -> list[Plot]:
     k = _keyframes(item)
     if k is not None:
         out.append(Plot(kind="keyframes", title="Similarity per keyframe",
-                        file=_cached(report_dir, mdir, "keyframes", [ev.get("clip_similarity"),
-                                                                      (item.get("baseline") or {}).get("comparison"),
-                                                                      item.get("outcomes")], k)))
+                        file=_cached(report_dir, mdir, "keyframes", k[1], k[0])))
     o = _ocr(item, report_dir)
     if o is not None:
         out.append(Plot(kind="text", title="Text found by OCR", file=_cached(report_dir, mdir, "ocr", o[1], o[0])))
