@@ -285,6 +285,25 @@ def test_kill_between_aside_and_swap_in_restores_old_on_load(
     assert _leftovers(tmp_path) == []
 
 
+def test_opening_a_clean_store_takes_no_lock_and_a_dirty_one_recovers(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run opens the store: with nothing to undo it does not even take the lock (nor import filelock);
+    a leftover is still found and undone under the lock."""
+    store = BaselineStore(tmp_path)
+    store.queue(_record(version=1.0))
+    store.flush()
+    locks: list[int] = []
+    real_lock = BaselineStore._lock
+    monkeypatch.setattr(BaselineStore, "_lock", lambda self: (locks.append(1), real_lock(self))[1])
+    assert _version(BaselineStore(tmp_path)) == 1.0 and locks == []
+    target = store.path_for(ITEM, MODEL)
+    stray = target.parent / f".{target.name}.tmp-0123abcd"
+    stray.mkdir()
+    (stray / RECORD_FILE).write_text("{half written")
+    assert _version(BaselineStore(tmp_path)) == 1.0 and locks == [1]
+    assert not stray.exists() and _leftovers(tmp_path) == []
+
+
 _WRITER = textwrap.dedent(
     """
     import sys

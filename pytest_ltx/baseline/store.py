@@ -402,15 +402,18 @@ class BaselineStore:
 
     def recover(self) -> list[str]:
         """Undo what a killed flush left behind; returns what was done (for a debug line)."""
-        if not self.root.is_dir():
-            return []
+        if not self.root.is_dir() or not self._leftover_parents():
+            return []  # the usual case, decided without the lock; a flush running now is its writer's to finish
         with self._lock():
             return self._recover_all()
 
+    def _leftover_parents(self) -> set[Path]:
+        tags = (_TMP_TAG, _OLD_TAG, _DEL_TAG)  # one walk of the tree, not one per tag
+        return {p.parent for p in self.root.rglob(".*") if any(t in p.name for t in tags)}
+
     def _recover_all(self) -> list[str]:
         done: list[str] = []
-        parents = {p.parent for tag in (_TMP_TAG, _OLD_TAG, _DEL_TAG) for p in self.root.rglob(f".*{tag}*")}
-        for parent in sorted(parents):
+        for parent in sorted(self._leftover_parents()):  # again, under the lock
             done += self._recover_dir(parent)
         return done
 
