@@ -157,11 +157,12 @@ class EvaluationCache:
     def _decode(blob: bytes, key: str) -> Any:
         if not blob.startswith(_MAGIC):
             raise _Corrupt("not an evaluation cache entry")
-        head, sep, payload = blob[len(_MAGIC):].partition(b"\n")
-        if not sep:
+        end = blob.find(b"\n", len(_MAGIC))  # no copies: an entry can hold megabytes of frames
+        if end < 0:
             raise _Corrupt("truncated header")
+        head, payload = memoryview(blob)[len(_MAGIC):end], memoryview(blob)[end + 1:]
         try:
-            meta = json.loads(head)
+            meta = json.loads(bytes(head))
         except ValueError as e:
             raise _Corrupt(f"unreadable header ({e})") from None
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT or meta.get("key") != key:

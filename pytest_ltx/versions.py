@@ -18,17 +18,14 @@ METRIC_LIBRARIES: tuple[str, ...] = RENDER_LIBRARIES + ("torchvision", "open-cli
 
 
 def package_versions(names: Iterable[str] = RENDER_LIBRARIES) -> dict[str, str | None]:
-    """``{distribution name: version or None when not installed}`` (looked up once per process: a
+    """``{distribution name: version or None when not installed}`` (each looked up once per process: a
     metadata lookup costs milliseconds, and every item of a warm run asks)."""
-    return dict(_versions(tuple(names)))
+    return {name: _version(name) for name in names}
 
 
 @functools.lru_cache(maxsize=None)
-def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
-    out: list[tuple[str, str | None]] = []
-    for name in names:
-        try:
-            out.append((name, metadata.version(name)))
-        except metadata.PackageNotFoundError:
-            out.append((name, None))
-    return tuple(out)
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
