@@ -70,7 +70,7 @@ class SessionReporter:
             if report.failed:
                 self.other_failures += 1
             return
-        self.s.results.append(ItemResult.from_dict(payload["result"]))
+        self.s.results.append(ItemResult.from_dict(payload["result"], json_form=True))  # a worker's to_dict
         if payload.get("baseline"):
             self.s.baseline_payloads.append(payload["baseline"])
 

@@ -326,6 +326,34 @@ def test_plots_are_redrawn_only_when_what_they_draw_changes(tmp_path: Path) -> N
     assert [n.split("-")[1] for n in sorted(set(after) - set(before))] == ["keyframes"]
 
 
+def test_page_links_only_files_inside_the_report_folder(tmp_path: Path) -> None:
+    """A results file comes from an untrusted run: whatever its artifact paths say (absolute, ``..``, a
+    symlink to a file or a folder outside), the page links or inlines only regular files of the report."""
+    from pytest_ltx.report.page import build_report
+
+    results = _hostile_results(tmp_path)
+    report = results.parent
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8 not for the page")
+    doc = json.loads(results.read_text())
+    art = doc["items"][0]["artifacts"]
+    kf = art["keyframes"]
+    (report / "media" / "link.jpg").symlink_to(secret)
+    (report / "media" / "outside").symlink_to(tmp_path)
+    (report / "media" / "inside.jpg").symlink_to(report / kf[1]["file"])
+    kf[0]["file"] = "../secret.jpg"
+    kf[2]["file"] = str(secret)
+    kf[3]["file"] = "media/link.jpg"
+    kf[4]["file"] = "media/outside/secret.jpg"
+    kf[5]["file"] = "media"
+    kf[6]["file"] = "media/inside.jpg"  # a symlink that stays inside is fine
+    results.write_text(json.dumps(doc))
+    for contained in (False, True):
+        html = build_report(results, self_contained=contained).path.read_text()
+        assert "secret" not in html and "bm90IGZvciB0aGUgcGFnZQ" not in html  # nor its base64
+        assert html.count('class="lightbox"') == 3  # keyframes 1, 6 and 7
+
+
 def test_page_is_a_pure_function_of_results_and_media(tmp_path: Path) -> None:
     from pytest_ltx.cli import main
     from pytest_ltx.report.page import build_report

@@ -59,14 +59,19 @@ class _Media:
         self.self_contained = self_contained
         self._root = report_dir.resolve()  # resolved once: a page links hundreds of files
         self._page = page_dir.resolve()
+        self._dirs: dict[str, Path] = {}
+        self._links: dict[str, str | None] = {}
 
     def __call__(self, rel: str | None) -> str | None:
         if not rel:
             return None
-        p = (self.report_dir / rel).resolve()
-        if not p.is_relative_to(self._root):  # an artifact path in a (possibly edited) results file never
-            return None                       # leaves the report folder
-        if not p.is_file():
+        if rel not in self._links:
+            self._links[rel] = self._link(rel)
+        return self._links[rel]
+
+    def _link(self, rel: str) -> str | None:
+        p = self._confined(rel)
+        if p is None:
             return None
         if self.self_contained:
             mime = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
@@ -74,6 +79,32 @@ class _Media:
         import os
 
         return quote(Path(os.path.relpath(p, self._page)).as_posix())
+
+    def _confined(self, rel: str) -> Path | None:
+        """The real path of a regular file ``rel`` names inside the report folder, else None: an artifact
+        path in a (possibly edited) results file never leaves the report folder. Each folder is resolved
+        once; a file that is itself a symlink is resolved whole."""
+        import os
+        import stat
+
+        head, _, name = rel.replace("\\", "/").rpartition("/")
+        if name in ("", ".", ".."):
+            return None
+        d = self._dirs.get(head)
+        if d is None:
+            d = self._dirs[head] = (self.report_dir / head).resolve()
+        p = d / name
+        try:
+            st = os.lstat(p)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            p = p.resolve()
+            if not p.is_file():
+                return None
+        elif not stat.S_ISREG(st.st_mode):
+            return None
+        return p if p.is_relative_to(self._root) else None
 
 
 def _params(r: ItemResult) -> list[tuple[str, str]]:
@@ -179,8 +210,8 @@ def _item_view(r: ItemResult, media: _Media, report_dir: Path, history: dict[str
         "hidden_baseline_passes": sum(1 for o in r.outcomes if _baseline_pass(o))
         if (r.baseline or {}).get("comparison") else 0,
     }
-    view["keyframes"] = [{"frame": k["frame"], "time_s": k.get("time_s"), "src": media(k.get("file"))}
-                         for k in art.get("keyframes", []) if media(k.get("file"))]
+    view["keyframes"] = [{"frame": k["frame"], "time_s": k.get("time_s"), "src": src}
+                         for k in art.get("keyframes", []) if (src := media(k.get("file")))]
     b = r.baseline or {}
     if b:
         cmp = b.get("comparison") or {}

@@ -56,8 +56,14 @@ class ItemResult:
         return dict(d)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ItemResult":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+    def from_dict(cls, d: dict[str, Any], *, json_form: bool = False) -> "ItemResult":
+        """``json_form``: ``d`` holds JSON values only (parsed JSON text, a worker's ``to_dict``), so it is
+        kept as the result's JSON form instead of being normalised again."""
+        r = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        if json_form:
+            object.__setattr__(r, "_json", {k: d[k] if k in d else jsonable(getattr(r, k))
+                                            for k in cls.__dataclass_fields__})
+        return r
 
 
 def write_results(path: Path, items: Iterable[ItemResult], *, meta: dict[str, Any] | None = None) -> dict:
@@ -103,4 +109,4 @@ def _layout(doc: dict[str, Any]) -> str:
 
 def read_results(path: Path) -> tuple[dict[str, Any], list[ItemResult]]:
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    return doc, [ItemResult.from_dict(d) for d in doc.get("items", [])]
+    return doc, [ItemResult.from_dict(d, json_form=True) for d in doc.get("items", [])]
