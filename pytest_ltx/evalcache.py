@@ -221,6 +221,16 @@ class EvaluationCache:
             raise TypeError("errors are never cached")
         self._put("evaluations", key, (result, info))
 
+    # -- remembered item measurements -------------------------------------------------------------------
+    def get_remembered(self, key: str) -> dict[str, Any] | None:
+        """What an item measured and concluded with exactly the inputs ``key`` names (see
+        ``pytest_ltx.item.pipeline.remembered_key``), or None."""
+        v = self._get("remembered", key)
+        return v if isinstance(v, dict) else None
+
+    def put_remembered(self, key: str, value: Mapping[str, Any]) -> None:
+        self._put("remembered", key, dict(value))
+
     # -- proven determinism -----------------------------------------------------------------------------
     @staticmethod
     def determinism_key(render_key: str) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pytest_ltx.media import Clip, ClipInfo
     from pytest_ltx.stream import Consumer, Keyframes, MediaSource
 
-__all__ = ["FAMILIES", "Evaluation", "MetricContext", "evaluate", "families_for"]
+__all__ = ["FAMILIES", "Evaluation", "MetricContext", "evaluate", "evaluation_keys", "families_for"]
 
 #: the built-in metric families in the order they are computed and reported; each is a section of the
 #: JSON results. Derived from the registry (:mod:`pytest_ltx.families`), which third parties extend: the
@@ -136,25 +136,13 @@ def evaluate(
     A metric that raises is an error outcome for that family (the others still run), never a silent pass;
     a file that cannot be decoded raises :class:`~pytest_ltx.media.ClipReadError`.
     """
-    from pytest_ltx.stream import KeyframePictures, MediaSource, run_stream, source_info
+    from pytest_ltx.stream import MediaSource, run_stream, source_info
 
     if isinstance(clip, (str, os.PathLike)):
         clip = MediaSource(Path(clip))
     ctx = context or MetricContext()
     extras = list(extras)
-    fams = families_for(expect, metrics)
-    defs = {name: registry().get(name) for name in fams}
-    consumers: dict[str, Consumer] = {}
-    errors: dict[str, BaseException] = {}
-    for fam in fams:
-        try:
-            consumers[fam] = defs[fam].consumer(expect, ctx)
-        except ImportError:
-            raise
-        except Exception as e:  # a missing model configuration, say: an error for this family only
-            errors[fam] = e
-    if keyframes:
-        consumers["keyframes"] = KeyframePictures(_builtin.sample_fps(expect))
+    fams, defs, consumers, errors = _consumers(expect, metrics, ctx, keyframes)
     for c in extras:
         consumers[c.name] = c
 
@@ -164,12 +152,9 @@ def evaluate(
     keys: dict[str, str] = {}
     digest = _digest(clip) if cache is not None else None
     if cache is not None and digest is not None:
-        for name, c in consumers.items():
-            try:
-                keys[name] = cache.key(digest, name, c.config())  # type: ignore[attr-defined]
-            except ImportError:
-                raise
-            except Exception:  # noqa: BLE001 - no usable key (e.g. no CLIP profile): computed, and fails there
+        keys = _keys(cache, digest, consumers)
+        for name in consumers:
+            if name not in keys:  # no usable key (e.g. no CLIP profile): computed, and fails there
                 continue
             hit = None if refresh else cache.get(keys[name])
             if hit is not None:
@@ -212,6 +197,56 @@ def evaluate(
                       keyframes=results.get("keyframes"), cached=cached,
                       extras={c.name: results.get(c.name) for c in extras},
                       families={n: defs[n] for n in fam_results})
+
+
+def _consumers(expect: Expectations | None, metrics: Iterable[str] | None, ctx: MetricContext, keyframes: bool
+               ) -> tuple[list[str], dict[str, MetricFamily], dict[str, "Consumer"], dict[str, BaseException]]:
+    """The families to compute, their definitions, a consumer each (and the keyframe pictures' when
+    asked), and the families whose consumer could not be made (an error for that family only)."""
+    from pytest_ltx.stream import KeyframePictures
+
+    fams = families_for(expect, metrics)
+    defs = {name: registry().get(name) for name in fams}
+    consumers: dict[str, Consumer] = {}
+    errors: dict[str, BaseException] = {}
+    for fam in fams:
+        try:
+            consumers[fam] = defs[fam].consumer(expect, ctx)
+        except ImportError:
+            raise
+        except Exception as e:  # a missing model configuration, say: an error for this family only
+            errors[fam] = e
+    if keyframes:
+        consumers["keyframes"] = KeyframePictures(_builtin.sample_fps(expect))
+    return fams, defs, consumers, errors
+
+
+def _keys(cache: "EvaluationCache", digest: str, consumers: Mapping[str, "Consumer"]) -> dict[str, str]:
+    """Each consumer's evaluation-cache key (one that has no usable configuration has none)."""
+    keys: dict[str, str] = {}
+    for name, c in consumers.items():
+        try:
+            keys[name] = cache.key(digest, name, c.config())  # type: ignore[attr-defined]
+        except ImportError:
+            raise
+        except Exception:  # noqa: BLE001 - no usable key: the consumer is computed, and fails there
+            continue
+    return keys
+
+
+def evaluation_keys(media: "MediaSource", *, expect: Expectations | None, context: MetricContext,
+                    cache: "EvaluationCache") -> dict[str, str] | None:
+    """The cache keys :func:`evaluate` (with ``keyframes=True``) would look up for ``media``: the identity of
+    every measurement of it — the clip's bytes, each family's configuration, library and code versions —
+    without reading any entry. None when one family could not be keyed (it would be computed, or fail)."""
+    _, _, consumers, errors = _consumers(expect, None, context, True)
+    if errors:
+        return None
+    digest = _digest(media)
+    if digest is None:
+        return None
+    keys = _keys(cache, digest, consumers)
+    return keys if len(keys) == len(consumers) else None
 
 
 def _digest(clip: Any) -> str | None:

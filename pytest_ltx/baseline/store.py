@@ -231,6 +231,27 @@ class BaselineStore:
     def path_for(self, item_key: str, model_key: str) -> Path:
         return self.root / Path(*key_to_relpath(item_key, model_key).parts)
 
+    def record_digest(self, item_key: str, model_key: str) -> str | None:
+        """sha256 of the stored record's files (names and bytes), read without decoding any of them: what a
+        remembered comparison with this record is keyed on. None when there is no plain, settled record to
+        vouch for (none at all, a flush in progress, a symlink, a store or folder that escapes)."""
+        import stat
+
+        d = self.path_for(item_key, model_key)
+        try:
+            self._check_confined(d)
+            if not d.is_dir() or d.is_symlink() or self._leftovers_for(d):
+                return None
+            h = hashlib.sha256()
+            for name in sorted(os.listdir(d)):
+                p = d / name
+                if not stat.S_ISREG(os.lstat(p).st_mode):
+                    return None
+                h.update(name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+        except (OSError, BaselineError):
+            return None
+        return h.hexdigest()
+
     def load(self, item_key: str, model_key: str) -> BaselineRecord | None:
         """The baseline, or None if there is none. A corrupt one raises :class:`BaselineError`."""
         d = self.path_for(item_key, model_key)

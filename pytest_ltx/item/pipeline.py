@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from pytest_ltx.stream import MediaSource
 
 __all__ = ["ItemState", "ItemVerdict", "calibration_records", "check", "compare_with_baseline", "expectations",
-           "load_baseline", "make_result", "measure", "metric_context", "obtain", "prepare", "write_media"]
+           "load_baseline", "make_result", "measure", "metric_context", "obtain", "prepare", "recall",
+           "remembered_key", "write_media"]
 
 #: golden warnings summarised once per session (finish.py) rather than per item
 _SESSION_WARNINGS = ("baseline made in a different environment",)
@@ -62,6 +63,10 @@ class ItemState:
     #: the record to write at session end (JSON payload), or None
     baseline_payload: dict[str, Any] | None = None
     result: ItemResult | None = None
+    #: the identity of everything this item's measurement and comparison depend on (:func:`remembered_key`)
+    remembered_key: str | None = None
+    #: what an earlier run measured and concluded from exactly those inputs (:func:`recall`)
+    remembered: dict[str, Any] | None = None
 
     @classmethod
     def start(cls, spec: "ItemSpec", key: ItemKey, nodeid: str | None = None) -> "ItemState":
@@ -157,6 +162,8 @@ def prepare(ctx: ItemContext, state: ItemState) -> None:
 
     try:
         run = obtain(ctx, state)
+        if recall(ctx, state):
+            return
         load_baseline(ctx, state)
         t0 = time.perf_counter()
         try:
@@ -166,6 +173,121 @@ def prepare(ctx: ItemContext, state: ItemState) -> None:
         state.metric_s = time.perf_counter() - t0
     except BudgetUnmet as e:  # fails in check (a failure, not an error), before anything rendered
         state.unmet = e
+
+
+# -- a remembered measurement -----------------------------------------------------------------------------
+#: bump when what a remembered measurement holds changes
+REMEMBERED_FORMAT = 1
+#: run provenance that changes from run to run without changing the clip (how long each render attempt took)
+_VOLATILE_PROVENANCE = ("attempts",)
+
+
+def remembered_key(ctx: ItemContext, state: ItemState) -> str | None:
+    """The identity of everything this item's measurement and baseline comparison depend on: the
+    evaluation-cache key of every measurement (the clip's bytes, each family's configuration, library and
+    code versions), the stored baseline's files, the item's spec and expectations, the run's settings and how
+    the clip was made. None when this run must measure and compare afresh: ``--ltx-no-cache``, baseline
+    updates or calibration, a baseline that is missing or cannot be vouched for, a metric that cannot
+    be keyed."""
+    from pytest_ltx.cache import canonical_json
+    from pytest_ltx.evaluate import evaluation_keys
+
+    st, spec, run = ctx.settings, state.spec, state.run
+    if run is None or st.no_cache or st.update_baselines or st.calibrate >= 2 or spec.legacy_name is not None:
+        return None
+    if spec.expect.baseline.enabled:
+        base = ctx.stores.baselines.record_digest(state.key.baseline, run.model_key)
+        if base is None:  # a missing baseline's outcome also looks at other models' records: compared afresh
+            return None
+    else:
+        base = "off"
+    cache = ctx.stores.evaluations
+    keys = evaluation_keys(run.media, expect=expectations(spec), context=metric_context(ctx, spec, run), cache=cache)
+    if keys is None:
+        return None
+    identity = {
+        "format": REMEMBERED_FORMAT, "nodeid": state.nodeid, "measurements": keys, "baseline": base,
+        # not the item's line: an edit above it in the file moves it, and the result takes its line afresh
+        "spec": {k: v for k, v in spec.to_dict().items() if k != "line"},
+        "expect": spec.expect.model_dump(mode="json"), "settings": st.to_dict(),
+        "run": {"source": run.source, "model_key": run.model_key, "render_key": run.render_key,
+                "provenance": {k: v for k, v in run.provenance.items() if k not in _VOLATILE_PROVENANCE}},
+    }
+    try:
+        return cache.key("item", "remembered", {"identity": canonical_json(identity)})
+    except (TypeError, ValueError):  # something in it has no exact JSON form: not remembered
+        return None
+
+
+def recall(ctx: ItemContext, state: ItemState) -> bool:
+    """Whether an earlier run measured and compared this item with exactly these inputs, and its report
+    media are still in place: then steps 2–3 are skipped and :func:`check` restates that run's conclusion
+    (nothing is decoded, loaded or compared). Timing-dependent checks (export, budget, determinism) are
+    always made afresh."""
+    state.remembered_key = key = remembered_key(ctx, state)
+    if key is None:
+        return False
+    v = ctx.stores.evaluations.get_remembered(key)
+    if v is None or v.get("format") != REMEMBERED_FORMAT:
+        return False
+    from pytest_ltx.report.media import intact_media
+
+    if intact_media(ctx.settings.report_dir, state.nodeid, v.get("media_key")) != v.get("artifacts"):
+        return False  # the pictures were removed or redrawn for other inputs: measured again
+    state.remembered = v
+    return True
+
+
+def _remember(ctx: ItemContext, state: ItemState, evaluation: "Evaluation", golden: "GoldenStep") -> None:
+    """Keep what this run measured and concluded under :func:`remembered_key`, when it is a settled
+    answer: compared (or baselines off), nothing to write, no error, its media written."""
+    from pytest_ltx.outcome import BaselineStatus, jsonable
+    from pytest_ltx.report.media import media_key_of
+
+    result = state.result
+    if state.remembered_key is None or result is None or golden.payload is not None:
+        return
+    if golden.info.get("status") not in (BaselineStatus.COMPARED, BaselineStatus.DISABLED):
+        return
+    if any(o.status is Status.ERROR for o in (*evaluation.outcomes, *golden.outcomes)):
+        return
+    if not result.artifacts or result.artifacts.get("error"):
+        return
+    media_key = media_key_of(ctx.settings.report_dir, state.nodeid)
+    if media_key is None:
+        return
+    ev = {k: v for k, v in (result.evaluation or {}).items() if k != "truth"}
+    ev["metric_seconds"] = {k: 0.0 for k in ev.get("metric_seconds") or {}}
+    families = list(evaluation.results)
+    ev["cached_metrics"] = families
+    ctx.stores.evaluations.put_remembered(state.remembered_key, {
+        "format": REMEMBERED_FORMAT, "evaluation": ev, "families": families,
+        "evaluation_outcomes": [o.to_dict() for o in evaluation.outcomes],
+        "golden_outcomes": [o.to_dict() for o in golden.outcomes], "warnings": list(golden.warnings),
+        "baseline": jsonable(golden.info), "candidate": golden.candidate,
+        "artifacts": result.artifacts, "media_key": media_key})
+
+
+def _recalled(ctx: ItemContext, state: ItemState, warn: Callable[[str], None] | None) -> ItemVerdict:
+    """Step 4 for a remembered item: the earlier run's outcomes (with the clip's own checks made now)."""
+    from pytest_ltx.runner import clip_outcomes
+
+    v = state.remembered
+    run = state.run
+    assert v is not None and run is not None
+    outcomes = [Outcome.from_dict(d) for d in v["evaluation_outcomes"]] + clip_outcomes(run, state.spec, ctx)
+    outcomes += [Outcome.from_dict(d) for d in v["golden_outcomes"]]
+    warnings = [f"{state.key.name}: {w}" for w in v["warnings"] if not w.startswith(_SESSION_WARNINGS)]
+    for w in warnings:
+        if warn is not None:
+            warn(w)
+    state.candidate = v.get("candidate")
+    failed = any(o.failed for o in outcomes)
+    result = make_result(ctx, state, "failed" if failed else "passed", outcomes=outcomes,
+                         timings={"metrics_s": 0.0, "metrics_cached": list(v["families"]), "remembered": True},
+                         baseline=v["baseline"], evaluation=dict(v["evaluation"]))
+    state.result = replace(result, artifacts=v["artifacts"])
+    return ItemVerdict(state.result, outcomes, warnings)
 
 
 # -- calibration ------------------------------------------------------------------------------------------
@@ -221,6 +343,8 @@ def check(ctx: ItemContext, state: ItemState, *, warn: Callable[[str], None] | N
         o = Outcome("budget.vram_plan", Status.FAILED, str(state.unmet), details={"plan": state.unmet.plan})
         state.result = make_result(ctx, state, "failed", outcomes=[o])
         return ItemVerdict(state.result, [o])
+    if state.remembered is not None:
+        return _recalled(ctx, state, warn)
     from pytest_ltx.runner import clip_outcomes
 
     run, evaluation = state.run, state.evaluation
@@ -238,6 +362,7 @@ def check(ctx: ItemContext, state: ItemState, *, warn: Callable[[str], None] | N
                                         "metrics_cached": list(evaluation.cached)},
                                baseline=golden.info)
     state.result = write_media(ctx, state, state.result)
+    _remember(ctx, state, evaluation, golden)
     return ItemVerdict(state.result, outcomes, warnings)
 
 
@@ -266,8 +391,9 @@ def write_media(ctx: ItemContext, state: ItemState, result: ItemResult) -> ItemR
 # -- the result ---------------------------------------------------------------------------------------------
 def make_result(ctx: ItemContext, state: ItemState, status: str, *, outcomes: list[Outcome] | None = None,
                 error: str | None = None, timings: dict[str, Any] | None = None,
-                baseline: dict[str, Any] | None = None) -> ItemResult:
-    """The item's entry in results.json from what the steps produced so far."""
+                baseline: dict[str, Any] | None = None, evaluation: dict[str, Any] | None = None) -> ItemResult:
+    """The item's entry in results.json from what the steps produced so far (``evaluation``: the JSON form
+    of a remembered evaluation, when this run measured nothing)."""
     from pytest_ltx.outcome import failure_kind
 
     run = state.run
@@ -286,7 +412,8 @@ def make_result(ctx: ItemContext, state: ItemState, status: str, *, outcomes: li
         if plan:  # planned vs measured peak, side by side
             t["planned_peak_vram_gb"] = plan.get("planned_peak_gb")
     t.update(timings or {})
-    evaluation = state.evaluation.to_dict() if state.evaluation is not None else None
+    if state.evaluation is not None:
+        evaluation = state.evaluation.to_dict()
     if evaluation is not None:
         evaluation.pop("outcomes", None)  # kept once, at the item level
         if run is not None and run.truth is not None:

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from pytest_ltx.baseline import BaselineRecord
     from pytest_ltx.media import Clip
 
-__all__ = ["MEDIA_DIR", "MAX_CLIP_COPY_BYTES", "ReportFrames", "ReportMediaConsumer", "item_media_dir", "media_consumer",
-           "write_item_media"]
+__all__ = ["MEDIA_DIR", "MAX_CLIP_COPY_BYTES", "ReportFrames", "ReportMediaConsumer", "intact_media", "item_media_dir",
+           "media_consumer", "media_key_of", "write_item_media"]
 
 MEDIA_DIR = "media"
 #: a clip larger than this is linked where it lies instead of being copied beside the report
@@ -311,6 +311,24 @@ def _media_key(nodeid: str, frames: ReportFrames, mp4: Path | None, evaluation: 
         add(list(map(int, baseline.keyframe_frames)))
         add(np.asarray(baseline.thumbnails))
     return h.hexdigest()
+
+
+def intact_media(report_dir: Path, nodeid: str, key: Any) -> dict[str, Any] | None:
+    """The manifest of the item's media folder when it was written from the inputs ``key`` names (a
+    :func:`media_key_of` of an earlier run) and every file it lists is still there; else None."""
+    if not isinstance(key, str):
+        return None
+    return _written(item_media_dir(report_dir, nodeid), Path(report_dir), key)
+
+
+def media_key_of(report_dir: Path, nodeid: str) -> str | None:
+    """The inputs' key the item's media folder was last written from (its ``media.json``), or None."""
+    try:
+        rec = json.loads((item_media_dir(report_dir, nodeid) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    key = rec.get("key") if isinstance(rec, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def _written(d: Path, report_dir: Path, key: str) -> dict[str, Any] | None:
