@@ -8,7 +8,9 @@
    the comparison with the baseline or the record to write (``golden.py``), the result and its media.
 
 :func:`prepare` runs 1–3 (an :class:`~pytest_ltx.runner.InfraError` there is a pytest *error*), :func:`check`
-runs 4 (a failed outcome there is a pytest *failure*). ``--ltx-calibrate N`` runs go through the same
+runs 4 (a failed outcome there is a pytest *failure*). Between 1 and 2, :func:`recall` looks for the
+conclusion an earlier run reached from exactly the same inputs (:func:`remembered_key`); when there is one,
+2–3 are skipped and 4 restates it, making only the checks of how the clip was made afresh. ``--ltx-calibrate N`` runs go through the same
 :func:`measure` and record building (:func:`calibration_records`). Each step takes the item's
 :class:`ItemState` and an :class:`~pytest_ltx.item.ItemContext`, never the pytest session.
 """
@@ -222,8 +224,8 @@ def remembered_key(ctx: ItemContext, state: ItemState) -> str | None:
 def recall(ctx: ItemContext, state: ItemState) -> bool:
     """Whether an earlier run measured and compared this item with exactly these inputs, and its report
     media are still in place: then steps 2–3 are skipped and :func:`check` restates that run's conclusion
-    (nothing is decoded, loaded or compared). Timing-dependent checks (export, budget, determinism) are
-    always made afresh."""
+    (nothing is decoded, loaded or compared). The checks of how the clip was made (export, budget,
+    determinism) are always made afresh."""
     state.remembered_key = key = remembered_key(ctx, state)
     if key is None:
         return False
