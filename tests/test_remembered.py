@@ -112,3 +112,37 @@ def test_a_missing_baseline_is_looked_for_every_run(pytester: pytest.Pytester) -
     run(pytester).assert_outcomes(passed=2)
     run(pytester).assert_outcomes(passed=2)
     assert remembered(pytester) == {"a": True, "b": True}
+
+
+def test_other_library_or_code_versions_and_a_corrupt_entry_measure_again(pytester: pytest.Pytester,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    # the module the inner runs use (an in-process run before may have dropped and re-imported it)
+    evalcache = importlib.import_module("pytest_ltx.evalcache")
+    write_spec(pytester, cards(b=None))
+    run(pytester, "--ltx-create-missing").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+    assert remembered(pytester) == {"a": True}
+    real = evalcache._library_versions()
+    with monkeypatch.context() as m:
+        m.setattr(evalcache, "_library_versions", lambda: {**real, "numpy": "0.0.1"})
+        run(pytester).assert_outcomes(passed=1)
+        assert remembered(pytester) == {"a": False}
+    with monkeypatch.context() as m:
+        m.setattr(evalcache, "code_digest", lambda: "0" * 64)
+        run(pytester).assert_outcomes(passed=1)
+        assert remembered(pytester) == {"a": False}
+    # (the other code digest drew the test card again: a new file, so its media are checked once more)
+    run(pytester).assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+    assert remembered(pytester) == {"a": True}
+    entries = sorted((pytester.path / ".ltx-cache" / "remembered").rglob("*.pkl"))
+    assert entries
+    for e in entries:
+        e.write_bytes(e.read_bytes()[:-20])  # truncated: a logged miss, removed, written again
+    run(pytester).assert_outcomes(passed=1)
+    assert remembered(pytester) == {"a": False}
+    run(pytester).assert_outcomes(passed=1)
+    assert remembered(pytester) == {"a": True}
