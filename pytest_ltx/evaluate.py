@@ -251,12 +251,6 @@ def evaluation_keys(media: "MediaSource", *, expect: Expectations | None, contex
 
 def _digest(clip: Any) -> str | None:
     """Content hash of a file source (video + separate audio), None for an in-memory clip (not cached)."""
-    from pytest_ltx.evalcache import file_digest
     from pytest_ltx.stream import MediaSource
 
-    if not isinstance(clip, MediaSource):
-        return None
-    d = file_digest(clip.path)
-    if clip.audio_path is not None:
-        d += "+" + file_digest(clip.audio_path)
-    return d
+    return clip.content_digest() if isinstance(clip, MediaSource) else None

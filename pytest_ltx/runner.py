@@ -429,7 +429,7 @@ def clip_outcomes(run: ClipRun, item: "ItemSpec", ctx: "ItemContext") -> list[Ou
         else:
             try:
                 facts = probe_export_cached(run.mp4, audio_path=item.audio_path, cache=ctx.stores.evaluations,
-                                            refresh=ctx.settings.no_cache)
+                                            refresh=ctx.settings.no_cache, source=run.media)
             except ClipReadError as err:
                 out.append(Outcome("export.probe", Status.ERROR, str(err)))
             else:

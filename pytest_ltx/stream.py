@@ -57,6 +57,20 @@ class MediaSource:
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "audio_path": None if self.audio_path is None else str(self.audio_path)}
 
+    def content_digest(self) -> str:
+        """sha256 of the video file's bytes (``+`` the separate audio file's): the clip's identity in the
+        evaluation cache. Hashed once per source object — an item keeps one for its whole life, and every
+        look-up of the item (its remembered conclusion, each metric, the export probe) asks for it."""
+        d = self.__dict__.get("_content_digest")
+        if d is None:
+            from pytest_ltx.evalcache import file_digest
+
+            d = file_digest(self.path)
+            if self.audio_path is not None:
+                d += "+" + file_digest(self.audio_path)
+            object.__setattr__(self, "_content_digest", d)
+        return d
+
 
 @dataclass(frozen=True)
 class StreamInfo:

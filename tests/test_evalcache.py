@@ -182,3 +182,25 @@ def test_refresh_recomputes_and_updates(card: Path, tmp_path: Path, monkeypatch)
     assert first.cached == () and len(_entries(tmp_path)) == 1
     assert evaluate(MediaSource(card), metrics=["motion"], cache=cache, refresh=True).cached == ()
     assert evaluate(MediaSource(card), metrics=["motion"], cache=cache).cached == ("motion",)
+
+
+def test_a_source_hashes_its_files_once_and_a_new_source_sees_new_bytes(card: Path, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """An item's source is hashed once however many look-ups ask (its remembered conclusion, each metric,
+    the export probe); the next run's source object hashes the files again, so rewritten bytes are seen."""
+    import shutil
+
+    clip = Path(shutil.copy(card, tmp_path / "clip.mp4"))
+    hashed: list[str] = []
+    real = evalcache.file_digest
+    monkeypatch.setattr(evalcache, "file_digest", lambda p: (hashed.append(str(p)), real(p))[1])
+    src = MediaSource(clip)
+    cache = EvaluationCache(tmp_path / "c")
+    first = src.content_digest()
+    evaluate(src, metrics=["structural"], cache=cache)
+    from pytest_ltx.expect.export import probe_export_cached
+
+    probe_export_cached(clip, cache=cache, source=src)
+    assert hashed == [str(clip)] and src.content_digest() == first
+    clip.write_bytes(clip.read_bytes()[:-100])
+    assert MediaSource(clip).content_digest() != first and len(hashed) == 2

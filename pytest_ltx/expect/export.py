@@ -31,6 +31,7 @@ from ._base import ExpectModel
 
 if TYPE_CHECKING:
     from pytest_ltx.evalcache import EvaluationCache
+    from pytest_ltx.stream import MediaSource
 
 __all__ = ["ColorTags", "ExportExpect", "ExportFacts", "EXPORT_PRESETS", "check_export", "probe_export",
            "probe_export_cached"]
@@ -266,19 +267,22 @@ PROBE_FORMAT = 1
 
 
 def probe_export_cached(path: os.PathLike[str] | str, *, audio_path: os.PathLike[str] | str | None = None,
-                        cache: "EvaluationCache | None" = None, refresh: bool = False) -> ExportFacts:
+                        cache: "EvaluationCache | None" = None, refresh: bool = False,
+                        source: "MediaSource | None" = None) -> ExportFacts:
     """:func:`probe_export` through the evaluation cache: the facts are a function of the files' bytes (and
     the file name's suffix, which names a container), so a warm rerun neither demuxes nor imports PyAV.
-    A file that cannot be probed raises and is never cached."""
+    A file that cannot be probed raises and is never cached. ``source``: the same files as a stream source,
+    whose content digest (already taken for the metrics) is then not taken again."""
     if cache is None:
         return probe_export(path, audio_path=audio_path)
     from dataclasses import replace
 
-    from pytest_ltx.evalcache import file_digest
+    from pytest_ltx.stream import MediaSource
 
-    p = Path(path)
-    digest = file_digest(p) + ("" if audio_path is None else "+" + file_digest(audio_path))
-    key = cache.key(digest, "export-probe", {"format": PROBE_FORMAT, "suffix": p.suffix.lower()})
+    p, audio = Path(path), None if audio_path is None else Path(audio_path)
+    if source is None or (source.path, source.audio_path) != (p, audio):
+        source = MediaSource(p, audio)
+    key = cache.key(source.content_digest(), "export-probe", {"format": PROBE_FORMAT, "suffix": p.suffix.lower()})
     hit = None if refresh else cache.get(key)
     if hit is not None and isinstance(hit[0], ExportFacts):
         return replace(hit[0], path=str(p))  # the same bytes elsewhere: the facts name this file

@@ -279,10 +279,7 @@ def _recalled(ctx: ItemContext, state: ItemState, warn: Callable[[str], None] | 
     assert v is not None and run is not None
     outcomes = [Outcome.from_dict(d) for d in v["evaluation_outcomes"]] + clip_outcomes(run, state.spec, ctx)
     outcomes += [Outcome.from_dict(d) for d in v["golden_outcomes"]]
-    warnings = [f"{state.key.name}: {w}" for w in v["warnings"] if not w.startswith(_SESSION_WARNINGS)]
-    for w in warnings:
-        if warn is not None:
-            warn(w)
+    warnings = _item_warnings(state, v["warnings"], warn)
     state.candidate = v.get("candidate")
     failed = any(o.failed for o in outcomes)
     result = make_result(ctx, state, "failed" if failed else "passed", outcomes=outcomes,
@@ -354,10 +351,7 @@ def check(ctx: ItemContext, state: ItemState, *, warn: Callable[[str], None] | N
     outcomes = list(evaluation.outcomes) + clip_outcomes(run, state.spec, ctx)
     golden = compare_with_baseline(ctx, state)
     outcomes += golden.outcomes
-    warnings = [f"{state.key.name}: {w}" for w in golden.warnings if not w.startswith(_SESSION_WARNINGS)]
-    for w in warnings:
-        if warn is not None:
-            warn(w)
+    warnings = _item_warnings(state, golden.warnings, warn)
     failed = any(o.failed for o in outcomes)
     state.result = make_result(ctx, state, "failed" if failed else "passed", outcomes=outcomes,
                                timings={"metrics_s": round(state.metric_s, 4),
@@ -366,6 +360,16 @@ def check(ctx: ItemContext, state: ItemState, *, warn: Callable[[str], None] | N
     state.result = write_media(ctx, state, state.result)
     _remember(ctx, state, evaluation, golden)
     return ItemVerdict(state.result, outcomes, warnings)
+
+
+def _item_warnings(state: ItemState, golden_warnings: list[str], warn: Callable[[str], None] | None) -> list[str]:
+    """The golden step's warnings shown on the item (told to ``warn`` as well); the environment one is
+    summarised once per session instead."""
+    warnings = [f"{state.key.name}: {w}" for w in golden_warnings if not w.startswith(_SESSION_WARNINGS)]
+    for w in warnings:
+        if warn is not None:
+            warn(w)
+    return warnings
 
 
 def write_media(ctx: ItemContext, state: ItemState, result: ItemResult) -> ItemResult:
