@@ -237,6 +237,8 @@ class BaselineStore:
         vouch for (none at all, a flush in progress, a symlink, a store or folder that escapes)."""
         import stat
 
+        from pytest_ltx.cache import sha256_file
+
         d = self.path_for(item_key, model_key)
         try:
             self._check_confined(d)
@@ -247,7 +249,7 @@ class BaselineStore:
                 p = d / name
                 if not stat.S_ISREG(os.lstat(p).st_mode):
                     return None
-                h.update(name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+                h.update(f"{name}\0{sha256_file(p)}\0".encode())  # in chunks: a PR can commit a huge file
         except (OSError, BaselineError):
             return None
         return h.hexdigest()
