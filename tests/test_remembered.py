@@ -40,6 +40,7 @@ def test_a_warm_rerun_restates_the_verdict_until_an_input_changes(pytester: pyte
     assert remembered(pytester) == {"a": False, "b": False}
     run(pytester).assert_outcomes(passed=2)
     assert remembered(pytester) == {"a": True, "b": True}
+    assert "conclusion remembered from an earlier run" in (pytester.path / "ltx-report" / "index.html").read_text()
     again = items(pytester)
     for k in ("a", "b"):
         _same_verdict(compared[k], again[k])

@@ -145,7 +145,9 @@ def _params(r: ItemResult) -> list[tuple[str, str]]:
                     + (f", peak VRAM {t['peak_vram_gb']:.1f} GB" if isinstance(t.get("peak_vram_gb"), (int, float))
                        else ", peak VRAM not measured")))
     if isinstance(t.get("total_s"), (int, float)):
-        out.append(("item time", f"{t['total_s']:.2f} s (metrics {_fmt(t.get('metrics_s'))} s)"))
+        how = ("conclusion remembered from an earlier run with the same inputs" if t.get("remembered")
+               else f"metrics {_fmt(t.get('metrics_s'))} s")
+        out.append(("item time", f"{t['total_s']:.2f} s ({how})"))
     return out
 
 
