@@ -82,14 +82,15 @@ def read_durations(path: Path | None) -> dict[str, float]:
 
 def update_durations(path: Path, results: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """Merge this run's item durations into ``path`` (atomically). A cached render's duration does not
-    replace a stored one: the split must reflect what a cold shard costs."""
+    replace a stored one, nor does a remembered conclusion's: the split must reflect what a cold shard
+    costs."""
     data = read_durations(path)
     for r in results:
         t = r.get("timings") or {}
         total = t.get("total_s")
         if not isinstance(total, (int, float)):
             continue
-        if t.get("cached") and r["nodeid"] in data:
+        if (t.get("cached") or t.get("remembered")) and r["nodeid"] in data:
             continue
         data[r["nodeid"]] = round(float(total), 3)
     path = Path(path)

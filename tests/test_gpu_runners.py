@@ -479,6 +479,9 @@ def test_durations_file_keeps_cold_render_times(tmp_path: Path) -> None:
     update_durations(p, [{"nodeid": "a", "timings": {"total_s": 0.2, "cached": True}},
                          {"nodeid": "c", "timings": {"total_s": 0.5, "cached": True}}])
     assert read_durations(p) == {"a": 30.0, "c": 0.5}
+    # a test card (never a cached render) restated from its remembered conclusion
+    update_durations(p, [{"nodeid": "c", "timings": {"total_s": 0.01, "remembered": True}}])
+    assert read_durations(p) == {"a": 30.0, "c": 0.5}
     assert read_durations(tmp_path / "absent.json") == {}
 
 
