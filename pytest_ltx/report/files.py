@@ -13,7 +13,7 @@ from typing import BinaryIO, Callable
 from pytest_ltx.errors import ReportWriteError  # noqa: F401 (re-exported)
 from pytest_ltx.storage import atomic_file, file_mode
 
-__all__ = ["ReportWriteError", "file_mode", "media_name", "write_atomic", "copy_atomic"]
+__all__ = ["ReportFiles", "ReportWriteError", "file_mode", "media_name", "write_atomic", "copy_atomic"]
 
 
 def media_name(nodeid: str, max_slug: int = 48) -> str:
@@ -22,6 +22,41 @@ def media_name(nodeid: str, max_slug: int = 48) -> str:
     even when two spec folders hold files of the same name with the same clip ids."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", nodeid.rsplit("/", 1)[-1]).strip("-")[:max_slug].strip("-") or "item"
     return f"{slug}-{hashlib.sha256(nodeid.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+class ReportFiles:
+    """Report-relative file names (from a results file or a media manifest, which an untrusted run may have
+    edited) checked against the report folder: :meth:`file` is the real path of a regular file inside it,
+    or None — absolute names, ``..`` and symlinks leading out are refused. Each folder is resolved once
+    (a page links hundreds of files)."""
+
+    def __init__(self, report_dir: Path) -> None:
+        self.report_dir = Path(report_dir)
+        self.root = self.report_dir.resolve()
+        self._dirs: dict[str, Path] = {}
+
+    def file(self, rel: str) -> Path | None:
+        import os
+        import stat
+
+        head, _, name = rel.replace("\\", "/").rpartition("/")
+        if name in ("", ".", ".."):
+            return None
+        d = self._dirs.get(head)
+        if d is None:
+            d = self._dirs[head] = (self.report_dir / head).resolve()
+        p = d / name
+        try:
+            st = os.lstat(p)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):  # a file that is itself a symlink: resolved whole
+            p = p.resolve()
+            if not p.is_file():
+                return None
+        elif not stat.S_ISREG(st.st_mode):
+            return None
+        return p if p.is_relative_to(self.root) else None
 
 
 def _atomic(dst: Path, fill: Callable[[BinaryIO], None]) -> Path:

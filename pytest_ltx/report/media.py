@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from pytest_ltx.report.files import ReportWriteError, copy_atomic, file_mode, media_name, write_atomic
+from pytest_ltx.report.files import ReportFiles, ReportWriteError, copy_atomic, file_mode, media_name, write_atomic
 from pytest_ltx.report.keyframes import keyframe_indices
 from pytest_ltx.stream import Consumer, StreamFrame, StreamInfo
 
@@ -323,31 +323,33 @@ def intact_media(report_dir: Path, nodeid: str, key: Any) -> dict[str, Any] | No
 
 def media_key_of(report_dir: Path, nodeid: str) -> str | None:
     """The inputs' key the item's media folder was last written from (its ``media.json``), or None."""
-    try:
-        rec = json.loads((item_media_dir(report_dir, nodeid) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    key = rec.get("key") if isinstance(rec, dict) else None
-    return key if isinstance(key, str) else None
+    rec = _manifest(item_media_dir(report_dir, nodeid))
+    return rec["key"] if rec is not None else None
 
 
-def _written(d: Path, report_dir: Path, key: str) -> dict[str, Any] | None:
-    """The manifest of ``d`` when it was written from the same inputs and every file it names is there."""
+def _manifest(d: Path) -> dict[str, Any] | None:
+    """``d``'s media.json when it is well formed (a string key, an artifacts object), else None."""
     try:
         rec = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(rec, dict) or rec.get("key") != key or not isinstance(rec.get("artifacts"), dict):
+    if not isinstance(rec, dict) or not isinstance(rec.get("key"), str) or not isinstance(rec.get("artifacts"), dict):
+        return None
+    return rec
+
+
+def _written(d: Path, report_dir: Path, key: str) -> dict[str, Any] | None:
+    """The manifest of ``d`` when it was written from the same inputs and every file it names is there."""
+    rec = _manifest(d)
+    if rec is None or rec["key"] != key:
         return None
     out: dict[str, Any] = rec["artifacts"]
     names: list[Any] = [v for k, v in out.items() if k in ("clip", "strip", "signals") and isinstance(v, str)]
     names += [e.get("file") for k in ("keyframes", "ocr_frames") for e in out.get(k) or [] if isinstance(e, dict)]
     names += [v for k, v in (out.get("baseline_keyframes") or {}).items() if k != "frames" and isinstance(v, str)]
-    root = report_dir.resolve()
-    for n in names:
-        p = (report_dir / str(n)).resolve()
-        if not isinstance(n, str) or not p.is_relative_to(root) or not p.is_file():
-            return None
+    files = ReportFiles(report_dir)
+    if not all(isinstance(n, str) and files.file(n) is not None for n in names):
+        return None
     return out
 
 

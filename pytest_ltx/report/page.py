@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
-from pytest_ltx.report.files import media_name, write_atomic
+from pytest_ltx.report.files import ReportFiles, media_name, write_atomic
 from pytest_ltx.report.results import ItemResult, read_results
 
 __all__ = ["REPORT_FILE", "ReportBuild", "build_report", "render_report"]
@@ -57,9 +57,8 @@ class _Media:
         self.report_dir = report_dir
         self.page_dir = page_dir
         self.self_contained = self_contained
-        self._root = report_dir.resolve()  # resolved once: a page links hundreds of files
+        self._files = ReportFiles(report_dir)
         self._page = page_dir.resolve()
-        self._dirs: dict[str, Path] = {}
         self._links: dict[str, str | None] = {}
 
     def __call__(self, rel: str | None) -> str | None:
@@ -70,7 +69,7 @@ class _Media:
         return self._links[rel]
 
     def _link(self, rel: str) -> str | None:
-        p = self._confined(rel)
+        p = self._files.file(rel)  # an artifact path in a (possibly edited) results file never leaves the report
         if p is None:
             return None
         if self.self_contained:
@@ -79,32 +78,6 @@ class _Media:
         import os
 
         return quote(Path(os.path.relpath(p, self._page)).as_posix())
-
-    def _confined(self, rel: str) -> Path | None:
-        """The real path of a regular file ``rel`` names inside the report folder, else None: an artifact
-        path in a (possibly edited) results file never leaves the report folder. Each folder is resolved
-        once; a file that is itself a symlink is resolved whole."""
-        import os
-        import stat
-
-        head, _, name = rel.replace("\\", "/").rpartition("/")
-        if name in ("", ".", ".."):
-            return None
-        d = self._dirs.get(head)
-        if d is None:
-            d = self._dirs[head] = (self.report_dir / head).resolve()
-        p = d / name
-        try:
-            st = os.lstat(p)
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            p = p.resolve()
-            if not p.is_file():
-                return None
-        elif not stat.S_ISREG(st.st_mode):
-            return None
-        return p if p.is_relative_to(self._root) else None
 
 
 def _params(r: ItemResult) -> list[tuple[str, str]]:
